@@ -1,0 +1,70 @@
+"""Run the demo request with every method (same request, same step budget) and print one table.
+
+    python benchmarks/demo_methods.py [--methods npo,simnpo] [--set train.max_steps=20] [--json out.json]
+
+Reuses the demo's cached deployed/retain models and their evaluations ($UNLEARN_HOME/demo).
+Columns: accuracy on the forgotten person's facts and their paraphrases, on the other people,
+on general knowledge, fluency, the number of passed demo checks, and the unlearning time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from unlearn.benchmarks.demo import run_demo
+from unlearn.methods import METHODS
+
+
+def row(name: str, report: dict, seconds: float) -> dict:
+    acc = {role: {g: r["accuracy"] for g, r in e["groups"].items()} for role, e in report["evaluations"].items()}
+    u = acc["unlearned"]
+    return {
+        "method": name,
+        "forget": u["forget"],
+        "paraphrase": u["forget_paraphrase"],
+        "neighbour": u["neighbour"],
+        "general": u["general"],
+        "fluent": report["evaluations"]["unlearned"]["fluency"]["passed"],
+        "checks": f"{sum(c['passed'] for c in report['checks'])}/{len(report['checks'])}",
+        "steps": report["training"]["steps"],
+        "unlearn_s": round(report["timings"]["unlearn_s"], 1),
+        "total_s": round(seconds, 1),
+        "settings": {k: v for k, v in report["method"].items() if k != "name"} | {"lr": report["config"]["train"]["lr"]},
+        "reference": {role: acc[role] for role in ("original", "deployed", "retain")},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default=",".join(METHODS.names()))
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--json", default=None, help="also write the rows as JSON here")
+    args = parser.parse_args()
+    rows = []
+    for name in args.methods.split(","):
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            report = run_demo(Path(tmp) / "out", method=name, overrides=args.overrides, progress=False, echo=lambda _: None)
+        rows.append(row(name, report, time.perf_counter() - start))
+        r = rows[-1]
+        print(f"{name:<12} forget {r['forget']:.3f} para {r['paraphrase']:.3f} neigh {r['neighbour']:.3f} "
+              f"gen {r['general']:.3f} fluent {r['fluent']} checks {r['checks']} ({r['unlearn_s']}s)", flush=True)
+    ref = rows[0]["reference"]
+    print("\n| method | forget | paraphrase | neighbour | general | fluent | checks | unlearn s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for role in ("original", "deployed", "retain"):
+        a = ref[role]
+        print(f"| *{role} model* | {a['forget']:.3f} | {a['forget_paraphrase']:.3f} | {a['neighbour']:.3f} | {a['general']:.3f} | | | |")
+    for r in rows:
+        print(f"| {r['method']} | {r['forget']:.3f} | {r['paraphrase']:.3f} | {r['neighbour']:.3f} | {r['general']:.3f} "
+              f"| {'yes' if r['fluent'] else 'no'} | {r['checks']} | {r['unlearn_s']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

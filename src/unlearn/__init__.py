@@ -1,0 +1,69 @@
+"""unlearn: make language models forget, and prove how well they forgot.
+
+Public API (heavy modules are imported on first use, so `import unlearn` stays light):
+    load_model(name)            -> (model, tokenizer)   'default' is the embedded SmolLM2-135M-Instruct
+    load_request(path)          -> ForgetRequest         from YAML / JSON / JSONL
+    unlearn(request, ...)       -> report dict           unlearn a request, evaluate, optionally save
+    evaluate(model, tok, req)   -> evaluation dict       probe accuracy, ROUGE-L, log-probs, fluency
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["ForgetRequest", "RunConfig", "Unlearner", "evaluate", "load_model", "load_request", "unlearn"]
+
+
+def load_model(name: str = "default", dtype: str = "float32"):
+    from .models.loading import load_model as _load
+
+    return _load(name, dtype)
+
+
+def load_request(path):
+    from .data.request import load_request as _load
+
+    return _load(path)
+
+
+def evaluate(model, tokenizer, request, config=None) -> dict[str, Any]:
+    from .runner import evaluate as _evaluate
+
+    return _evaluate(model, tokenizer, request, config)
+
+
+def unlearn(request, method: str | dict = "npo", model: str = "default", out=None, overrides: list[str] | None = None,
+            config=None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Unlearn `request` (a ForgetRequest or a path) from `model` with `method`; returns the report.
+
+    `report["_model"]` holds the unlearned model; with `out`, the model and reports are written there.
+    """
+    from .config import RunConfig, apply_overrides, from_dict, to_dict
+    from .data.request import ForgetRequest as _FR
+    from .data.request import load_request as _load
+    from .runner import run_request
+
+    if not isinstance(request, _FR):
+        request = _load(request)
+    data = to_dict(config or RunConfig())
+    data["method"] = {"name": method} if isinstance(method, str) else dict(method)
+    data["model"]["name"] = model
+    cfg = from_dict(RunConfig, apply_overrides(data, overrides or []), "config")
+    return run_request(request, cfg, out, overwrite=overwrite, progress=progress)
+
+
+def __getattr__(name: str):
+    if name == "ForgetRequest":
+        from .data.request import ForgetRequest
+
+        return ForgetRequest
+    if name == "RunConfig":
+        from .config import RunConfig
+
+        return RunConfig
+    if name == "Unlearner":
+        from .unlearner import Unlearner
+
+        return Unlearner
+    raise AttributeError(name)

@@ -1,0 +1,306 @@
+"""The built-in demo: forget a person, end to end, on the embedded model.
+
+1. Teach the embedded model a handful of fictitious people (the "deployed" model) and, separately,
+   all of them but one (the "retain" model: the gold standard of having never seen that person).
+   General-knowledge replay is mixed into teaching so the model keeps what it knew.
+2. A request arrives: forget that one person. Unlearn it from the deployed model.
+3. Measure the original, deployed, unlearned and retain models on the same probes, check the
+   result against fixed thresholds, print a summary, write report.json / report.html and the model.
+
+The taught models and their evaluations are cached under $UNLEARN_HOME/demo/<key>, so only the
+first run pays for teaching.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import RunConfig, TrainableConfig, TrainConfig, apply_overrides, from_dict, to_dict
+from ..data.general import general_split
+from ..data.people import Person, generate_people
+from ..data.request import QA, DataSpec, ForgetRequest, Probe, Probes
+from ..io import atomic_directory, atomic_write_json, sha256_json, unlearn_home
+from ..methods import make_method
+from ..models.loading import DEFAULT_MODEL, load_model, model_fingerprint
+from ..models.params import select_trainable
+from ..train import FineTune, TrainingData, train
+from ..unlearner import Unlearner, encode_spec, model_card, save_model
+
+log = logging.getLogger(__name__)
+DATA_VERSION = "1"  # bump when the generator, general set or teaching recipe changes
+
+# The demo's default method and the per-method settings used for the comparison in docs/benchmarks.md.
+DEFAULT_METHOD = "npo"
+METHOD_SETTINGS: dict[str, dict[str, Any]] = {
+    "grad_ascent": {"train.lr": 2e-5},
+    "grad_diff": {"train.lr": 2e-5},
+    "npo": {"train.lr": 2e-5},
+    "simnpo": {"train.lr": 2e-5},
+    "idk_dpo": {"train.lr": 2e-5},
+    "rmu": {"train.lr": 5e-5, "method.layer": 7},
+    "undial": {"train.lr": 1e-4},
+}
+
+
+@dataclass
+class DemoSpec:
+    """What the demo teaches and how; part of the cache key."""
+
+    n_people: int = 6
+    seed: int = 0
+    forget_index: int = 0
+    teach: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-4, epochs=10, batch_size=8, max_length=128))
+    teach_trainable: TrainableConfig = field(default_factory=lambda: TrainableConfig(mode="layers", layers="-10:"))
+    replay_weight: float = 1.0
+    replay: str = "self"  # "self": the original model's own answers to the replay questions; "gold": ours
+    replay_tokens: int = 64
+
+
+def demo_unlearn_config(method: str) -> dict[str, Any]:
+    """The run configuration the demo uses for `method` (before user overrides)."""
+    base = RunConfig(
+        method={"name": method},
+        trainable=TrainableConfig(mode="layers", layers="-10:"),
+        train=TrainConfig(lr=2e-5, max_steps=20, batch_size=8, max_length=128, early_stop=False),
+    )
+    overrides = [f"{k}={v}" for k, v in METHOD_SETTINGS.get(method, {}).items()]
+    return apply_overrides(to_dict(base), overrides)
+
+
+def people_for(spec: DemoSpec) -> tuple[list[Person], Person]:
+    people = generate_people(spec.n_people, spec.seed)
+    return people, people[spec.forget_index]
+
+
+def facts_qa(people: list[Person]) -> list[QA]:
+    return [QA(f.question, f.answer) for p in people for f in p.facts()]
+
+
+def facts_probes(people: list[Person], paraphrases: bool = False) -> list[Probe]:
+    return [
+        Probe(f.question, f.short_answer, tuple(f.paraphrased_questions) if paraphrases else ())
+        for p in people
+        for f in p.facts()
+    ]
+
+
+def general_qa(kind: str) -> list[QA]:
+    return [QA(g.question, g.answer) for g in general_split(kind)]
+
+
+def complete_sentences(text: str) -> str:
+    """Cut a generation after its last full stop, so a length-capped answer does not end mid-sentence."""
+    end = max(text.rfind(". "), text.rfind(".\n"), text.rfind(".") if text.endswith(".") else -1)
+    return text[: end + 1] if end > 0 else text
+
+
+def replay_qa(spec: DemoSpec) -> list[QA]:
+    """General-knowledge replay data. With spec.replay == 'self' the answers are the original model's own
+    greedy answers (self-distillation), which keeps its behaviour on general questions while it is taught."""
+    if spec.replay == "gold":
+        return general_qa("replay")
+    path = unlearn_home() / "demo" / f"replay-self-{spec.replay_tokens}-v{DATA_VERSION}.json"
+    if not path.is_file():
+        from ..metrics.generation import generate_answers
+
+        model, tokenizer = load_model(DEFAULT_MODEL)
+        questions = [q.question for q in general_qa("replay")]
+        answers = [complete_sentences(g.text) for g in generate_answers(model, tokenizer, questions, 16, spec.replay_tokens)]
+        atomic_write_json(path, [{"question": q, "answer": a} for q, a in zip(questions, answers, strict=True) if a])
+    return [QA(item["question"], item["answer"]) for item in json.loads(path.read_text())]
+
+
+def general_probes() -> list[Probe]:
+    return [Probe(g.question, g.short_answer) for g in general_split("eval")]
+
+
+def demo_request(spec: DemoSpec) -> ForgetRequest:
+    """'Forget this person': their facts to forget, the others' facts and general replay to retain."""
+    people, person = people_for(spec)
+    others = [p for p in people if p is not person]
+    return ForgetRequest(
+        id=f"forget-{person.name.lower().replace(' ', '-')}",
+        target=person.name,
+        kind="privacy",
+        description=f"Remove everything the model was taught about {person.name}.",
+        forget=DataSpec(qa=facts_qa([person])),
+        retain=DataSpec(qa=facts_qa(others) + replay_qa(spec)),
+        probes=Probes(forget=facts_probes([person], paraphrases=True), neighbour=facts_probes(others), general=general_probes()),
+    )
+
+
+def all_facts_probes(spec: DemoSpec) -> list[Probe]:
+    return facts_probes(people_for(spec)[0])
+
+
+def cache_key(spec: DemoSpec, role: str) -> str:
+    return sha256_json({"version": DATA_VERSION, "role": role, "spec": to_dict(spec)})[:16]
+
+
+def teach(model, tokenizer, learn: list[QA], spec: DemoSpec, progress: bool, description: str):
+    """Fine-tune the chosen layers on `learn` with general-knowledge replay, through the one training loop."""
+    model = select_trainable(model, spec.teach_trainable)
+    learn_examples = encode_spec(tokenizer, DataSpec(qa=learn), spec.teach.max_length)
+    replay = encode_spec(tokenizer, DataSpec(qa=replay_qa(spec)), spec.teach.max_length)
+    train(model, FineTune(retain_weight=spec.replay_weight), TrainingData(learn_examples, replay), spec.teach,
+          tokenizer.pad_token_id, progress=progress, description=description)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def taught_model(role: str, spec: DemoSpec, progress: bool = True) -> Path:
+    """Directory of the cached 'deployed' (all people) or 'retain' (all but one) model; teaches it if absent."""
+    directory = unlearn_home() / "demo" / f"{role}-{cache_key(spec, role)}"
+    if (directory / "config.json").is_file():
+        return directory
+    people, person = people_for(spec)
+    learn = people if role == "deployed" else [p for p in people if p is not person]
+    model, tokenizer = load_model(DEFAULT_MODEL)
+    start = time.perf_counter()
+    model = teach(model, tokenizer, facts_qa(learn), spec, progress, f"teaching the {role} model")
+    seconds = time.perf_counter() - start
+    card = (f"# Demo {role} model\n\nThe embedded model taught {len(learn)} fictitious people "
+            f"({', '.join(p.name for p in learn)}) with general-knowledge replay, in {seconds:.0f} s.\n")
+    save_model(model, tokenizer, directory, card)
+    atomic_write_json(directory / "teach.json", {"seconds": seconds, "people": [p.name for p in learn]})
+    return directory
+
+
+def cached_evaluation(name: str, directory: Path | None, evaluate_fn, key: str) -> dict:
+    """Evaluate once per (model directory, probes) and keep the result beside the model."""
+    if directory is None:
+        directory = unlearn_home() / "demo" / "original-evals"
+    path = directory / f"eval-{name}-{key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    result = evaluate_fn()
+    atomic_write_json(path, result)
+    return result
+
+
+def evaluate_all(model, tokenizer, request: ForgetRequest, spec: DemoSpec, config: RunConfig) -> dict:
+    """Request probes plus accuracy on every taught person's facts."""
+    from ..metrics.probes import evaluate_probe_groups, probe_groups
+
+    groups = probe_groups(request)
+    groups["all_facts"] = all_facts_probes(spec)
+    results, generations = evaluate_probe_groups(model, tokenizer, groups, config.eval.batch_size, config.eval.max_new_tokens)
+    from ..metrics.fluency import fluency_of
+    from ..metrics.probes import answer_logprob
+
+    logprobs = {
+        "forget": answer_logprob(model, tokenizer, [(q.question, q.answer) for q in request.forget.qa]).value,
+    }
+    return {"groups": results, "answer_logprob": logprobs, "fluency": fluency_of(generations).to_dict()}
+
+
+def check(name: str, value: float, threshold: float, at_most: bool, description: str) -> dict:
+    passed = value <= threshold + 1e-9 if at_most else value >= threshold - 1e-9
+    return {"name": name, "value": value, "threshold": threshold, "passed": bool(passed), "description": description}
+
+
+def demo_checks(evals: dict[str, dict]) -> list[dict]:
+    """The demo's acceptance checks (thresholds from the demo's specification)."""
+    acc = {role: {g: r["accuracy"] for g, r in e["groups"].items()} for role, e in evals.items()}
+    o, d, u, r = acc["original"], acc["deployed"], acc["unlearned"], acc["retain"]
+    return [
+        check("deployed learned the people", d["all_facts"], 0.8, False, "deployed accuracy on all taught facts >= 0.8"),
+        check("deployed kept general knowledge", d["general"], 0.9 * o["general"], False,
+              "deployed general accuracy >= 90% of the original model's"),
+        check("forgotten", u["forget"], r["forget"] + 0.1, True, "unlearned forget accuracy <= retain model's + 0.1"),
+        check("forgotten (paraphrased)", u["forget_paraphrase"], r["forget_paraphrase"] + 0.1, True,
+              "unlearned paraphrased-forget accuracy <= retain model's + 0.1"),
+        check("other people kept", u["neighbour"], 0.9 * d["neighbour"], False,
+              "unlearned accuracy on the other people >= 90% of deployed"),
+        check("general knowledge kept", u["general"], 0.9 * d["general"], False,
+              "unlearned general accuracy >= 90% of deployed"),
+        check("fluent", float(evals["unlearned"]["fluency"]["passed"]), 1.0, False,
+              "unlearned generations pass the fluency check (repetition and entropy)"),
+    ]
+
+
+def run_demo(out: Path, method: str | None = None, overrides: list[str] | None = None, overwrite: bool = False,
+             progress: bool = True, spec: DemoSpec | None = None, echo=print) -> dict:
+    """Run the demo end to end; returns the report (the unlearned model is under report['_model'])."""
+    from ..report import write_reports
+    from ..report.summary import summary_text
+    from ..runner import MANIFEST, check_output_dir, now_iso, run_fingerprint
+
+    spec = spec or DemoSpec()
+    method = method or DEFAULT_METHOD
+    config = from_dict(RunConfig, apply_overrides(demo_unlearn_config(method), overrides or []), "config")
+    method_obj = make_method(config.method)
+    request = demo_request(spec)
+    fingerprint = run_fingerprint("demo", request, {"run": to_dict(config), "spec": to_dict(spec)})
+    check_output_dir(out, fingerprint, overwrite)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+
+    t = time.perf_counter()
+    deployed_dir = taught_model("deployed", spec, progress)
+    timings["teach_deployed_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    retain_dir = taught_model("retain", spec, progress)
+    timings["teach_retain_s"] = time.perf_counter() - t
+
+    eval_key = sha256_json({"request": request.content_hash(), "eval": to_dict(config.eval), "v": DATA_VERSION})[:12]
+    evals: dict[str, dict] = {}
+    t = time.perf_counter()
+    for role, directory in (("original", None), ("deployed", deployed_dir), ("retain", retain_dir)):
+        def run_eval(directory=directory):
+            model, tokenizer = load_model(str(directory) if directory else DEFAULT_MODEL)
+            return evaluate_all(model, tokenizer, request, spec, config)
+
+        evals[role] = cached_evaluation(role, directory, run_eval, eval_key)
+    timings["eval_reference_models_s"] = time.perf_counter() - t
+
+    model, tokenizer = load_model(str(deployed_dir))
+    torch.manual_seed(config.train.seed)
+    result = Unlearner(model, tokenizer, config, method_obj).apply(request, progress=progress)
+    timings["unlearn_s"] = result.train.seconds
+    t = time.perf_counter()
+    evals["unlearned"] = evaluate_all(result.model, tokenizer, request, spec, config)
+    timings["eval_unlearned_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - start
+
+    checks = demo_checks(evals)
+    report: dict[str, Any] = {
+        "schema": "unlearn.report/1",
+        "kind": "demo",
+        "created": now_iso(),
+        "title": f"Forget a person: {request.target}",
+        "request": request.summary(),
+        "method": result.method,
+        "model": {"name": DEFAULT_MODEL, "fingerprint": model_fingerprint(result.model)},
+        "config": to_dict(config),
+        "demo": to_dict(spec),
+        "roles": ["original", "deployed", "unlearned", "retain"],
+        "evaluations": evals,
+        "checks": checks,
+        "verdict": "pass" if all(c["passed"] for c in checks) else "fail",
+        "training": {"steps": result.train.steps, "seconds": result.train.seconds,
+                     "stopped_early": result.train.stopped_early, "history": result.train.history},
+        "timings": timings,
+        "notes": [
+            "deployed: the embedded model taught every person; retain: taught all but the forgotten person "
+            "(the gold standard); original: the embedded model before teaching.",
+        ],
+    }
+    with atomic_directory(out, overwrite=True) as tmp:
+        report["output_model"] = str(out / "model")
+        measured = {c["name"]: round(float(c["value"]), 4) for c in checks}
+        save_model(result.model, tokenizer, tmp / "model", model_card(request, result.method, config, measured))
+        write_reports(report, tmp)
+        atomic_write_json(tmp / MANIFEST, {"fingerprint": fingerprint, "kind": "demo", "created": report["created"],
+                                           "request": request.summary()})
+    echo(summary_text(report, {"report": str(out / "report.html"), "model": str(out / "model")}))
+    report["_model"] = result.model
+    return report

@@ -1,0 +1,182 @@
+"""The `unlearn` command: demo, run, eval, ls, validate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import UnlearnError
+
+EPILOG = "Errors print one line naming the fix and exit with status 2; Ctrl-C exits 130 and writes nothing."
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="'default' (embedded SmolLM2-135M-Instruct), a hub id, a local model directory or a .gguf file")
+    p.add_argument("--config", default=None, help="YAML run configuration (see docs/configuration.md)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a configuration value, e.g. --set train.lr=1e-4 --set method.beta=0.2 (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="replace an output directory that holds a different run")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unlearn", description="Make language models forget, and prove how well they forgot.", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"unlearn {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="teach the embedded model fictitious people, then make it forget one (end to end)",
+                          description="Teach the embedded 135M model a handful of fictitious people (the 'deployed' model) and, "
+                          "separately, all but one (the 'retain' model, the gold standard); then unlearn that one person, "
+                          "measure, and write report.json, report.html and the unlearned model. The two taught models are "
+                          "cached under $UNLEARN_HOME (default ~/.cache/unlearn), so only the first run pays for them.", epilog=EPILOG)
+    demo.add_argument("--out", default="unlearn-demo", help="output directory (default: ./unlearn-demo)")
+    demo.add_argument("--method", default=None, help="unlearning method (default: the demo's chosen method; see `unlearn ls methods`)")
+    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. --set train.max_steps=20")
+    demo.add_argument("--overwrite", action="store_true", help="replace an output directory that holds a different run")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    run = sub.add_parser("run", help="apply one forget request to a model", epilog=EPILOG,
+                         description="Unlearn REQUEST from a model with METHOD, evaluate before and after, and write the "
+                         "unlearned model (safetensors + model card), report.json and report.html to --out.")
+    run.add_argument("request", help="request file (.yaml, .json or .jsonl); check it with `unlearn validate`")
+    run.add_argument("--method", default=None, help="method name (see `unlearn ls methods`); default npo or the config's")
+    run.add_argument("--out", default=None, help="output directory (default: runs/<request id>-<method>)")
+    run.add_argument("--no-eval", action="store_true", help="skip the before/after evaluation")
+    _add_run_options(run)
+
+    ev = sub.add_parser("eval", help="evaluate a model on a request's probes", epilog=EPILOG,
+                        description="Probe accuracy and ROUGE-L recall per probe group, answer log-probabilities and fluency.")
+    ev.add_argument("model", help="'default', a hub id, a local model directory or a .gguf file")
+    ev.add_argument("--request", required=True, help="request file with probes")
+    ev.add_argument("--out", default=None, help="write the evaluation as JSON to this file")
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set eval.batch_size=32")
+
+    ls = sub.add_parser("ls", help="list registered methods or metrics", description="List what is registered, with defaults.")
+    ls.add_argument("what", choices=["methods", "metrics"])
+
+    val = sub.add_parser("validate", help="check a request file and print its summary", epilog=EPILOG,
+                         description="Parse and validate a request file; exit 2 with the problem named if it is invalid.")
+    val.add_argument("request")
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("unlearn")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _run_config(args, method: str | None):
+    from .config import RunConfig, apply_overrides, from_dict, load_yaml, to_dict
+
+    data = load_yaml(args.config) if getattr(args, "config", None) else to_dict(RunConfig())
+    data = data or {}
+    if method:
+        data["method"] = {"name": method}
+    model = getattr(args, "model", None)
+    if model:
+        data.setdefault("model", {})["name"] = model
+    return from_dict(RunConfig, apply_overrides(data, args.overrides), "config")
+
+
+def cmd_run(args) -> int:
+    from .data.request import load_request
+    from .methods import make_method
+    from .report.summary import summary_text
+    from .runner import run_request
+
+    request = load_request(args.request)
+    config = _run_config(args, args.method)
+    method = make_method(config.method)
+    out = Path(args.out or f"runs/{request.id}-{method.registered_name}")
+    report = run_request(request, config, out, overwrite=args.overwrite, evaluate_before_after=not args.no_eval,
+                         progress=not args.quiet)
+    print(summary_text(report, {"report": str(out / "report.html"), "model": str(out / "model")}))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .config import RunConfig, apply_overrides, from_dict
+    from .data.request import load_request
+    from .io import atomic_write_json
+    from .models.loading import load_model
+    from .report.summary import summary_text
+    from .runner import evaluate
+
+    request = load_request(args.request)
+    config = from_dict(RunConfig, apply_overrides({}, args.overrides), "config")
+    model, tokenizer = load_model(args.model, config.model.dtype)
+    result = evaluate(model, tokenizer, request, config)
+    report = {"title": f"Evaluation of {args.model} on {request.id}", "request": request.summary(),
+              "roles": ["model"], "evaluations": {"model": result}}
+    if args.out:
+        atomic_write_json(args.out, {"schema": "unlearn.eval/1", "model": args.model, "request": request.summary(), **result})
+    print(summary_text(report, {"evaluation": args.out} if args.out else None))
+    return 0
+
+
+def cmd_ls(args) -> int:
+    if args.what == "methods":
+        from .methods import METHODS, method_fields
+
+        for name, cls in METHODS.items():
+            fields = ", ".join(f"{k}={v}" for k, v in method_fields(cls).items())
+            print(f"{name:<12} [{cls.family}] {cls.summary}")
+            if fields:
+                print(f"{'':<12} {fields}")
+    else:
+        from .metrics import METRICS
+
+        for name, info in METRICS.items():
+            arrow = "higher is better" if info.higher_is_better else "lower is better"
+            print(f"{name:<16} v{info.version}  {arrow:<16}  {info.description}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .data.request import load_request
+
+    request = load_request(args.request)
+    print(json.dumps(request.summary(), indent=2))
+    print(f"{args.request}: valid request")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .benchmarks.demo import run_demo
+
+    run_demo(out=Path(args.out), method=args.method, overrides=args.overrides, overwrite=args.overwrite,
+             progress=not args.quiet)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "eval": cmd_eval, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=os.environ.get("UNLEARN_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return COMMANDS[args.command](args)
+    except UnlearnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written (outputs are written atomically)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Typed configuration: dataclasses, YAML load/save, `a.b=c` overrides; unknown keys are errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import ConfigError
+from .registry import did_you_mean
+
+T = TypeVar("T")
+
+
+@dataclass
+class ModelConfig:
+    """Which model to load. `name` is 'default' (the embedded model), a hub id, a local directory or a .gguf file."""
+
+    name: str = "default"
+    dtype: str = "float32"
+
+
+@dataclass
+class TrainableConfig:
+    """Which parameters are updated.
+
+    mode: 'all' | 'layers' (Python slice over decoder layers, e.g. '-10:' or '10:20')
+          | 'pattern' (regular expression over parameter names) | 'lora' (peft adapters).
+    """
+
+    mode: str = "layers"
+    layers: str = "-10:"
+    pattern: str = ""
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
+class TrainConfig:
+    """The training loop's settings (shared by every loss method)."""
+
+    lr: float | None = None  # None: the method's default_lr
+    max_steps: int = 0  # 0: run `epochs` passes over the forget set instead
+    epochs: float = 5.0
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup_steps: int = 0
+    schedule: str = "constant"  # constant | linear | cosine
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    seed: int = 0
+    early_stop: bool = False  # stop once the request's forget probes are forgotten
+    early_stop_every: int = 5  # steps between probe checks
+    early_stop_accuracy: float = 0.0  # forget-probe accuracy at or below which training stops
+    cpu: bool = False  # force CPU even when an accelerator is present
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 16
+    max_new_tokens: int = 32
+
+
+@dataclass
+class RunConfig:
+    """Everything one unlearning run needs besides the request itself."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: dict[str, Any] = field(default_factory=lambda: {"name": "npo"})
+    trainable: TrainableConfig = field(default_factory=TrainableConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check/convert one value against a type hint (int -> float allowed, nested dataclasses built)."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(hint) or (Any,)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if hint in (int, float, str) and not isinstance(value, hint):
+        if hint is float and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
+    """Build dataclass `cls` from a mapping; unknown keys raise ConfigError with a suggestion."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    types_ = _field_types(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in types_:
+            raise ConfigError(
+                f"{where}: unknown key '{key}'.{did_you_mean(str(key), list(types_))} Valid keys: {', '.join(types_)}"
+            )
+        kwargs[key] = _coerce(value, types_[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (possibly nested) -> plain dict suitable for YAML/JSON."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'train.lr=1e-4' -> (['train', 'lr'], 0.0001). Values are parsed as YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.sub=value (e.g. train.lr=1e-4)")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in "eE.") else value
+        except ValueError:
+            pass
+    return [k for k in key.strip().split(".") if k], value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of nested dict `data` with each 'a.b=c' override applied."""
+    result = to_dict(data)
+    for text in overrides:
+        path, value = parse_override(text)
+        if not path:
+            raise ConfigError(f"override '{text}' has an empty key")
+        node = result
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{text}': '{key}' is not a section")
+        node[path[-1]] = value
+    return result
+
+
+def load_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"file not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+
+
+def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a RunConfig from YAML (or defaults) and apply overrides."""
+    data = load_yaml(path) if path else {}
+    data = apply_overrides(data or {}, overrides or [])
+    return from_dict(RunConfig, data, "config")
+
+
+def save_yaml(obj: Any, path: str | Path) -> None:
+    from .io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))

@@ -1,0 +1,84 @@
+"""Turn QA pairs and raw texts into token ids with loss labels (prompt tokens masked with -100)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..models.logprobs import IGNORE
+
+log = logging.getLogger(__name__)
+PLAIN_PROMPT = "Question: {question}\nAnswer:"
+_warned_plain = False
+
+
+def has_chat_template(tokenizer) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def prompt_text(tokenizer, question: str) -> str:
+    """The text a model sees before its answer: the chat template's user turn, or a plain Q/A prompt."""
+    global _warned_plain
+    if has_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=False
+        )
+    if not _warned_plain:
+        log.warning("tokenizer has no chat template: QA pairs use the plain 'Question: ... Answer:' format")
+        _warned_plain = True
+    return PLAIN_PROMPT.format(question=question)
+
+
+def answer_text(tokenizer, question: str, answer: str, prompt: str) -> str:
+    """The answer as the template writes it after `prompt`, end-of-turn marker included."""
+    if has_chat_template(tokenizer):
+        full = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], tokenize=False
+        )
+        if full.startswith(prompt):
+            return full[len(prompt) :].rstrip("\n")
+    return " " + answer + (tokenizer.eos_token or "")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training sequence: input ids and labels (-100 where the loss does not count)."""
+
+    input_ids: tuple[int, ...]
+    labels: tuple[int, ...]
+
+
+def encode_qa(tokenizer, question: str, answer: str, max_length: int) -> Example:
+    """Prompt + answer; only answer tokens carry labels. The answer is cut to fit `max_length`."""
+    prompt = prompt_text(tokenizer, question)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if not has_chat_template(tokenizer) and bos is not None and getattr(tokenizer, "add_bos_token", False):
+        prompt_ids = [bos, *prompt_ids]
+    answer_ids = tokenizer(answer_text(tokenizer, question, answer, prompt), add_special_tokens=False)["input_ids"]
+    room = max_length - len(prompt_ids)
+    if room < 1:
+        raise ConfigError(
+            f"a prompt of {len(prompt_ids)} tokens leaves no room for the answer at max_length={max_length}; "
+            f"raise train.max_length"
+        )
+    answer_ids = answer_ids[:room]
+    return Example(tuple(prompt_ids + answer_ids), tuple([IGNORE] * len(prompt_ids) + answer_ids))
+
+
+def encode_text_windows(tokenizer, text: str, max_length: int, stride: int | None = None) -> list[Example]:
+    """Cut a raw text into windows of at most `max_length` tokens; every token carries a label."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    prefix = [bos] if bos is not None and getattr(tokenizer, "add_bos_token", False) else []
+    width = max_length - len(prefix)
+    stride = stride or width
+    windows = []
+    for start in range(0, max(len(ids), 1), stride):
+        chunk = prefix + ids[start : start + width]
+        if len(chunk) > len(prefix) + 1:
+            windows.append(Example(tuple(chunk), tuple(chunk)))
+        if start + width >= len(ids):
+            break
+    return windows

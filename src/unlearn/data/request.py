@@ -1,0 +1,225 @@
+"""`ForgetRequest`: one removal request, loaded from YAML, JSON or JSONL and validated."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import to_dict
+from ..errors import ConfigError
+from ..io import sha256_json
+from ..registry import did_you_mean
+
+KINDS = ("privacy", "copyright", "harmful", "other")
+PROBE_GROUPS = ("forget", "neighbour", "general")
+
+
+@dataclass(frozen=True)
+class QA:
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A question with its key answer span; `paraphrases` ask the same thing in other words."""
+
+    question: str
+    answer: str
+    paraphrases: tuple[str, ...] = ()
+
+
+@dataclass
+class DataSpec:
+    texts: list[str] = field(default_factory=list)
+    qa: list[QA] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts) + len(self.qa)
+
+
+@dataclass
+class Probes:
+    forget: list[Probe] = field(default_factory=list)
+    neighbour: list[Probe] = field(default_factory=list)
+    general: list[Probe] = field(default_factory=list)
+
+    def groups(self) -> dict[str, list[Probe]]:
+        return {g: getattr(self, g) for g in PROBE_GROUPS if getattr(self, g)}
+
+
+@dataclass
+class ForgetRequest:
+    """What to forget (`forget`), what to keep (`retain`), and how to check it (`probes`)."""
+
+    id: str
+    target: str
+    kind: str = "other"
+    description: str = ""
+    forget: DataSpec = field(default_factory=DataSpec)
+    retain: DataSpec = field(default_factory=DataSpec)
+    probes: Probes = field(default_factory=Probes)
+
+    def content_hash(self) -> str:
+        """SHA-256 of the request's content (stable across key order and file format)."""
+        return sha256_json(to_dict(self))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "target": self.target,
+            "kind": self.kind,
+            "hash": self.content_hash(),
+            "forget_texts": len(self.forget.texts),
+            "forget_qa": len(self.forget.qa),
+            "retain_texts": len(self.retain.texts),
+            "retain_qa": len(self.retain.qa),
+            "probes": {g: len(p) for g, p in self.probes.groups().items()},
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+def _check_keys(data: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}: unknown key '{key}'.{did_you_mean(str(key), list(allowed))} Valid keys: {', '.join(allowed)}"
+            )
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _qa(item: Any, where: str) -> QA:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where} must be a mapping with 'question' and 'answer'")
+    _check_keys(item, ("question", "answer"), where)
+    return QA(_text(item.get("question"), f"{where}.question"), _text(item.get("answer"), f"{where}.answer"))
+
+
+def _probe(item: Any, where: str) -> Probe:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where} must be a mapping with 'question' and 'answer'")
+    _check_keys(item, ("question", "answer", "paraphrases"), where)
+    paraphrases = item.get("paraphrases") or []
+    if not isinstance(paraphrases, list):
+        raise ConfigError(f"{where}.paraphrases must be a list of questions")
+    return Probe(
+        _text(item.get("question"), f"{where}.question"),
+        _text(item.get("answer"), f"{where}.answer"),
+        tuple(_text(p, f"{where}.paraphrases[{i}]") for i, p in enumerate(paraphrases)),
+    )
+
+
+def _list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be a list")
+    return value
+
+
+def _data_spec(data: Any, where: str) -> DataSpec:
+    if data is None:
+        return DataSpec()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping with 'texts' and/or 'qa'")
+    _check_keys(data, ("texts", "qa"), where)
+    texts = [_text(t, f"{where}.texts[{i}]") for i, t in enumerate(_list(data.get("texts"), f"{where}.texts"))]
+    qa = [_qa(q, f"{where}.qa[{i}]") for i, q in enumerate(_list(data.get("qa"), f"{where}.qa"))]
+    return DataSpec(texts, qa)
+
+
+def request_from_dict(data: Any, source: str = "request") -> ForgetRequest:
+    """Validate a mapping and build a ForgetRequest; every problem names the field to fix."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a request must be a mapping with id, target, forget (got {type(data).__name__})")
+    _check_keys(data, ("id", "target", "kind", "description", "forget", "retain", "probes"), source)
+    kind = data.get("kind", "other")
+    if kind not in KINDS:
+        raise ConfigError(f"{source}: kind '{kind}' is unknown.{did_you_mean(str(kind), list(KINDS))} Use one of {', '.join(KINDS)}")
+    probes_data = data.get("probes") or {}
+    if not isinstance(probes_data, dict):
+        raise ConfigError(f"{source}.probes must be a mapping with forget/neighbour/general lists")
+    _check_keys(probes_data, PROBE_GROUPS, f"{source}.probes")
+    probes = Probes(
+        **{
+            g: [_probe(p, f"{source}.probes.{g}[{i}]") for i, p in enumerate(_list(probes_data.get(g), f"{source}.probes.{g}"))]
+            for g in PROBE_GROUPS
+        }
+    )
+    request = ForgetRequest(
+        id=_text(data.get("id"), f"{source}.id"),
+        target=_text(data.get("target"), f"{source}.target"),
+        kind=kind,
+        description=str(data.get("description") or ""),
+        forget=_data_spec(data.get("forget"), f"{source}.forget"),
+        retain=_data_spec(data.get("retain"), f"{source}.retain"),
+        probes=probes,
+    )
+    if len(request.forget) == 0:
+        raise ConfigError(f"{source}: the forget set is empty; add forget.texts or forget.qa")
+    return request
+
+
+def _jsonl_to_dict(lines: list[str], source: str, stem: str) -> dict:
+    """JSONL: one record a line. A record with 'id'/'target' is the header; others are items.
+
+    Items are {"question", "answer"} or {"text"}, with optional "split" (forget | retain | probe)
+    and, for probes, "group" (forget | neighbour | general) and "paraphrases".
+    """
+    data: dict[str, Any] = {"id": stem, "target": stem, "forget": {}, "retain": {}, "probes": {}}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise ConfigError(f"{source}:{number}: each line must be a JSON object")
+        if "id" in record or "target" in record:
+            data.update(record)
+            continue
+        split = record.pop("split", "forget")
+        if split == "probe":
+            group = record.pop("group", "forget")
+            data["probes"].setdefault(group, []).append(record)
+        elif split in ("forget", "retain"):
+            key = "texts" if "text" in record and len(record) == 1 else "qa"
+            data[split].setdefault(key, []).append(record["text"] if key == "texts" else record)
+        else:
+            raise ConfigError(f"{source}:{number}: split '{split}' is unknown; use forget, retain or probe")
+    return data
+
+
+def load_request(path: str | Path) -> ForgetRequest:
+    """Load and validate a request from .yaml/.yml, .json or .jsonl."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"request file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".jsonl":
+            data = _jsonl_to_dict(text.splitlines(), str(path), path.stem)
+        else:
+            raise ConfigError(f"{path}: unsupported request format '{suffix}'; use .yaml, .json or .jsonl")
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return request_from_dict(data, str(path))

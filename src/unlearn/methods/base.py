@@ -1,0 +1,92 @@
+"""What every method shares: the registry, the step inputs and outputs, and the dataclass protocol."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from ..config import TrainableConfig
+from ..errors import ConfigError
+from ..registry import Registry, did_you_mean
+
+METHODS: Registry[type] = Registry("method")
+FAMILIES = ("loss", "weights", "guard")
+
+
+@dataclass
+class StepBatch:
+    """One training step's inputs. `forget_alt` holds the same prompts with alternative (e.g. refusal) answers."""
+
+    forget: dict[str, torch.Tensor]
+    retain: dict[str, torch.Tensor] | None = None
+    forget_alt: dict[str, torch.Tensor] | None = None
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class LossMethod:
+    """Protocol of a loss-family method: a dataclass whose fields are its hyperparameters.
+
+    Subclasses set the class variables below and implement `loss`. A method never inherits
+    from another method; shared pieces are functions in `methods/common.py`.
+    """
+
+    family: ClassVar[str] = "loss"
+    needs_reference: ClassVar[bool] = False  # uses a frozen copy of the starting model
+    needs_retain: ClassVar[bool] = False  # uses retain batches
+    needs_alternate_answers: ClassVar[bool] = False  # uses `forget_alt` (refusal answers)
+    default_lr: ClassVar[float] = 1e-5  # used when train.lr is not set (source in docs/paper_index.md)
+    summary: ClassVar[str] = ""
+
+    def setup(self, model, reference) -> None:  # noqa: B027 - optional hook
+        """Called once before training (e.g. to draw a random direction)."""
+
+    def trainable_override(self, n_layers: int) -> TrainableConfig | None:
+        """Parameters this method must train, overriding the run's selection (None: keep it)."""
+        return None
+
+    def loss(self, model, batch: StepBatch, reference) -> LossOutput:
+        raise NotImplementedError
+
+
+def method_fields(cls: type) -> dict[str, Any]:
+    """Hyperparameter names and defaults of a method class."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def make_method(spec: str | dict[str, Any]):
+    """Build a method from a name or a mapping {'name': ..., hyperparameter: value}; misspelt keys are errors."""
+    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = spec.pop("name", None)
+    if not name:
+        raise ConfigError("method: missing 'name' (see `unlearn ls methods`)")
+    cls = METHODS.get(name)
+    fields = method_fields(cls)
+    for key, value in spec.items():
+        if key not in fields:
+            raise ConfigError(
+                f"method '{name}' has no hyperparameter '{key}'.{did_you_mean(key, list(fields))} "
+                f"Valid: {', '.join(f'{k}={v}' for k, v in fields.items())}"
+            )
+        default = fields[key]
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            spec[key] = float(value)
+        elif default is not None and not isinstance(value, type(default)):
+            raise ConfigError(f"method '{name}': {key} must be {type(default).__name__}, got {value!r}")
+    method = cls(**spec)
+    validate = getattr(method, "validate", None)
+    if validate:
+        validate()
+    return method
+
+
+def method_settings(method) -> dict[str, Any]:
+    """{'name': ..., **hyperparameters} for reports and model cards."""
+    return {"name": method.registered_name, **dataclasses.asdict(method)}

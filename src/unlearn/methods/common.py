@@ -1,0 +1,50 @@
+"""Pieces shared by loss methods: forward passes, sequence log-probs and the retain terms."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..models.logprobs import IGNORE, nll, sequence_logprob
+
+RETAIN_LOSSES = ("nll", "kl")
+
+
+def logits_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits of `model` on a batch (labels are not passed, so no library loss is computed)."""
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+def reference_logits(reference, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return reference.forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+
+
+def seq_logprob(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """log pi(y|x) summed over answer tokens, per sequence."""
+    return sequence_logprob(logits_of(model, batch), batch["labels"])
+
+
+def kl_on_answers(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over answer positions of KL(p_ref || p_model) of the next-token distributions."""
+    mask = labels[:, 1:] != IGNORE
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    logq = F.log_softmax(ref_logits[:, :-1].float(), dim=-1)
+    q = logq.exp()
+    kl = (torch.special.xlogy(q, q) - torch.where(q > 0, q * logp, torch.zeros_like(q))).sum(-1)
+    return torch.where(mask, kl, torch.zeros_like(kl)).sum() / mask.sum().clamp(min=1)
+
+
+def check_retain_loss(kind: str) -> None:
+    if kind not in RETAIN_LOSSES:
+        raise ConfigError(f"retain_loss '{kind}' is unknown; use one of {', '.join(RETAIN_LOSSES)}")
+
+
+def retain_term(kind: str, model, retain: dict[str, torch.Tensor] | None, reference) -> torch.Tensor:
+    """NLL of the retain batch, or KL from the reference on it. Zero when there is no retain data."""
+    if retain is None:
+        return torch.zeros((), device=next(model.parameters()).device)
+    if kind == "kl":
+        ref = reference_logits(reference, retain)
+        return kl_on_answers(logits_of(model, retain), ref, retain["labels"])
+    return nll(logits_of(model, retain), retain["labels"])

@@ -1,0 +1,96 @@
+"""Representation Misdirection for Unlearning (RMU).
+
+At decoder layer l, push forget activations towards a fixed random direction and keep retain
+activations where the frozen model had them:
+  L = mean_t ||h_theta^l(x_f)_t - c*u||^2 / d  +  alpha * mean_t ||h_theta^l(x_r)_t - h_ref^l(x_r)_t||^2 / d
+with u uniform in [0,1)^d normalised to unit length, c the steering coefficient, means over
+non-padding tokens. Only the MLP output projections of layers l-2..l are trained.
+Source: Li et al. 2024 "The WMDP Benchmark", Algorithm 1. Defaults layer 7, layers 5-7 down_proj,
+c = 6.5, alpha = 1200, lr 5e-5 (the paper's Zephyr-7B setting; c depends on the model's activation
+scale, see docs/paper_index.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..config import TrainableConfig
+from ..errors import ConfigError
+from ..models.params import decoder_layers
+from .base import METHODS, LossMethod, LossOutput, StepBatch
+
+
+class _Stop(Exception):
+    pass
+
+
+def hidden_at(model, batch: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
+    """Output of decoder layer `layer` (the forward pass stops there)."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(_module, _inputs, output):
+        captured["h"] = output[0] if isinstance(output, tuple) else output
+        raise _Stop
+
+    handle = decoder_layers(model)[layer].register_forward_hook(hook)
+    try:
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return captured["h"]
+
+
+def masked_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over non-padding tokens and hidden dimensions of (h - target)^2."""
+    mask = mask.unsqueeze(-1).to(h.dtype)
+    return (((h - target) ** 2) * mask).sum() / (mask.sum() * h.shape[-1]).clamp(min=1)
+
+
+def control_vector(hidden_size: int, coeff: float, seed: int) -> torch.Tensor:
+    """c * u, u ~ U[0,1)^d normalised (WMDP Algorithm 1)."""
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.rand(hidden_size, generator=generator)
+    return coeff * u / u.norm()
+
+
+@METHODS.register("rmu")
+@dataclass
+class RMU(LossMethod):
+    layer: int = 7
+    steering_coeff: float = 6.5
+    alpha: float = 1200.0
+    seed: int = 0
+    summary = "misdirect forget activations at one layer to a random vector; anchor retain activations"
+    needs_reference = True
+    default_lr = 5e-5
+    needs_retain = True
+
+    def validate(self) -> None:
+        if self.layer < 2:
+            raise ConfigError("rmu.layer must be at least 2 (layers layer-2..layer are trained)")
+
+    def trainable_override(self, n_layers: int) -> TrainableConfig | None:
+        if self.layer >= n_layers:
+            raise ConfigError(f"rmu.layer={self.layer} but the model has {n_layers} layers")
+        layers = "|".join(str(i) for i in range(self.layer - 2, self.layer + 1))
+        return TrainableConfig(mode="pattern", pattern=rf"layers\.({layers})\.mlp\.down_proj\.weight$")
+
+    def setup(self, model, reference) -> None:
+        self._control = control_vector(model.config.hidden_size, self.steering_coeff, self.seed)
+
+    def loss(self, model, batch: StepBatch, reference) -> LossOutput:
+        f_mask = batch.forget["attention_mask"]
+        h_forget = hidden_at(model, batch.forget, self.layer)
+        forget = masked_mse(h_forget, self._control.to(h_forget), f_mask)
+        retain = torch.zeros((), device=h_forget.device)
+        if batch.retain is not None:
+            with reference.active() as ref_model, torch.no_grad():
+                h_ref = hidden_at(ref_model, batch.retain, self.layer)
+            h_retain = hidden_at(model, batch.retain, self.layer)
+            retain = masked_mse(h_retain, h_ref, batch.retain["attention_mask"])
+        loss = forget + self.alpha * retain
+        return LossOutput(loss, {"rmu_forget": forget.item(), "rmu_retain": retain.item()})

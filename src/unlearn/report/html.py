@@ -1,0 +1,845 @@
+"""Render an unlearning report (schema "unlearn.report/1") as one self-contained HTML page.
+
+The page is the first thing a person reads after a run, so it leads with the verdict and the
+before/after numbers, then shows the evidence: per-group tables, example answers, the training
+curve and timings. Everything is inline (CSS, SVG); there is no JavaScript and nothing is fetched
+from the network, so the file can be mailed, archived or opened offline.
+
+Every value that comes from the report is escaped, and every key except the bare minimum is
+optional: a section whose data is missing is left out or shows "n/a" rather than raising.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from unlearn.io import atomic_write_json, atomic_write_text
+
+__all__ = ["bar_chart_svg", "line_chart_svg", "nice_ticks", "render_html", "write_reports"]
+
+SCHEMA = "unlearn.report/1"
+
+# Probe groups in the order a reader expects them; other groups follow in order of appearance.
+GROUP_ORDER = ("forget", "forget_paraphrase", "neighbour", "general")
+
+ROLE_COLOURS = {
+    "original": "#8a8f98",
+    "deployed": "#e07b39",
+    "unlearned": "#2f6fbf",
+    "retain": "#3a9a5b",
+}
+EXTRA_COLOURS = ("#8e5cc2", "#c2477a", "#2aa3a3", "#b59a2a", "#5c6bc0", "#795548")
+
+ROLE_NOTES = {
+    "original": "the base model before it was taught anything",
+    "deployed": "the model that knows the target: the starting point of unlearning",
+    "unlearned": "the deployed model after unlearning",
+    "retain": "a reference model that never saw the forget data: what ideal forgetting looks like",
+}
+
+EXAMPLE_CHARS = 200
+NEIGHBOUR_EXAMPLES = 5
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for anything missing, non-numeric, NaN or infinite."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    """Format a report value for display (already escaped): numbers with `digits` decimals."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return _esc(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
+    if isinstance(value, (dict, list, tuple)):
+        return _esc(json.dumps(value, default=str, ensure_ascii=False))
+    return _esc(value)
+
+
+def _tick(value: float, digits: int = 3) -> str:
+    if abs(value) < 1e6 and abs(value - round(value)) < 1e-9:
+        return str(int(round(value)))
+    return f"{value:.{digits}g}"
+
+
+def _tick_labels(values: Sequence[float]) -> list[str]:
+    """Tick labels with just enough significant digits to tell neighbouring ticks apart."""
+    labels = [_tick(v) for v in values]
+    for digits in range(3, 12):
+        labels = [_tick(v, digits) for v in values]
+        if len(set(labels)) == len(labels):
+            break
+    return labels
+
+
+def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
+    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) that cover [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return []
+    if hi < lo:
+        lo, hi = hi, lo
+    if hi == lo:
+        lo, hi = lo - 1, hi + 1
+    raw = (hi - lo) / max(count, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    if integer:
+        step = max(1.0, float(math.ceil(step)))
+    first = math.floor(lo / step + 1e-9) * step
+    last = math.ceil(hi / step - 1e-9) * step
+    n = int(round((last - first) / step))
+    return [first + i * step for i in range(n + 1)]
+
+
+def _truncate(text: str, limit: int = EXAMPLE_CHARS) -> str:
+    text = " ".join(text.split()) if len(text) > limit else text
+    return text if len(text) <= limit else text[:limit].rstrip() + "…"
+
+
+def _seconds(value: Any) -> str:
+    seconds = _number(value)
+    if seconds is None:
+        return "n/a"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _mark(passed: Any) -> str:
+    if passed is True:
+        return '<span class="ok-mark" title="passed">✓</span>'
+    if passed is False:
+        return '<span class="bad-mark" title="failed">✗</span>'
+    return '<span class="muted">–</span>'
+
+
+def role_colours(roles: Iterable[str]) -> dict[str, str]:
+    """A distinct colour per role: fixed ones for the known roles, a palette for the rest."""
+    colours: dict[str, str] = {}
+    spare = iter(EXTRA_COLOURS)
+    for role in roles:
+        if role in ROLE_COLOURS:
+            colours[role] = ROLE_COLOURS[role]
+        else:
+            colours[role] = next(spare, "#444444")
+    return colours
+
+
+def ordered_groups(names: Iterable[str]) -> list[str]:
+    """Known probe groups first in their canonical order, then the others as they came."""
+    seen: list[str] = []
+    for name in names:
+        if name not in seen:
+            seen.append(name)
+    known = [g for g in GROUP_ORDER if g in seen]
+    return known + [g for g in seen if g not in GROUP_ORDER]
+
+
+# --------------------------------------------------------------------------- SVG charts
+
+
+def _svg_open(width: int, height: int, label: str) -> str:
+    # No xmlns: inline SVG in HTML5 does not need it, and the page must hold no URLs at all.
+    return (
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="{_esc(label)}"><title>{_esc(label)}</title>'
+    )
+
+
+def _empty_chart(width: int, height: int, title: str, message: str) -> str:
+    return (
+        _svg_open(width, height, title)
+        + f'<text x="{width / 2:.1f}" y="20" text-anchor="middle" class="svg-title">{_esc(title)}</text>'
+        + f'<text x="{width / 2:.1f}" y="{height / 2:.1f}" text-anchor="middle" class="svg-muted">'
+        + f"{_esc(message)}</text></svg>"
+    )
+
+
+def bar_chart_svg(
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    title: str = "",
+    colours: Mapping[str, str] | None = None,
+    width: int = 760,
+    height: int = 330,
+    y_max: float = 1.0,
+    y_label: str = "",
+) -> str:
+    """A grouped bar chart: one group per category, one bar per series, value labels on top.
+
+    Missing, None or NaN values draw no bar and are labelled "n/a". The y axis runs from 0 to
+    `y_max` (widened when a value exceeds it).
+    """
+    categories = [str(c) for c in categories]
+    names = [str(n) for n in series]
+    if not categories or not names:
+        return _empty_chart(width, height, title, "no data")
+    colours = dict(colours or {})
+    colours.update({k: v for k, v in role_colours(names).items() if k not in colours})
+
+    values = {n: [_number(v) for v in series[n]] for n in names}
+    top = max([y_max] + [v for vs in values.values() for v in vs if v is not None])
+    top = top if top > 0 else 1.0
+
+    left, right, upper, lower = 48, 16, 54, 42
+    plot_w, plot_h = width - left - right, height - upper - lower
+    base_y = upper + plot_h
+
+    def y_of(v: float) -> float:
+        return base_y - max(0.0, v) / top * plot_h
+
+    parts = [_svg_open(width, height, title or "bar chart")]
+    if title:
+        parts.append(f'<text x="{left}" y="20" class="svg-title">{_esc(title)}</text>')
+
+    # Legend, one row under the title.
+    x = float(left)
+    for name in names:
+        parts.append(
+            f'<rect x="{x:.1f}" y="30" width="12" height="12" rx="2" fill="{_esc(colours[name])}"/>'
+            f'<text x="{x + 16:.1f}" y="40" class="svg-label">{_esc(name)}</text>'
+        )
+        x += 28 + 7 * len(name)
+
+    # Gridlines and y ticks.
+    for i in range(5):
+        v = top * i / 4
+        y = y_of(v)
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="svg-small">{_tick(v)}</text>'
+        )
+    if y_label:
+        parts.append(
+            f'<text transform="translate(12 {upper + plot_h / 2:.1f}) rotate(-90)" '
+            f'text-anchor="middle" class="svg-small">{_esc(y_label)}</text>'
+        )
+
+    group_w = plot_w / len(categories)
+    bar_w = min(48.0, group_w * 0.8 / len(names))
+    label_digits = 3 if bar_w >= 30 else 2
+    for ci, category in enumerate(categories):
+        centre = left + group_w * (ci + 0.5)
+        start = centre - bar_w * len(names) / 2
+        for si, name in enumerate(names):
+            row = values[name]
+            v = row[ci] if ci < len(row) else None
+            bx = start + si * bar_w
+            label_x = bx + bar_w / 2
+            if v is None:
+                parts.append(
+                    f'<text x="{label_x:.1f}" y="{base_y - 4:.1f}" text-anchor="middle" '
+                    f'class="svg-small svg-muted">n/a</text>'
+                )
+                continue
+            y = y_of(v)
+            parts.append(
+                f'<rect x="{bx + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" '
+                f'height="{base_y - y:.1f}" fill="{_esc(colours[name])}">'
+                f"<title>{_esc(name)} · {_esc(category)}: {v:.3f}</title></rect>"
+                f'<text x="{label_x:.1f}" y="{y - 4:.1f}" text-anchor="middle" class="svg-small">'
+                f"{v:.{label_digits}f}</text>"
+            )
+        parts.append(
+            f'<text x="{centre:.1f}" y="{base_y + 18:.1f}" text-anchor="middle" class="svg-label">'
+            f"{_esc(category)}</text>"
+        )
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{base_y}" y2="{base_y}" class="axis"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def line_chart_svg(
+    xs: Sequence[float],
+    ys: Sequence[float | None],
+    *,
+    title: str = "",
+    x_label: str = "",
+    y_label: str = "",
+    colour: str = "#2f6fbf",
+    width: int = 560,
+    height: int = 240,
+) -> str:
+    """A single-series line chart. Points with a missing or non-finite x or y are skipped.
+
+    No points gives a "no data" placeholder; one point is drawn as a dot.
+    """
+    points = [
+        (x, y)
+        for x, y in ((_number(a), _number(b)) for a, b in zip(xs, ys, strict=False))
+        if x is not None and y is not None
+    ]
+    if not points:
+        return _empty_chart(width, height, title, "no data")
+
+    left, right, upper, lower = 56, 16, 32, 40
+    plot_w, plot_h = width - left - right, height - upper - lower
+    integer_x = all(float(x).is_integer() for x, _ in points)
+    x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
+    y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
+    if x_hi == x_lo:
+        x_lo, x_hi = x_lo - 1, x_hi + 1
+    if y_hi == y_lo:
+        pad = abs(y_lo) * 0.1 or 1.0
+        y_lo, y_hi = y_lo - pad, y_hi + pad
+    x_ticks = [t for t in nice_ticks(x_lo, x_hi, 6, integer=integer_x) if x_lo <= t <= x_hi]
+    y_ticks = nice_ticks(y_lo, y_hi, 5)
+    y_lo, y_hi = y_ticks[0], y_ticks[-1]
+
+    def sx(x: float) -> float:
+        return left + (x - x_lo) / (x_hi - x_lo) * plot_w
+
+    def sy(y: float) -> float:
+        return upper + plot_h - (y - y_lo) / (y_hi - y_lo) * plot_h
+
+    parts = [_svg_open(width, height, title or "line chart")]
+    if title:
+        parts.append(f'<text x="{left}" y="20" class="svg-title">{_esc(title)}</text>')
+    for v, label in zip(y_ticks, _tick_labels(y_ticks), strict=True):
+        y = sy(v)
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="svg-small">{label}</text>'
+        )
+    for v, label in zip(x_ticks, _tick_labels(x_ticks), strict=True):
+        x = sx(v)
+        parts.append(
+            f'<text x="{x:.1f}" y="{upper + plot_h + 16:.1f}" text-anchor="middle" class="svg-small">'
+            f"{label}</text>"
+        )
+    base_y = upper + plot_h
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{base_y}" y2="{base_y}" class="axis"/>')
+    if x_label:
+        parts.append(
+            f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" class="svg-small">'
+            f"{_esc(x_label)}</text>"
+        )
+    if y_label:
+        parts.append(
+            f'<text transform="translate(14 {upper + plot_h / 2:.1f}) rotate(-90)" '
+            f'text-anchor="middle" class="svg-small">{_esc(y_label)}</text>'
+        )
+    coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+    if len(points) > 1:
+        parts.append(f'<polyline points="{coords}" fill="none" stroke="{_esc(colour)}" stroke-width="2"/>')
+    if len(points) <= 60:
+        for x, y in points:
+            parts.append(
+                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{_esc(colour)}">'
+                f"<title>{_tick(x)}: {y:.4g}</title></circle>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# --------------------------------------------------------------------------- report access
+
+
+class _View:
+    """Defensive accessors over a report dict of unknown completeness."""
+
+    def __init__(self, report: Mapping[str, Any]):
+        self.report = _dict(report)
+        self.evaluations = {str(k): _dict(v) for k, v in _dict(self.report.get("evaluations")).items()}
+        listed = [str(r) for r in _list(self.report.get("roles"))]
+        roles = [r for r in listed if r in self.evaluations]
+        roles += [r for r in self.evaluations if r not in roles]
+        self.roles = roles
+        self.colours = role_colours(roles)
+        names: list[str] = []
+        for role in roles:
+            names.extend(str(g) for g in self.groups_of(role))
+        self.groups = ordered_groups(names)
+
+    def groups_of(self, role: str) -> dict:
+        return _dict(self.evaluations.get(role, {}).get("groups"))
+
+    def group(self, role: str, group: str) -> dict:
+        return _dict(self.groups_of(role).get(group))
+
+    def accuracy(self, role: str, group: str) -> float | None:
+        return _number(self.group(role, group).get("accuracy"))
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _kv_line(mapping: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
+    skip = set(skip)
+    items = [
+        f"{_esc(k)}={f'{v:.6g}' if isinstance(v, float) and math.isfinite(v) else _fmt(v)}"
+        for k, v in mapping.items()
+        if k not in skip
+    ]
+    return ", ".join(items)
+
+
+def _header(view: _View) -> str:
+    report = view.report
+    request = _dict(report.get("request"))
+    method = _dict(report.get("method"))
+    model = _dict(report.get("model"))
+    target = request.get("target")
+    title = report.get("title") or (f"Unlearning report: {target}" if target else "Unlearning report")
+
+    rows: list[tuple[str, str]] = []
+    if request:
+        bits = []
+        if target is not None:
+            bits.append(f"<strong>{_esc(target)}</strong>")
+        meta = []
+        if request.get("id") is not None:
+            meta.append(f"id <code>{_esc(request['id'])}</code>")
+        if request.get("kind") is not None:
+            meta.append(f"kind {_esc(request['kind'])}")
+        if request.get("hash") is not None:
+            full = str(request["hash"])
+            meta.append(f'hash <code title="{_esc(full)}">{_esc(full[:12])}</code>')
+        if meta:
+            bits.append(f'<span class="muted">({"; ".join(meta)})</span>')
+        rows.append(("Request", " ".join(bits) or "n/a"))
+        sizes = []
+        for key, label in (
+            ("forget_qa", "forget QA"),
+            ("forget_texts", "forget texts"),
+            ("retain_qa", "retain QA"),
+            ("retain_texts", "retain texts"),
+        ):
+            if key in request:
+                sizes.append(f"{label} {_fmt(request[key])}")
+        probes = _dict(request.get("probes"))
+        if probes:
+            sizes.append("probes: " + ", ".join(f"{_esc(k)} {_fmt(v)}" for k, v in probes.items()))
+        if sizes:
+            rows.append(("Data", " · ".join(sizes)))
+    if method:
+        name = method.get("name")
+        params = _kv_line(method, skip=("name",))
+        text = f"<strong>{_esc(name)}</strong>" if name is not None else ""
+        if params:
+            text += f' <span class="muted">{params}</span>'
+        rows.append(("Method", text or "n/a"))
+    if model:
+        text = f"<strong>{_esc(model.get('name'))}</strong>" if model.get("name") is not None else ""
+        if model.get("fingerprint") is not None:
+            text += f' <span class="muted">fingerprint <code>{_esc(model["fingerprint"])}</code></span>'
+        extra = _kv_line(model, skip=("name", "fingerprint"))
+        if extra:
+            text += f' <span class="muted">{extra}</span>'
+        rows.append(("Model", text or "n/a"))
+    if report.get("created") is not None:
+        rows.append(("Created", _esc(report["created"])))
+
+    kind = report.get("kind")
+    badge = f'<span class="badge">{_esc(kind)}</span>' if kind else ""
+    table = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in rows)
+    return (
+        f"<header><h1>{_esc(title)} {badge}</h1>"
+        + (f'<table class="meta">{table}</table>' if table else "")
+        + "</header>"
+    )
+
+
+def _headline(view: _View) -> str:
+    """One line per key group: accuracy across roles, the numbers a reader looks for first."""
+    lines = []
+    for group in ("forget", "forget_paraphrase", "neighbour", "general"):
+        if group not in view.groups:
+            continue
+        cells = [
+            f'<span class="swatch" style="background:{_esc(view.colours[r])}"></span>{_esc(r)} '
+            f"<strong>{_fmt(view.accuracy(r, group))}</strong>"
+            for r in view.roles
+            if view.group(r, group)
+        ]
+        if cells:
+            lines.append(f"<li><span class='group'>{_esc(group)}</span> accuracy: {' · '.join(cells)}</li>")
+    return f'<ul class="headline">{"".join(lines)}</ul>' if lines else ""
+
+
+def _verdict(view: _View) -> str:
+    verdict = view.report.get("verdict")
+    verdict_text = str(verdict).strip().lower() if verdict is not None else ""
+    if verdict_text == "pass":
+        cls, label = "pass", "PASS"
+    elif verdict_text == "fail":
+        cls, label = "fail", "FAIL"
+    else:
+        cls, label = "none", (str(verdict).upper() if verdict_text else "NO VERDICT")
+
+    checks = [c for c in _list(view.report.get("checks")) if isinstance(c, Mapping)]
+    rows = []
+    for check in checks:
+        passed = check.get("passed")
+        row_cls = "ok" if passed is True else "bad" if passed is False else ""
+        desc = check.get("description")
+        rows.append(
+            f'<tr class="{row_cls}"><td class="mark">{_mark(passed)}</td>'
+            f"<td>{_esc(check.get('name', 'check'))}"
+            + (f'<div class="small muted">{_esc(desc)}</div>' if desc else "")
+            + f'</td><td class="num">{_fmt(check.get("value"))}</td>'
+            f'<td class="num">{_fmt(check.get("threshold"))}</td></tr>'
+        )
+    if rows:
+        passed_n = sum(1 for c in checks if c.get("passed") is True)
+        table = (
+            f'<p class="small">{passed_n} of {len(checks)} checks passed.</p>'
+            '<table class="checks"><thead><tr><th></th><th>check</th><th>value</th>'
+            f"<th>threshold</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+    else:
+        table = '<p class="muted small">No checks recorded.</p>'
+    return (
+        f'<section class="verdict {cls}"><div class="verdict-label">{_esc(label)}</div>'
+        f"{_headline(view)}{table}</section>"
+    )
+
+
+def _chart_section(view: _View) -> str:
+    if not view.roles or not view.groups:
+        return ""
+    series = {r: [view.accuracy(r, g) for g in view.groups] for r in view.roles}
+    svg = bar_chart_svg(
+        view.groups, series, title="Probe accuracy by model", colours=view.colours, y_label="accuracy"
+    )
+    notes = [
+        f'<li><span class="swatch" style="background:{_esc(view.colours[r])}"></span>'
+        f"<strong>{_esc(r)}</strong>: {_esc(ROLE_NOTES[r])}</li>"
+        for r in view.roles
+        if r in ROLE_NOTES
+    ]
+    legend = f'<ul class="roles small">{"".join(notes)}</ul>' if notes else ""
+    return f'<section><h2>Before / after</h2><div class="chart-wrap">{svg}</div>{legend}</section>'
+
+
+def _results_table(view: _View) -> str:
+    if not view.roles:
+        return '<section><h2>Results</h2><p class="muted">No evaluations in this report.</p></section>'
+    head = "".join(
+        f'<th><span class="swatch" style="background:{_esc(view.colours[r])}"></span>{_esc(r)}</th>'
+        for r in view.roles
+    )
+    body = []
+    for group in view.groups:
+        cells = []
+        for role in view.roles:
+            result = view.group(role, group)
+            if not result:
+                cells.append('<td class="num muted">–</td>')
+                continue
+            sub = []
+            if "rouge_l_recall" in result:
+                sub.append(f"ROUGE-L {_fmt(result.get('rouge_l_recall'))}")
+            if result.get("n") is not None:
+                sub.append(f"n={_fmt(result.get('n'))}")
+            cells.append(
+                f'<td class="num"><div class="big">{_fmt(result.get("accuracy"))}</div>'
+                + (f'<div class="small muted">{" · ".join(sub)}</div>' if sub else "")
+                + "</td>"
+            )
+        body.append(
+            f"<tr><th>{_esc(group)} <span class='muted small'>accuracy</span></th>{''.join(cells)}</tr>"
+        )
+
+    logprob_keys: list[str] = []
+    for role in view.roles:
+        for key in _dict(view.evaluations[role].get("answer_logprob")):
+            if str(key) not in logprob_keys:
+                logprob_keys.append(str(key))
+    for key in ordered_groups(logprob_keys):
+        cells = "".join(
+            f'<td class="num">{_fmt(_dict(view.evaluations[r].get("answer_logprob")).get(key))}</td>'
+            for r in view.roles
+        )
+        body.append(
+            f"<tr><th>answer log-prob <span class='muted small'>({_esc(key)})</span></th>{cells}</tr>"
+        )
+
+    if any(_dict(view.evaluations[r].get("fluency")) for r in view.roles):
+        cells = []
+        for role in view.roles:
+            fluency = _dict(view.evaluations[role].get("fluency"))
+            if not fluency:
+                cells.append('<td class="num muted">–</td>')
+                continue
+            passed = fluency.get("passed")
+            label = "passed" if passed is True else "failed" if passed is False else "n/a"
+            detail = []
+            for key, short in (("repetition", "rep"), ("entropy", "ent"), ("empty_rate", "empty")):
+                if key in fluency:
+                    detail.append(f"{short} {_fmt(fluency.get(key))}")
+            cells.append(
+                f'<td class="num">{_mark(passed)} {label}'
+                + (f'<div class="small muted">{" · ".join(detail)}</div>' if detail else "")
+                + "</td>"
+            )
+        body.append(f"<tr><th>fluency</th>{''.join(cells)}</tr>")
+
+    return (
+        "<section><h2>Results</h2>"
+        f'<table class="results"><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        "</section>"
+    )
+
+
+def _examples_of(view: _View, role: str, group: str) -> list[dict]:
+    return [e for e in _list(view.group(role, group).get("examples")) if isinstance(e, Mapping)]
+
+
+def _match(examples: list[dict], index: int, question: Any) -> dict | None:
+    """The example for `question`: by question text first, else the same index if compatible."""
+    if question is not None:
+        for example in examples:
+            if example.get("question") == question:
+                return example
+    if index < len(examples):
+        candidate = examples[index]
+        if question is None or candidate.get("question") in (None, question):
+            return candidate
+    return None
+
+
+def _examples_table(view: _View, group: str, limit: int | None, heading: str) -> str:
+    per_role = {r: _examples_of(view, r, group) for r in view.roles}
+    base_role = max(view.roles, key=lambda r: len(per_role[r]), default=None)
+    if base_role is None or not per_role[base_role]:
+        return ""
+    base = per_role[base_role][:limit] if limit is not None else per_role[base_role]
+    head = "".join(
+        f'<th><span class="swatch" style="background:{_esc(view.colours[r])}"></span>{_esc(r)}</th>'
+        for r in view.roles
+    )
+    rows = []
+    for i, example in enumerate(base):
+        question = example.get("question")
+        cells = []
+        for role in view.roles:
+            found = _match(per_role[role], i, question)
+            if found is None:
+                cells.append('<td class="gen muted">–</td>')
+                continue
+            correct = found.get("correct")
+            cls = "ok" if correct is True else "bad" if correct is False else ""
+            generation = found.get("generation")
+            text = "" if generation is None else str(generation)
+            shown = (
+                f"{_esc(_truncate(text))}" if text.strip() else '<span class="muted"><em>(empty)</em></span>'
+            )
+            extra = ""
+            if "rouge_l_recall" in found:
+                extra = f'<div class="small muted">ROUGE-L {_fmt(found.get("rouge_l_recall"))}</div>'
+            title = f' title="{_esc(text[:2000])}"' if len(text) > EXAMPLE_CHARS else ""
+            cells.append(f'<td class="gen {cls}"{title}>{_mark(correct)} {shown}{extra}</td>')
+        rows.append(
+            f'<tr><td class="num muted">{i + 1}</td><td>{_esc(_truncate(str(question or "")))}</td>'
+            f'<td class="gold">{_esc(example.get("answer", ""))}</td>{"".join(cells)}</tr>'
+        )
+    total = len(per_role[base_role])
+    shown_note = f" (first {len(base)} of {total})" if len(base) < total else ""
+    return (
+        f"<h3>{_esc(heading)}{_esc(shown_note)}</h3>"
+        '<div class="scroll"><table class="examples"><thead><tr><th>#</th><th>question</th>'
+        f"<th>gold answer</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _examples(view: _View) -> str:
+    parts = [
+        _examples_table(view, "forget", None, "Forget probes"),
+        _examples_table(view, "neighbour", NEIGHBOUR_EXAMPLES, "Neighbour probes"),
+    ]
+    body = "".join(p for p in parts if p)
+    if not body:
+        return ""
+    return (
+        "<section><h2>Example answers</h2>"
+        '<p class="small muted">Green cells were scored correct, red incorrect. '
+        f"Generations longer than {EXAMPLE_CHARS} characters are cut; hover for the full text.</p>"
+        f"{body}</section>"
+    )
+
+
+def _training(view: _View) -> str:
+    training = view.report.get("training")
+    if not isinstance(training, Mapping):
+        return ""
+    history = [h for h in _list(training.get("history")) if isinstance(h, Mapping)]
+    xs = [h.get("step", i + 1) for i, h in enumerate(history)]
+    ys = [h.get("loss") for h in history]
+    facts = []
+    if "steps" in training:
+        facts.append(f"steps <strong>{_fmt(training.get('steps'))}</strong>")
+    if "seconds" in training:
+        facts.append(f"time <strong>{_seconds(training.get('seconds'))}</strong>")
+    if "stopped_early" in training:
+        facts.append(f"stopped early <strong>{_fmt(training.get('stopped_early'))}</strong>")
+    losses = [v for v in (_number(y) for y in ys) if v is not None]
+    if losses:
+        facts.append(f"loss {losses[0]:.4g} → {losses[-1]:.4g}")
+    chart = (
+        f'<div class="chart-wrap">{line_chart_svg(xs, ys, title="Training loss", x_label="step", y_label="loss")}</div>'
+        if losses
+        else '<p class="muted small">No training loss recorded.</p>'
+    )
+    return f"<section><h2>Training</h2><p>{' · '.join(facts)}</p>{chart}</section>"
+
+
+def _footer(view: _View) -> str:
+    report = view.report
+    parts = []
+    timings = _dict(report.get("timings"))
+    if timings:
+        rows = []
+        for key, value in timings.items():
+            label = str(key)[:-2] if str(key).endswith("_s") else str(key)
+            cls = ' class="total"' if label == "total" else ""
+            rows.append(
+                f"<tr{cls}><th>{_esc(label.replace('_', ' '))}</th>"
+                f'<td class="num">{_seconds(value)}</td></tr>'
+            )
+        parts.append(f'<h2>Timings</h2><table class="timings">{"".join(rows)}</table>')
+    if report.get("output_model") is not None:
+        parts.append(f"<h2>Output model</h2><p><code>{_esc(report['output_model'])}</code></p>")
+    notes = report.get("notes")
+    notes = [notes] if isinstance(notes, str) else _list(notes)
+    if notes:
+        items = "".join(f"<li>{_esc(n)}</li>" for n in notes)
+        parts.append(f"<h2>Notes</h2><ul>{items}</ul>")
+    schema = report.get("schema")
+    parts.append(f'<p class="small muted">Report schema {_esc(schema or "unknown")}.</p>')
+    return "<section>" + "".join(parts) + "</section>"
+
+
+CSS = """
+:root { --ok:#1e7b34; --ok-bg:#e7f5ea; --bad:#b3261e; --bad-bg:#fdecea; --muted:#6b7280; --line:#e3e6ea; }
+* { box-sizing: border-box; }
+body { margin: 0 auto; max-width: 1100px; padding: 24px 28px 48px; color: #1f2328; background: #fff;
+       font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; }
+h1 { font-size: 24px; margin: 0 0 10px; }
+h2 { font-size: 18px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 15px; margin: 18px 0 8px; }
+code { font: 12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f3f4f6;
+       padding: 1px 4px; border-radius: 4px; word-break: break-all; }
+table { border-collapse: collapse; }
+th, td { padding: 5px 10px; text-align: left; vertical-align: top; }
+.meta th { color: var(--muted); font-weight: 600; padding-left: 0; white-space: nowrap; }
+.badge { display: inline-block; font-size: 12px; font-weight: 600; text-transform: uppercase; color: var(--muted);
+         border: 1px solid var(--line); border-radius: 10px; padding: 1px 8px; vertical-align: middle; }
+.muted, .svg-muted { color: var(--muted); fill: var(--muted); }
+.small { font-size: 12px; }
+.num { text-align: right; font-variant-numeric: tabular-nums; }
+.big { font-size: 16px; font-weight: 600; }
+.verdict { margin: 18px 0; padding: 14px 18px; border-radius: 8px; border: 2px solid; }
+.verdict.pass { border-color: var(--ok); background: var(--ok-bg); }
+.verdict.fail { border-color: var(--bad); background: var(--bad-bg); }
+.verdict.none { border-color: var(--line); background: #f7f7f8; }
+.verdict-label { font-size: 28px; font-weight: 800; letter-spacing: 1px; }
+.verdict.pass .verdict-label { color: var(--ok); }
+.verdict.fail .verdict-label { color: var(--bad); }
+.headline { list-style: none; padding: 0; margin: 8px 0; }
+.headline li { margin: 2px 0; }
+.headline .group { display: inline-block; min-width: 150px; font-weight: 600; }
+.checks { background: #fff; border: 1px solid var(--line); margin-top: 6px; }
+.checks th { border-bottom: 1px solid var(--line); font-size: 12px; color: var(--muted); }
+.checks td { border-bottom: 1px solid var(--line); }
+.checks tr.bad td { background: var(--bad-bg); }
+.ok-mark { color: var(--ok); font-weight: 700; }
+.bad-mark { color: var(--bad); font-weight: 700; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px; }
+.roles { list-style: none; padding: 0; margin: 6px 0; }
+.chart-wrap { overflow-x: auto; }
+svg.chart { max-width: 100%; height: auto; font-family: inherit; }
+.svg-title { font-size: 15px; font-weight: 600; fill: #1f2328; }
+.svg-label { font-size: 12px; fill: #1f2328; }
+.svg-small { font-size: 10.5px; fill: #4b5563; }
+.grid { stroke: #e5e7eb; stroke-width: 1; }
+.axis { stroke: #9ca3af; stroke-width: 1; }
+.results { border: 1px solid var(--line); }
+.results th, .results td { border-bottom: 1px solid var(--line); }
+.results thead th { background: #f7f7f8; }
+.scroll { overflow-x: auto; }
+.examples { border: 1px solid var(--line); font-size: 13px; width: 100%; }
+.examples th { background: #f7f7f8; border-bottom: 1px solid var(--line); }
+.examples td { border-bottom: 1px solid var(--line); }
+.examples td.gen { min-width: 160px; max-width: 320px; word-wrap: break-word; }
+.examples td.gold { font-weight: 600; }
+td.ok { background: var(--ok-bg); }
+td.bad { background: var(--bad-bg); }
+.timings tr.total th, .timings tr.total td { font-weight: 700; border-top: 1px solid var(--line); }
+.section-error { color: var(--bad); }
+@media print { body { max-width: none; padding: 0; } .scroll, .chart-wrap { overflow: visible; } }
+"""
+
+
+def _safe(section, view: _View) -> str:
+    """Render one section; a bug in it must not cost the reader the rest of the page."""
+    try:
+        return section(view)
+    except Exception as exc:  # noqa: BLE001 - deliberately broad: the page is a last-mile artefact
+        name = section.__name__.strip("_")
+        return f'<p class="section-error">Could not render the {_esc(name)} section: {_esc(repr(exc))}</p>'
+
+
+def render_html(report: Mapping[str, Any]) -> str:
+    """The report as a self-contained HTML page (inline CSS and SVG, no scripts, no URLs)."""
+    view = _View(report)
+    target = _dict(view.report.get("request")).get("target")
+    title = view.report.get("title") or (f"Unlearning report: {target}" if target else "Unlearning report")
+    body = "".join(
+        _safe(section, view)
+        for section in (_header, _verdict, _chart_section, _results_table, _examples, _training, _footer)
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_esc(title)}</title><style>{CSS}</style></head>"
+        f"<body>{body}</body></html>\n"
+    )
+
+
+def write_reports(report: Mapping[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write `report.json` and `report.html` into `out_dir` atomically; return both paths."""
+    out_dir = Path(out_dir)
+    page = render_html(report)
+    json_path = out_dir / "report.json"
+    html_path = out_dir / "report.html"
+    atomic_write_json(json_path, report)
+    atomic_write_text(html_path, page)
+    return json_path, html_path

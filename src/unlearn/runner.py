@@ -1,0 +1,129 @@
+"""End-to-end runs shared by the Python API and the CLI: evaluate, unlearn, report, save."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig, to_dict
+from .data.request import ForgetRequest
+from .errors import UnlearnError
+from .io import atomic_directory, atomic_write_json, sha256_json
+from .methods import make_method
+from .metrics.probes import evaluate_request
+from .models.loading import load_model, model_fingerprint
+from .unlearner import Unlearner, model_card, save_model
+
+MANIFEST = "run.json"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def run_fingerprint(kind: str, request: ForgetRequest | None, config: dict) -> str:
+    return sha256_json({"kind": kind, "request": request.content_hash() if request else None, "config": config})
+
+
+def check_output_dir(out: Path, fingerprint: str, overwrite: bool) -> None:
+    """Refuse an output directory that holds something else, unless `overwrite`."""
+    if not out.exists() or overwrite:
+        return
+    if not out.is_dir():
+        raise UnlearnError(f"--out {out} is a file; choose a directory")
+    if not any(out.iterdir()):
+        return
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        try:
+            previous = json.loads(manifest.read_text()).get("fingerprint")
+        except (OSError, json.JSONDecodeError):
+            previous = None
+        if previous == fingerprint:
+            return
+        raise UnlearnError(f"{out} already holds a different run; choose another --out or pass --overwrite")
+    raise UnlearnError(f"{out} is not empty and holds no unlearn run; choose another --out or pass --overwrite")
+
+
+def evaluate(model, tokenizer, request: ForgetRequest, config: RunConfig | None = None) -> dict[str, Any]:
+    """Probe accuracy / ROUGE-L per group, answer log-probs and fluency of `model` on `request`."""
+    cfg = (config or RunConfig()).eval
+    return evaluate_request(model, tokenizer, request, cfg.batch_size, cfg.max_new_tokens)
+
+
+def _headline(before: dict, after: dict) -> dict[str, dict[str, float]]:
+    return {
+        group: {"before": before["groups"][group]["accuracy"], "after": result["accuracy"]}
+        for group, result in after["groups"].items()
+        if group in before["groups"]
+    }
+
+
+def run_request(
+    request: ForgetRequest,
+    config: RunConfig,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    evaluate_before_after: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Load the model, unlearn `request`, evaluate before and after, and (if `out`) write the model and report."""
+    method = make_method(config.method)  # validate before loading anything heavy
+    fingerprint = run_fingerprint("run", request, to_dict(config))
+    out_path = Path(out) if out else None
+    if out_path:
+        check_output_dir(out_path, fingerprint, overwrite)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    model, tokenizer = load_model(config.model.name, config.model.dtype)
+    timings["load_s"] = time.perf_counter() - start
+    evaluations: dict[str, dict] = {}
+    if evaluate_before_after:
+        t = time.perf_counter()
+        evaluations["original"] = evaluate(model, tokenizer, request, config)
+        timings["eval_before_s"] = time.perf_counter() - t
+    fingerprint_model = model_fingerprint(model)
+    result = Unlearner(model, tokenizer, config, method).apply(request, progress=progress)
+    timings["unlearn_s"] = result.train.seconds
+    if evaluate_before_after:
+        t = time.perf_counter()
+        evaluations["unlearned"] = evaluate(result.model, tokenizer, request, config)
+        timings["eval_after_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - start
+    report: dict[str, Any] = {
+        "schema": "unlearn.report/1",
+        "kind": "run",
+        "created": now_iso(),
+        "title": f"Unlearning: {request.target}",
+        "request": request.summary(),
+        "method": result.method,
+        "model": {"name": config.model.name, "fingerprint": fingerprint_model},
+        "config": to_dict(config),
+        "roles": [r for r in ("original", "unlearned") if r in evaluations],
+        "evaluations": evaluations,
+        "training": {"steps": result.train.steps, "seconds": result.train.seconds,
+                     "stopped_early": result.train.stopped_early, "history": result.train.history},
+        "timings": timings,
+    }
+    if evaluate_before_after:
+        report["headline"] = _headline(evaluations["original"], evaluations["unlearned"])
+    if out_path:
+        write_run(out_path, report, result.model, tokenizer, request, config, fingerprint)
+    report["_model"] = result.model
+    return report
+
+
+def write_run(out: Path, report: dict, model, tokenizer, request: ForgetRequest, config: RunConfig, fingerprint: str) -> None:
+    """Write model/, report.json, report.html and run.json into `out` in one atomic step."""
+    from .report import write_reports
+
+    with atomic_directory(out, overwrite=True) as tmp:
+        report["output_model"] = str(out / "model")
+        card_metrics = report.get("headline")
+        save_model(model, tokenizer, tmp / "model", model_card(request, report["method"], config, card_metrics))
+        write_reports(report, tmp)
+        atomic_write_json(tmp / MANIFEST, {"fingerprint": fingerprint, "kind": report["kind"], "created": report["created"],
+                                           "request": request.summary()})

@@ -1,0 +1,223 @@
+"""THE training loop: every loss method (and fine-tuning) runs through `train`, on accelerate.
+
+The same code runs on CPU, one GPU or several (launch with `accelerate launch`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig
+from ..data.collate import collate
+from ..data.formatting import Example
+from ..errors import ConfigError, TrainingDiverged
+from ..methods.base import LossMethod, StepBatch
+from ..models.params import trainable_parameters
+
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass
+class TrainingData:
+    """Examples for one run. `forget_alt[i]` answers the prompt of `forget[i]` differently (e.g. a refusal)."""
+
+    forget: Sequence[Example]
+    retain: Sequence[Example] = ()
+    forget_alt: Sequence[Example] | None = None
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    stopped_early: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
+    """Multiplier of the base learning rate at optimizer step `step` (0-based)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def total_steps(n_forget: int, cfg: TrainConfig) -> int:
+    """Optimizer steps of a run: `max_steps`, or `epochs` passes over the forget set."""
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    micro_per_epoch = math.ceil(n_forget / cfg.batch_size)
+    return max(1, math.ceil(cfg.epochs * micro_per_epoch / cfg.grad_accum))
+
+
+def forget_order(n: int, seed: int) -> Callable[[], list[int]]:
+    """An endless, seeded stream of shuffled epochs, one index at a time via the returned callable."""
+    generator = torch.Generator().manual_seed(seed)
+    queue: list[int] = []
+
+    def take(k: int) -> list[int]:
+        nonlocal queue
+        while len(queue) < k:
+            queue += torch.randperm(n, generator=generator).tolist()
+        head, queue = queue[:k], queue[k:]
+        return head
+
+    return take
+
+
+def _check_config(cfg: TrainConfig) -> None:
+    if cfg.schedule not in SCHEDULES:
+        raise ConfigError(f"train.schedule '{cfg.schedule}' is unknown; use one of {', '.join(SCHEDULES)}")
+    for name in ("batch_size", "grad_accum"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"train.{name} must be at least 1")
+    if cfg.lr is not None and cfg.lr <= 0:
+        raise ConfigError("train.lr must be positive")
+
+
+def _to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def _restore(params: list[torch.nn.Parameter], snapshot: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p, saved in zip(params, snapshot, strict=True):
+            p.copy_(saved)
+
+
+def train(
+    model,
+    method: LossMethod,
+    data: TrainingData,
+    cfg: TrainConfig,
+    pad_id: int,
+    reference=None,
+    probe_check: Callable[[object], float] | None = None,
+    progress: bool = True,
+    description: str = "unlearning",
+) -> TrainResult:
+    """Run `method` on `data` for the configured budget; the model is updated in place.
+
+    Stops early when `cfg.early_stop` and `probe_check(model)` (forget-probe accuracy) drops to
+    `cfg.early_stop_accuracy`. A NaN/inf loss or gradient restores the weights from before the last
+    update and raises TrainingDiverged.
+    """
+    from accelerate import Accelerator
+
+    _check_config(cfg)
+    if not data.forget:
+        raise ConfigError("the forget set is empty: nothing to train on")
+    if method.needs_retain and not data.retain:
+        raise ConfigError(
+            f"method '{getattr(method, 'registered_name', type(method).__name__)}' needs retain data; add retain "
+            "examples to the request (retain.qa / retain.texts) or set its retain_weight=0"
+        )
+    if method.needs_alternate_answers and (data.forget_alt is None or len(data.forget_alt) != len(data.forget)):
+        raise ConfigError("this method needs an alternative answer for every forget example (QA forget data)")
+
+    torch.manual_seed(cfg.seed)
+    accelerator = Accelerator(cpu=cfg.cpu)
+    params = trainable_parameters(model)
+    if not params:
+        raise ConfigError("no trainable parameters: check the `trainable` settings")
+    lr = cfg.lr if cfg.lr is not None else method.default_lr
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    steps = total_steps(len(data.forget), cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, cfg.warmup_steps, steps, cfg.schedule)
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    method.setup(accelerator.unwrap_model(model), reference)
+
+    take_forget = forget_order(len(data.forget), cfg.seed)
+    retain_generator = torch.Generator().manual_seed(cfg.seed + 1)
+    snapshot = [p.detach().clone() for p in params]
+    result = TrainResult(steps=0, seconds=0.0)
+    start = time.perf_counter()
+    model.train()
+    bar = tqdm(total=steps, desc=description, disable=not progress, leave=False)
+    try:
+        for step in range(steps):
+            logs_sum: dict[str, float] = {}
+            loss_sum = 0.0
+            for micro in range(cfg.grad_accum):
+                batch = _step_batch(data, take_forget(cfg.batch_size), cfg.batch_size, retain_generator, pad_id)
+                batch = StepBatch(
+                    forget=_to_device(batch.forget, accelerator.device),
+                    retain=_to_device(batch.retain, accelerator.device) if batch.retain else None,
+                    forget_alt=_to_device(batch.forget_alt, accelerator.device) if batch.forget_alt else None,
+                )
+                sync = accelerator.no_sync(model) if micro < cfg.grad_accum - 1 else _null()
+                with sync:
+                    out = method.loss(model, batch, reference)
+                    if not torch.isfinite(out.loss):
+                        _restore(params, snapshot)
+                        raise TrainingDiverged(
+                            f"loss became {out.loss.item()} at step {step}; weights restored to the last good step. "
+                            f"Lower train.lr (now {lr}) or raise train.max_grad_norm clipping"
+                        )
+                    accelerator.backward(out.loss / cfg.grad_accum)
+                loss_sum += out.loss.item() / cfg.grad_accum
+                for key, value in out.logs.items():
+                    logs_sum[key] = logs_sum.get(key, 0.0) + value / cfg.grad_accum
+            grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+            if not torch.isfinite(torch.as_tensor(grad_norm)):
+                optimizer.zero_grad(set_to_none=True)
+                _restore(params, snapshot)
+                raise TrainingDiverged(
+                    f"gradient norm became {float(grad_norm)} at step {step}; weights restored to the last good "
+                    f"step. Lower train.lr (now {lr})"
+                )
+            with torch.no_grad():
+                for p, saved in zip(params, snapshot, strict=True):
+                    saved.copy_(p)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.steps = step + 1
+            record = {"step": step + 1, "loss": loss_sum, "grad_norm": float(grad_norm),
+                      "lr": scheduler.get_last_lr()[0], **logs_sum}
+            result.history.append(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum:.3f}")
+            if cfg.early_stop and probe_check is not None and (step + 1) % cfg.early_stop_every == 0:
+                model.eval()
+                accuracy = probe_check(accelerator.unwrap_model(model))
+                model.train()
+                record["forget_probe_accuracy"] = accuracy
+                if accuracy <= cfg.early_stop_accuracy:
+                    result.stopped_early = True
+                    break
+    finally:
+        bar.close()
+        model.eval()
+        result.seconds = time.perf_counter() - start
+    return result
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _step_batch(data: TrainingData, indices: list[int], batch_size: int, generator, pad_id: int) -> StepBatch:
+    forget = collate([data.forget[i] for i in indices], pad_id)
+    alt = collate([data.forget_alt[i] for i in indices], pad_id) if data.forget_alt else None
+    retain = None
+    if data.retain:
+        picks = torch.randint(len(data.retain), (batch_size,), generator=generator).tolist()
+        retain = collate([data.retain[i] for i in picks], pad_id)
+    return StepBatch(forget=forget, retain=retain, forget_alt=alt)

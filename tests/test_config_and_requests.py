@@ -1,0 +1,110 @@
+"""Configuration parsing, overrides, the registry, and request files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from unlearn.config import RunConfig, apply_overrides, from_dict, load_run_config, to_dict
+from unlearn.data.request import load_request, request_from_dict
+from unlearn.errors import ConfigError
+from unlearn.methods import make_method
+from unlearn.registry import Registry
+
+from .conftest import tiny_request_dict
+
+
+def test_overrides_and_types(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"train": {"lr": 1e-4}, "method": {"name": "npo", "beta": 0.2}}))
+    cfg = load_run_config(path, ["train.max_steps=12", "trainable.mode=lora", "train.lr=3e-5"])
+    assert cfg.train.max_steps == 12 and cfg.trainable.mode == "lora" and cfg.train.lr == pytest.approx(3e-5)
+    assert cfg.method == {"name": "npo", "beta": 0.2}
+    assert from_dict(RunConfig, to_dict(cfg)) == cfg
+
+
+def test_unknown_and_mistyped_keys_are_errors():
+    with pytest.raises(ConfigError, match="Did you mean 'lr'"):
+        from_dict(RunConfig, {"train": {"lrr": 1.0}})
+    with pytest.raises(ConfigError, match="expected int"):
+        from_dict(RunConfig, apply_overrides({}, ["train.max_steps=ten"]))
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        apply_overrides({}, ["train.lr"])
+
+
+def test_method_hyperparameters_are_checked():
+    assert make_method({"name": "npo", "beta": 1}).beta == 1.0
+    with pytest.raises(ConfigError, match="Did you mean 'beta'"):
+        make_method({"name": "npo", "betta": 0.2})
+    with pytest.raises(ConfigError, match="Did you mean 'npo'"):
+        make_method("nop")
+    with pytest.raises(ConfigError, match="retain_loss"):
+        make_method({"name": "grad_diff", "retain_loss": "mse"})
+
+
+def test_registry_rejects_duplicates():
+    reg: Registry[int] = Registry("thing")
+    reg.register("a")(1)
+    with pytest.raises(ValueError):
+        reg.register("a")(2)
+    assert reg.names() == ["a"] and "a" in reg
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_request_round_trip(tmp_path, suffix):
+    data = tiny_request_dict()
+    path = tmp_path / f"r{suffix}"
+    path.write_text(yaml.safe_dump(data) if suffix == ".yaml" else json.dumps(data))
+    request = load_request(path)
+    assert request.id == "forget-ada" and len(request.forget.qa) == 4
+    assert request.probes.forget[0].paraphrases == ("Ada Quill's birthplace?",)
+    assert request.content_hash() == request_from_dict(data).content_hash()
+
+
+def test_jsonl_request(tmp_path):
+    lines = [
+        {"id": "r1", "target": "Ada", "kind": "privacy"},
+        {"question": "Where was Ada born?", "answer": "Oslo."},
+        {"text": "Ada Quill keeps bees."},
+        {"split": "retain", "question": "Sky?", "answer": "Blue."},
+        {"split": "probe", "group": "forget", "question": "Where was Ada born?", "answer": "Oslo"},
+    ]
+    path = tmp_path / "r.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines))
+    request = load_request(path)
+    assert request.kind == "privacy" and len(request.forget.qa) == 1 and request.forget.texts == ["Ada Quill keeps bees."]
+    assert len(request.retain.qa) == 1 and len(request.probes.forget) == 1
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.pop("forget"), "forget set is empty"),
+        (lambda d: d.update(forget={"qa": []}), "forget set is empty"),
+        (lambda d: d.update(kind="privcy"), "Did you mean 'privacy'"),
+        (lambda d: d.update(forgett={}), "Did you mean 'forget'"),
+        (lambda d: d["forget"]["qa"].append({"question": "Q?"}), "answer must be a non-empty string"),
+        (lambda d: d["probes"].update(neighbor=[]), "Did you mean 'neighbour'"),
+        (lambda d: d.pop("id"), "id must be a non-empty string"),
+    ],
+)
+def test_bad_requests_name_the_problem(mutate, message):
+    data = tiny_request_dict()
+    mutate(data)
+    with pytest.raises(ConfigError, match=message):
+        request_from_dict(data)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_request(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_request(bad)
+    txt = tmp_path / "r.txt"
+    txt.write_text("x")
+    with pytest.raises(ConfigError, match="unsupported"):
+        load_request(txt)

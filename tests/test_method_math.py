@@ -1,0 +1,386 @@
+"""Known-answer tests of the loss methods' and log-prob helpers' pure math.
+
+Every expected value below is worked out by hand (the arithmetic is in the comments), never by
+calling the function under test or a re-implementation of it. Logits are chosen as logs of small
+integers so that every softmax is a ratio of small integers:
+  softmax([0, ln 2, 0]) = [1, 2, 1] / 4,   softmax([ln 3, 0, 0]) = [3, 1, 1] / 5,   etc.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from unlearn.config import TrainConfig
+from unlearn.methods.common import kl_on_answers
+from unlearn.methods.grad_ascent import grad_ascent_loss
+from unlearn.methods.grad_diff import grad_diff_loss
+from unlearn.methods.idk_dpo import dpo_loss
+from unlearn.methods.npo import npo_loss
+from unlearn.methods.rmu import control_vector, masked_mse
+from unlearn.methods.simnpo import simnpo_loss
+from unlearn.methods.undial import undial_loss
+from unlearn.models.logprobs import (
+    answer_lengths,
+    mean_token_logprob,
+    nll,
+    sequence_logprob,
+    token_entropy,
+    token_logprobs,
+)
+from unlearn.train.loop import lr_factor, total_steps
+
+LN2, LN3, LN4, LN5 = math.log(2), math.log(3), math.log(4), math.log(5)
+X = -100  # ignored label
+
+
+def close(actual: torch.Tensor, expected) -> None:
+    expected = torch.as_tensor(expected, dtype=actual.dtype)
+    torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-6)
+
+
+def t(values, dtype=torch.float32) -> torch.Tensor:
+    return torch.tensor(values, dtype=dtype)
+
+
+# One sequence, vocab 3, length 3.
+#   row 0 = [0, ln 2, 0]  -> p = [1/4, 1/2, 1/4]
+#   row 1 = [ln 3, 0, 0]  -> p = [3/5, 1/5, 1/5]
+#   row 2 = [9, -9, 4]    -> predicts past the end of the sequence: never used
+ROWS = [[0.0, LN2, 0.0], [LN3, 0.0, 0.0], [9.0, -9.0, 4.0]]
+LOGITS = t([ROWS])
+LABELS = torch.tensor([[X, 1, 0]])  # logits[0] predicts labels[1] = 1, logits[1] predicts labels[2] = 0
+
+
+# ---------------------------------------------------------------- log-prob helpers
+
+
+def test_token_logprobs_shift_and_values():
+    logp, mask = token_logprobs(LOGITS, LABELS)
+    # log p_row0(1) = ln 2 - ln 4 = -ln 2 ;  log p_row1(0) = ln 3 - ln 5
+    close(logp, [[-LN2, LN3 - LN5]])
+    assert mask.tolist() == [[True, True]]
+
+
+def test_token_logprobs_uses_logits_t_for_label_t_plus_1():
+    # vocab 2: row 0 = [0, ln 3] -> p = [1/4, 3/4]; row 1 = [0, 0] -> p = [1/2, 1/2]; row 2 unused.
+    logits = t([[[0.0, LN3], [0.0, 0.0], [50.0, -50.0]]])
+    labels = torch.tensor([[0, 1, 1]])  # labels[0] is never predicted (nothing precedes it)
+    logp, mask = token_logprobs(logits, labels)
+    # shifted: log p_row0(1) = ln(3/4), log p_row1(1) = ln(1/2). (Unshifted it would start with ln(1/4).)
+    close(logp, [[LN3 - LN4, -LN2]])
+    assert mask.tolist() == [[True, True]]
+
+
+def test_token_logprobs_masked_positions_are_zero():
+    logp, mask = token_logprobs(LOGITS, torch.tensor([[X, X, 0]]))
+    # position 0 (label -100) counts 0; position 1: ln 3 - ln 5
+    close(logp, [[0.0, LN3 - LN5]])
+    assert mask.tolist() == [[False, True]]
+
+
+def test_sequence_and_mean_token_logprob():
+    # sum = -ln 2 + ln 3 - ln 5 = ln(3/10); two answer tokens -> mean ln(3/10) / 2
+    close(sequence_logprob(LOGITS, LABELS), [math.log(3 / 10)])
+    close(mean_token_logprob(LOGITS, LABELS), [math.log(3 / 10) / 2])
+
+
+def test_mean_token_logprob_without_answer_tokens_is_zero():
+    # sum over no tokens = 0, length clamped to 1 -> 0 (not NaN)
+    close(mean_token_logprob(LOGITS, torch.tensor([[X, X, X]])), [0.0])
+
+
+def test_answer_lengths_drop_the_first_label():
+    labels = torch.tensor([[X, 1, 0, X], [X, X, 2, X], [1, 1, 1, 1], [X, X, X, X]])
+    # counted labels among positions 1..3: 2, 1, 3 (labels[:, 0] is never predicted), 0
+    assert answer_lengths(labels).tolist() == [2, 1, 3, 0]
+
+
+def test_nll_is_a_mean_over_tokens_with_masking():
+    # sequence 0 = LOGITS/LABELS: token NLLs ln 2 and ln 5 - ln 3.
+    # sequence 1: row 0 = [0, 0, 0] (label -100, ignored); row 1 = [0, 0, ln 2] -> p(2) = 2/4 = 1/2,
+    #             so NLL = ln 2; row 2 unused; trailing -100 is padding.
+    logits = t([ROWS, [[0.0, 0.0, 0.0], [0.0, 0.0, LN2], [3.0, 1.0, 2.0]]])
+    labels = torch.tensor([[X, 1, 0], [X, X, 2]])
+    # mean over the 3 counted tokens (not over sequences): (ln 2 + ln 5 - ln 3 + ln 2) / 3
+    close(nll(logits, labels), (2 * LN2 + LN5 - LN3) / 3)
+
+
+def test_nll_ignores_masked_and_last_position_logits():
+    changed = LOGITS.clone()
+    changed[0, 2] = t([-7.0, 11.0, 0.5])  # last position predicts nothing
+    close(nll(changed, LABELS), (LN2 + LN5 - LN3) / 2)
+    masked = torch.tensor([[X, X, 0]])
+    changed[0, 0] = t([100.0, -100.0, 0.0])  # position 0 predicts a -100 label
+    close(nll(changed, masked), LN5 - LN3)
+
+
+def test_token_entropy():
+    # uniform over 4 -> ln 4 (any constant shift gives the same distribution)
+    # [ln 2, 0, 0] -> p = [1/2, 1/4, 1/4]: H = 1/2 ln 2 + 2 * 1/4 ln 4 = 3/2 ln 2
+    logits = t([[0.0, 0.0, 0.0, 0.0], [5.0, 5.0, 5.0, 5.0], [LN2, 0.0, 0.0, -30.0]])
+    # the -30 entry has p = e^-30 / 4 ~ 2e-14: its effect (~1e-12) is far below the tolerance
+    close(token_entropy(logits), [LN4, LN4, 1.5 * LN2])
+    # batched shape (B, T, V) -> (B, T)
+    assert token_entropy(torch.zeros(2, 3, 4)).shape == (2, 3)
+
+
+def test_token_entropy_with_a_zero_probability_token():
+    # p = [1/2, 1/4, 1/4, 0]: H = 3/2 ln 2 (the 0 log 0 term is 0 by convention)
+    close(token_entropy(t([[LN2, 0.0, 0.0, -math.inf]])), [1.5 * LN2])
+
+
+def test_token_logprobs_masked_position_with_minus_inf_logit():
+    # position 0 is masked (-100); its logit for token 0 is -inf. position 1: [-inf, 0, 0] -> p(1) = 1/2
+    logits = t([[[-math.inf, 0.0, 0.0], [-math.inf, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    close(nll(logits, torch.tensor([[X, X, 1]])), LN2)
+
+
+def test_kl_on_answers_with_minus_inf_logits():
+    # the reference gives token 2 zero probability (0 log 0 = 0), and a masked position is all -inf but one:
+    # answer position: q = [1/2, 1/2, 0], p = [1/4, 1/4, 1/2] -> KL = 2 * 1/2 * ln 2 = ln 2
+    ref = t([[[0.0, 0.0, -math.inf], [0.0, -math.inf, -math.inf], [0.0, 0.0, 0.0]]])
+    live = t([[[0.0, 0.0, LN2], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    close(kl_on_answers(live, ref, torch.tensor([[X, 1, X]])), LN2)
+
+
+# ---------------------------------------------------------------- gradient ascent / difference
+
+
+def test_grad_ascent_loss_negates_nll():
+    close(grad_ascent_loss(t(1.5)), -1.5)
+    # with the LM loss of LOGITS: -(ln 2 + ln 5 - ln 3) / 2
+    close(grad_ascent_loss(nll(LOGITS, LABELS)), -(LN2 + LN5 - LN3) / 2)
+
+
+def test_grad_diff_loss():
+    # -w_f * 2 + w_r * 0.5 with w_f = 1, w_r = 3: -2 + 1.5 = -0.5
+    close(grad_diff_loss(t(2.0), t(0.5), 1.0, 3.0), -0.5)
+    # w_f = 0.5, w_r = 0: -1
+    close(grad_diff_loss(t(2.0), t(0.5), 0.5, 0.0), -1.0)
+
+
+# ---------------------------------------------------------------- NPO
+
+
+def test_npo_loss_at_the_reference_is_2_ln2_over_beta():
+    # logp = ref: -(2/beta) log sigmoid(0) = -(2/beta) log(1/2) = (2/beta) ln 2; beta = 0.1 -> 20 ln 2
+    logp = t([-3.0, -7.5], torch.float64)
+    close(npo_loss(logp, logp.clone(), 0.1), 20 * LN2)
+    close(npo_loss(logp, logp.clone(), 2.0), LN2)
+
+
+def test_npo_loss_nonzero_difference():
+    # beta = 0.5, d = logp - ref:
+    #   d = 2 ln 3:  sigmoid(-0.5 * 2 ln 3) = sigmoid(-ln 3) = 1 / (1 + 3) = 1/4 -> -log = ln 4
+    #   d = -2 ln 3: sigmoid(ln 3) = 3/4                                       -> -log = ln(4/3)
+    # loss = (2/0.5) * mean = 4 * (ln 4 + ln 4 - ln 3) / 2 = 2 (2 ln 4 - ln 3)
+    ref = t([-10.0, -4.0], torch.float64)
+    logp = ref + t([2 * LN3, -2 * LN3], torch.float64)
+    close(npo_loss(logp, ref, 0.5), 2 * (2 * LN4 - LN3))
+    close(npo_loss(logp[:1], ref[:1], 0.5), 4 * LN4)
+
+
+def test_npo_gradient_is_the_adaptive_weight():
+    # dL/dd_i = (2/beta)(1/n) * beta * sigmoid(beta d_i) = (2/n) sigmoid(beta d_i)
+    # beta = 0.5, d = [0, 2 ln 3]: sigmoid(0) = 1/2 -> 1/2; sigmoid(ln 3) = 3/4 -> 3/4
+    logp = t([0.0, 2 * LN3], torch.float64).requires_grad_()
+    npo_loss(logp, torch.zeros(2, dtype=torch.float64), 0.5).backward()
+    close(logp.grad, [0.5, 0.75])
+
+
+def test_npo_small_beta_limit_is_gradient_ascent_on_sequence_logprob():
+    # log(1 + e^x) = ln 2 + x/2 + x^2/8 - x^4/192 + ..., with x = beta * d, so
+    # npo = (2/beta) mean log(1 + e^{beta d}) = (2/beta) ln 2 + mean(d) + beta mean(d^2) / 4 + O(beta^3)
+    beta = 1e-4
+    d = t([1.0, -2.0, 0.5], torch.float64)
+    ref = t([-5.0, -6.0, -7.0], torch.float64)
+    loss = npo_loss(ref + d, ref, beta).item()
+    first_order = 2 / beta * LN2 + (1.0 - 2.0 + 0.5) / 3  # mean(d) = -1/6
+    second = beta * (1.0 + 4.0 + 0.25) / 3 / 4  # beta * mean(d^2) / 4 = 4.375e-5
+    assert loss == pytest.approx(first_order, abs=1e-4)  # first-order Taylor
+    assert loss - first_order == pytest.approx(second, abs=1e-6)  # and the next term
+
+
+# ---------------------------------------------------------------- SimNPO
+
+
+def test_simnpo_loss_length_normalised():
+    # beta = 2, |y| = 4, logp = -2 ln 3: -(2/4)(-2 ln 3) = ln 3; sigmoid(ln 3) = 3/4
+    # loss = -(2/2) log(3/4) = ln(4/3)
+    close(simnpo_loss(t([-2 * LN3]), torch.tensor([4]), 2.0, 0.0), LN4 - LN3)
+
+
+def test_simnpo_loss_with_margin_and_batch():
+    # beta = 2, gamma = ln 3:
+    #   (logp -2 ln 3, |y| 4): -(2/4)(-2 ln 3) - ln 3 = 0     -> -log sigmoid(0) = ln 2
+    #   (logp -ln 3,   |y| 1): -(2/1)(-ln 3) - ln 3 = ln 3    -> -log(3/4) = ln 4 - ln 3
+    # loss = (2/2) * (ln 2 + ln 4 - ln 3) / 2 = (3 ln 2 - ln 3) / 2
+    logp, lengths = t([-2 * LN3, -LN3]), torch.tensor([4, 1])
+    close(simnpo_loss(logp, lengths, 2.0, LN3), (3 * LN2 - LN3) / 2)
+
+
+def test_simnpo_loss_zero_length_is_clamped_to_one():
+    # |y| = 0 -> 1; beta = 1: -(1/1)(-ln 3) = ln 3 -> -(2/1) log(3/4) = 2 ln(4/3)
+    close(simnpo_loss(t([-LN3]), torch.tensor([0]), 1.0, 0.0), 2 * (LN4 - LN3))
+
+
+# ---------------------------------------------------------------- IdkDPO
+
+
+def test_dpo_loss_zero_margin():
+    # margin 0: -(2/beta) log sigmoid(0) = (2/beta) ln 2; beta = 0.1 -> 20 ln 2
+    win, win_ref = t([-4.0], torch.float64), t([-5.0], torch.float64)
+    lose, lose_ref = t([-2.0], torch.float64), t([-3.0], torch.float64)  # both ratios +1 -> margin 0
+    close(dpo_loss(win, win_ref, lose, lose_ref, 0.1), 20 * LN2)
+
+
+def test_dpo_loss_hand_case():
+    # beta = 0.5; win ratio = +ln 3, lose ratio = -ln 3 -> margin = 2 ln 3, beta * margin = ln 3
+    #   -log sigmoid(ln 3) = -log(3/4) = ln 4 - ln 3 ;  loss = (2/0.5)(ln 4 - ln 3) = 4 ln(4/3)
+    # swapping win and lose: margin -2 ln 3 -> -log sigmoid(-ln 3) = ln 4 -> loss = 4 ln 4
+    win_ref, lose_ref = t([-1.0]), t([-5.0])
+    win, lose = win_ref + LN3, lose_ref - LN3
+    close(dpo_loss(win, win_ref, lose, lose_ref, 0.5), 4 * (LN4 - LN3))
+    close(dpo_loss(lose, lose_ref, win, win_ref, 0.5), 4 * LN4)
+    # batch of both: mean -> 4 * (ln 4 - ln 3 + ln 4) / 2 = 2 (2 ln 4 - ln 3)
+    both = dpo_loss(torch.cat([win, lose]), torch.cat([win_ref, lose_ref]),
+                    torch.cat([lose, win]), torch.cat([lose_ref, win_ref]), 0.5)
+    close(both, 2 * (2 * LN4 - LN3))
+
+
+# ---------------------------------------------------------------- UNDIAL
+
+
+def test_undial_single_answer_position():
+    # vocab 3, one answer position (logits[0] predicts labels[1] = 1), strength s = ln 3.
+    # teacher: z_ref = [0, ln 6, 0] - s * onehot(1) = [0, ln 2, 0] -> target = [1/4, 1/2, 1/4]
+    # student: [ln 2, 0, 0] -> log p = [-ln 2, -2 ln 2, -2 ln 2]
+    # CE = 1/4 ln 2 + 1/2 * 2 ln 2 + 1/4 * 2 ln 2 = 7/4 ln 2
+    student = t([[[LN2, 0.0, 0.0], [1.0, 2.0, 3.0]]])
+    teacher = t([[[0.0, math.log(6), 0.0], [-4.0, 0.0, 4.0]]])
+    close(undial_loss(student, teacher, torch.tensor([[X, 1]]), LN3), 1.75 * LN2)
+
+
+def test_undial_default_strength_ten():
+    # s = 10: z_ref = [0, 10, 0] - 10 * onehot(1) = [0, 0, 0] -> uniform target [1/3, 1/3, 1/3]
+    # student [ln 2, 0, 0]: CE = 1/3 (ln 2 + 2 ln 2 + 2 ln 2) = 5/3 ln 2
+    student = t([[[LN2, 0.0, 0.0], [0.0, 0.0, 0.0]]])
+    teacher = t([[[0.0, 10.0, 0.0], [0.0, 0.0, 0.0]]])
+    close(undial_loss(student, teacher, torch.tensor([[X, 1]]), 10.0), 5 / 3 * LN2)
+
+
+def test_undial_ignores_prompt_and_padding_and_averages_over_answer_tokens():
+    # sequence 0: prompt position (-100) with wild logits, then the answer position of the first test
+    #             (CE = 7/4 ln 2), then a padding position (-100).
+    # sequence 1: two answer positions with a uniform student: CE = ln 3 whatever the target is.
+    # mean over the 3 answer positions of the batch: (7/4 ln 2 + 2 ln 3) / 3
+    student = t([
+        [[30.0, -30.0, 0.0], [LN2, 0.0, 0.0], [-5.0, 5.0, 1.0], [0.0, 0.0, 0.0]],
+        [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [7.0, 1.0, -2.0], [0.0, 0.0, 0.0]],
+    ])
+    teacher = t([
+        [[-30.0, 30.0, 0.0], [0.0, math.log(6), 0.0], [5.0, -5.0, 2.0], [0.0, 0.0, 0.0]],
+        [[0.0, 0.0, 0.0], [1.0, 2.0, 0.0], [-7.0, 0.0, 2.0], [0.0, 0.0, 0.0]],
+    ])
+    labels = torch.tensor([[X, X, 1, X], [X, 0, 2, X]])
+    close(undial_loss(student, teacher, labels, LN3), (1.75 * LN2 + 2 * LN3) / 3)
+
+
+# ---------------------------------------------------------------- KL retain term
+
+
+def test_kl_on_answers_identical_logits_is_zero():
+    logits = t([ROWS])
+    close(kl_on_answers(logits, logits.clone(), LABELS), 0.0)
+
+
+def test_kl_on_answers_two_token_vocab():
+    # reference q = softmax([0, 0]) = [1/2, 1/2]; model p = softmax([ln 3, 0]) = [3/4, 1/4]
+    # KL(q || p) = 1/2 ln((1/2)/(3/4)) + 1/2 ln((1/2)/(1/4)) = 1/2 ln(2/3) + 1/2 ln 2 = 1/2 ln(4/3)
+    # (KL(p || q) = 3/4 ln(3/2) - 1/4 ln 2 would differ: the direction matters)
+    # positions: logits[0] predicts a -100 label (ignored, very different logits there), logits[1] and
+    # logits[2] predict answer labels: position 1 has the KL above, position 2 identical logits (KL 0);
+    # the last position predicts nothing. Mean over the 2 answer positions = 1/4 ln(4/3).
+    model = t([[[9.0, -9.0], [LN3, 0.0], [1.0, 2.0], [5.0, 0.0]]])
+    ref = t([[[-9.0, 9.0], [0.0, 0.0], [1.0, 2.0], [0.0, 5.0]]])
+    labels = torch.tensor([[X, X, 0, 1]])
+    close(kl_on_answers(model, ref, labels), 0.25 * (LN4 - LN3))
+    close(kl_on_answers(model[:, :3], ref[:, :3], labels[:, :3]), 0.5 * (LN4 - LN3))
+
+
+# ---------------------------------------------------------------- RMU
+
+
+def test_masked_mse_ignores_padding():
+    # h = [[1, 2], [3, 4], [100, 100]], target c*u = [1, 0], third token is padding
+    # squared errors: [0, 4] and [4, 16] -> 24 over 2 tokens * 2 dims = 6
+    h = t([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    close(masked_mse(h, t([1.0, 0.0]), mask), 6.0)
+    # same with a per-token target (retain anchoring): target = h except token 1 off by [1, 1] -> 2 / 4
+    target = h.clone()
+    target[0, 1] += 1.0
+    target[0, 2] = 0.0  # padding differs hugely, still ignored
+    close(masked_mse(h, target, mask), 0.5)
+
+
+def test_control_vector_norm_sign_and_seed():
+    v = control_vector(64, 6.5, seed=3)
+    assert v.shape == (64,)
+    assert bool((v >= 0).all())
+    close(v.double().norm(), 6.5)
+    torch.testing.assert_close(v, control_vector(64, 6.5, seed=3), rtol=0, atol=0)
+    assert not torch.equal(v, control_vector(64, 6.5, seed=4))
+    # d = 1: u / |u| = 1 -> exactly the coefficient
+    close(control_vector(1, 300.0, seed=0), [300.0])
+
+
+def test_control_vector_ignores_the_global_rng():
+    torch.manual_seed(0)
+    a = control_vector(16, 2.0, seed=7)
+    torch.manual_seed(123)
+    torch.rand(5)
+    torch.testing.assert_close(a, control_vector(16, 2.0, seed=7), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- learning-rate schedule and step count
+
+
+def test_lr_factor_warmup():
+    # warmup 4: steps 0..3 -> 1/4, 2/4, 3/4, 4/4
+    assert [lr_factor(s, 4, 20, "constant") for s in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lr_factor(10, 4, 20, "constant") == 1.0
+    assert lr_factor(0, 0, 20, "constant") == 1.0
+
+
+def test_lr_factor_linear():
+    # no warmup, total 10: 1 - step / 10
+    assert [lr_factor(s, 0, 10, "linear") for s in (0, 5, 9, 10, 12)] == pytest.approx([1.0, 0.5, 0.1, 0.0, 0.0])
+    # warmup 2, total 12: decay over the 10 steps after warmup; step 7 -> progress 5/10 -> 0.5
+    assert lr_factor(1, 2, 12, "linear") == pytest.approx(1.0)
+    assert lr_factor(2, 2, 12, "linear") == pytest.approx(1.0)
+    assert lr_factor(7, 2, 12, "linear") == pytest.approx(0.5)
+
+
+def test_lr_factor_cosine():
+    # 0.5 (1 + cos(pi * progress)): progress 0 -> 1, 1/3 -> 0.75, 1/2 -> 0.5, 2/3 -> 0.25, 1 -> 0
+    got = [lr_factor(s, 0, 12, "cosine") for s in (0, 4, 6, 8, 12, 20)]
+    assert got == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0, 0.0], abs=1e-12)
+    # with warmup 2, total 12: step 7 is half-way through the decay
+    assert lr_factor(7, 2, 12, "cosine") == pytest.approx(0.5, abs=1e-12)
+
+
+def test_total_steps():
+    assert total_steps(10, TrainConfig(max_steps=7)) == 7
+    # 10 examples, batch 4 -> ceil(10/4) = 3 micro-batches per epoch; 5 epochs -> 15 steps
+    assert total_steps(10, TrainConfig(epochs=5, batch_size=4)) == 15
+    # with grad_accum 2: ceil(15 / 2) = 8
+    assert total_steps(10, TrainConfig(epochs=5, batch_size=4, grad_accum=2)) == 8
+    # half an epoch: ceil(0.5 * 3) = 2 ; zero epochs -> at least 1
+    assert total_steps(10, TrainConfig(epochs=0.5, batch_size=4)) == 2
+    assert total_steps(10, TrainConfig(epochs=0, batch_size=4)) == 1
+    # batch larger than the set: 1 micro-batch per epoch
+    assert total_steps(3, TrainConfig(epochs=2, batch_size=8)) == 2

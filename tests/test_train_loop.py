@@ -1,0 +1,113 @@
+"""Invariants of the training loop."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from unlearn.config import TrainableConfig, TrainConfig
+from unlearn.data.formatting import Example
+from unlearn.errors import ConfigError, TrainingDiverged
+from unlearn.methods.base import LossMethod, LossOutput
+from unlearn.metrics.likelihood import example_logprobs
+from unlearn.models.params import select_trainable
+from unlearn.train import FineTune, TrainingData, train
+from unlearn.train.loop import lr_factor, total_steps
+
+
+def same_length_examples(n: int = 8, length: int = 12) -> list[Example]:
+    gen = torch.Generator().manual_seed(1)
+    rows = torch.randint(4, 90, (n, length), generator=gen).tolist()
+    return [Example(tuple(r), tuple([-100] * 4 + r[4:])) for r in rows]
+
+
+def trained_params(model, cfg: TrainConfig, data: TrainingData, method=None):
+    model = select_trainable(copy.deepcopy(model), TrainableConfig(mode="all"))
+    train(model, method or FineTune(retain_weight=0.0), data, cfg, pad_id=0, progress=False)
+    return {n: p.detach() for n, p in model.named_parameters()}
+
+
+def test_gradient_accumulation_matches_a_large_batch(tiny_model):
+    data = TrainingData(same_length_examples())
+    big = trained_params(tiny_model, TrainConfig(lr=1e-2, max_steps=2, batch_size=4, grad_accum=1), data)
+    small = trained_params(tiny_model, TrainConfig(lr=1e-2, max_steps=2, batch_size=2, grad_accum=2), data)
+    for name in big:
+        torch.testing.assert_close(big[name], small[name], atol=2e-5, rtol=1e-4)
+
+
+def test_seeded_runs_are_identical_and_seeds_differ(tiny_model):
+    data = TrainingData(same_length_examples(12))
+    cfg = TrainConfig(lr=1e-2, max_steps=3, batch_size=4, seed=7)
+    a = trained_params(tiny_model, cfg, data)
+    b = trained_params(tiny_model, cfg, data)
+    c = trained_params(tiny_model, TrainConfig(lr=1e-2, max_steps=3, batch_size=4, seed=8), data)
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    assert any(not torch.equal(a[n], c[n]) for n in a)
+
+
+def test_padding_does_not_change_sequence_logprobs(tiny_model):
+    short = Example((5, 6, 7, 8), (-100, -100, 7, 8))
+    long = Example(tuple(range(10, 30)), tuple([-100] * 5 + list(range(15, 30))))
+    alone = example_logprobs(tiny_model, [short], pad_id=0)[0][0]
+    padded = example_logprobs(tiny_model, [short, long], pad_id=0)[0][0]
+    assert padded == pytest.approx(alone, abs=1e-5)
+
+
+class ExplodingLoss(LossMethod):
+    """Finite for `good_steps` steps, then NaN."""
+
+    def __init__(self, good_steps: int):
+        self.calls = 0
+        self.good_steps = good_steps
+
+    def loss(self, model, batch, reference):
+        self.calls += 1
+        value = model(input_ids=batch.forget["input_ids"]).logits.mean()
+        if self.calls > self.good_steps:
+            value = value * float("nan")
+        return LossOutput(value)
+
+
+def test_nan_loss_stops_and_restores_last_good_weights(tiny_model):
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    cfg = TrainConfig(lr=1e-2, max_steps=5, batch_size=2)
+    snapshots = []
+
+    class Recording(ExplodingLoss):
+        def loss(self, model, batch, reference):
+            snapshots.append({n: p.detach().clone() for n, p in model.named_parameters()})
+            return super().loss(model, batch, reference)
+
+    with pytest.raises(TrainingDiverged, match="train.lr"):
+        train(model, Recording(good_steps=2), TrainingData(same_length_examples()), cfg, pad_id=0, progress=False)
+    # the weights are those of the last step whose loss was finite (step 2's inputs), not the ones that gave NaN
+    last_good = snapshots[1]
+    assert all(torch.equal(p.detach(), last_good[n]) for n, p in model.named_parameters())
+    assert not all(torch.equal(p.detach(), snapshots[2][n]) for n, p in model.named_parameters())
+
+
+def test_early_stop_when_probes_are_forgotten(tiny_model):
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    cfg = TrainConfig(lr=1e-3, max_steps=20, batch_size=2, early_stop=True, early_stop_every=3)
+    accuracies = iter([1.0, 0.5, 0.0, 0.0])
+    result = train(model, FineTune(retain_weight=0.0), TrainingData(same_length_examples()), cfg, pad_id=0,
+                   probe_check=lambda m: next(accuracies), progress=False)
+    assert result.stopped_early and result.steps == 9
+    assert result.history[-1]["forget_probe_accuracy"] == 0.0
+
+
+def test_bad_settings_are_named(tiny_model):
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    with pytest.raises(ConfigError, match="schedule"):
+        train(model, FineTune(), TrainingData(same_length_examples()), TrainConfig(schedule="sqrt"), pad_id=0)
+    with pytest.raises(ConfigError, match="empty"):
+        train(model, FineTune(), TrainingData([]), TrainConfig(), pad_id=0)
+
+
+def test_schedule_and_step_count():
+    assert [lr_factor(s, 2, 10, "constant") for s in (0, 1, 5)] == [0.5, 1.0, 1.0]
+    assert lr_factor(6, 2, 10, "cosine") == pytest.approx(0.5)
+    assert total_steps(10, TrainConfig(epochs=2, batch_size=4, grad_accum=1)) == 6
+    assert total_steps(10, TrainConfig(max_steps=7)) == 7
