@@ -25,6 +25,13 @@ def test_overrides_and_types(tmp_path):
     assert from_dict(RunConfig, to_dict(cfg)) == cfg
 
 
+def test_override_values_keep_their_text():
+    cfg = from_dict(RunConfig, apply_overrides({}, ["trainable.layers=-1:", "trainable.lora_targets=[q_proj, v_proj]",
+                                                    "train.lr=1e-4", "method.name=npo"]))
+    assert cfg.trainable.layers == "-1:" and cfg.trainable.lora_targets == ["q_proj", "v_proj"]
+    assert cfg.train.lr == pytest.approx(1e-4) and cfg.method["name"] == "npo"
+
+
 def test_unknown_and_mistyped_keys_are_errors():
     with pytest.raises(ConfigError, match="Did you mean 'lr'"):
         from_dict(RunConfig, {"train": {"lrr": 1.0}})

@@ -10,6 +10,8 @@ from unlearn.errors import ConfigError, UnlearnError
 from unlearn.models.loading import load_model, resolve_model_path
 from unlearn.models.params import parse_layer_slice, select_trainable, trainable_parameters
 
+from .conftest import make_model, make_tokenizer
+
 
 def test_local_directory_round_trip(tmp_path, tiny_model, tokenizer):
     tiny_model.save_pretrained(tmp_path / "m")
@@ -58,6 +60,9 @@ def test_lora_selection(tiny_model):
     pytest.importorskip("peft")
     model = select_trainable(tiny_model, TrainableConfig(mode="lora", lora_r=2))
     assert all("lora_" in n for n, p in model.named_parameters() if p.requires_grad)
+    last = select_trainable(make_model(len(make_tokenizer())), TrainableConfig(mode="lora", lora_r=2, lora_layers="-1:"))
+    names = [n for n, p in last.named_parameters() if p.requires_grad]
+    assert names and all(".layers.3." in n for n in names)
     with pytest.raises(ConfigError, match="lora_targets"):
         select_trainable(tiny_model, TrainableConfig(mode="lora", lora_targets=["nope"]))
 

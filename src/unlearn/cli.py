@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "measure, and write report.json, report.html and the unlearned model. The two taught models are "
                           "cached under $UNLEARN_HOME (default ~/.cache/unlearn), so only the first run pays for them.", epilog=EPILOG)
     demo.add_argument("--out", default="unlearn-demo", help="output directory (default: ./unlearn-demo)")
+    demo.add_argument("--model", default="default", help="base model to teach (default: the embedded SmolLM2-135M-Instruct)")
     demo.add_argument("--method", default=None, help="unlearning method (default: the demo's chosen method; see `unlearn ls methods`)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. --set train.max_steps=20")
     demo.add_argument("--overwrite", action="store_true", help="replace an output directory that holds a different run")
@@ -150,10 +151,10 @@ def cmd_validate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .benchmarks.demo import run_demo
+    from .benchmarks.demo import DemoSpec, run_demo
 
     run_demo(out=Path(args.out), method=args.method, overrides=args.overrides, overwrite=args.overwrite,
-             progress=not args.quiet)
+             progress=not args.quiet, spec=DemoSpec(base_model=args.model))
     return 0
 
 

@@ -39,6 +39,7 @@ class TrainableConfig:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
+    lora_layers: str = ""  # slice of decoder layers that get adapters (e.g. '-10:'); empty: all layers
     lora_targets: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
@@ -155,7 +156,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' must look like key.sub=value (e.g. train.lr=1e-4)")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, (dict, list)) and not raw.strip().startswith(("[", "{")):
+        value = raw  # e.g. a layer slice '-1:' is text, not a YAML mapping
     if isinstance(value, str):
         try:
             value = float(value) if any(c in value for c in "eE.") else value

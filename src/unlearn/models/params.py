@@ -86,7 +86,9 @@ def _add_lora(model, cfg: TrainableConfig):
     targets = [t for t in cfg.lora_targets if t in names]
     if not targets:
         raise ConfigError(f"none of lora_targets {cfg.lora_targets} is a module of this model")
-    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets)
+    layers = parse_layer_slice(cfg.lora_layers, len(decoder_layers(model))) if cfg.lora_layers else None
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
+                      layers_to_transform=layers)
     return get_peft_model(model, lora)
 
 

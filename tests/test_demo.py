@@ -1,0 +1,83 @@
+"""The demo's pieces, and the whole demo path on a tiny model (the real-model run is a slow test)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from unlearn.benchmarks.demo import DemoSpec, complete_sentences, demo_checks, demo_request, run_demo
+from unlearn.config import TrainConfig
+
+
+def test_demo_request_is_about_one_person():
+    spec = DemoSpec(n_people=4, replay="gold")
+    request = demo_request(spec)
+    assert request.kind == "privacy" and len(request.forget.qa) == 8
+    assert all(request.target in qa.question for qa in request.forget.qa)
+    assert len(request.probes.forget) == 8 and all(len(p.paraphrases) == 2 for p in request.probes.forget)
+    assert len(request.probes.neighbour) == 24 and not any(request.target in p.question for p in request.probes.neighbour)
+    assert request.probes.general and request.retain.qa
+    assert request.content_hash() == demo_request(spec).content_hash()
+
+
+def test_complete_sentences():
+    assert complete_sentences("Paris is big. It has a riv") == "Paris is big."
+    assert complete_sentences("No full stop here") == "No full stop here"
+    assert complete_sentences("Done.") == "Done."
+
+
+def _evals(u_forget: float, u_general: float, fluent: bool = True) -> dict:
+    def ev(forget, para, neigh, general, facts, passed=True):
+        groups = {"forget": forget, "forget_paraphrase": para, "neighbour": neigh, "general": general, "all_facts": facts}
+        return {"groups": {g: {"accuracy": a, "fluency": {"passed": passed}} for g, a in groups.items()},
+                "fluency": {"passed": passed}}
+
+    return {
+        "original": ev(0.0, 0.0, 0.0, 0.8, 0.0),
+        "deployed": ev(1.0, 0.8, 1.0, 0.8, 1.0),
+        "retain": ev(0.0, 0.0, 1.0, 0.8, 0.83),
+        "unlearned": ev(u_forget, 0.05, 0.95, u_general, 0.8, fluent),
+    }
+
+
+def test_demo_checks_pass_and_fail_at_the_thresholds():
+    assert all(c["passed"] for c in demo_checks(_evals(0.1, 0.72)))
+    failed = {c["name"] for c in demo_checks(_evals(0.125, 0.70, fluent=False)) if not c["passed"]}
+    assert failed == {"forgotten", "general knowledge kept", "fluent", "fluent on the forgotten person"}
+
+
+@pytest.fixture()
+def tiny_spec(tmp_path, taught_model, tokenizer, monkeypatch) -> DemoSpec:
+    monkeypatch.setenv("UNLEARN_HOME", str(tmp_path / "home"))
+    base = tmp_path / "base"
+    taught_model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    return DemoSpec(base_model=str(base), n_people=2, replay="gold",
+                    teach=TrainConfig(lr=3e-3, max_steps=2, batch_size=4, max_length=200))
+
+
+FAST = ["train.max_steps=2", "train.max_length=200", "eval.max_new_tokens=3", "trainable.layers=-1:"]
+
+
+def test_demo_end_to_end_on_a_tiny_model(tmp_path, tiny_spec):
+    printed = []
+    report = run_demo(tmp_path / "demo", method="grad_diff", overrides=FAST, progress=False, spec=tiny_spec,
+                      echo=printed.append)
+    out = tmp_path / "demo"
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["verdict"] in ("pass", "fail") and len(saved["checks"]) == 8
+    assert set(saved["evaluations"]) == {"original", "deployed", "unlearned", "retain"}
+    assert saved["training"]["steps"] == 2 and saved["method"]["name"] == "grad_diff"
+    card = (out / "model" / "README.md").read_text()
+    assert saved["request"]["hash"] in card and "grad_diff" in card
+    assert (out / "model" / "model.safetensors").is_file() and "<svg" in (out / "report.html").read_text()
+    assert "probe accuracy" in printed[0] and str(out / "report.html") in printed[0]
+    home = tmp_path / "home" / "demo"
+    taught = sorted(p.name.split("-")[0] for p in home.iterdir() if p.name.startswith(("deployed", "retain")))
+    assert taught == ["deployed", "retain"]
+    # a second run reuses the taught models and their cached evaluations
+    again = run_demo(tmp_path / "demo2", method="grad_diff", overrides=FAST, progress=False, spec=tiny_spec,
+                     echo=lambda _: None)
+    assert again["evaluations"]["deployed"] == report["evaluations"]["deployed"]
+    assert again["timings"]["teach_deployed_s"] < 5
