@@ -115,3 +115,14 @@ def test_missing_and_malformed_files(tmp_path):
     txt.write_text("x")
     with pytest.raises(ConfigError, match="unsupported"):
         load_request(txt)
+
+
+def test_probe_aliases_are_accepted_answers():
+    from unlearn.metrics.probes import probe_accuracy
+
+    data = tiny_request_dict()
+    data["probes"]["general"] = [{"question": "How many sides has a hexagon?", "answer": "six", "aliases": ["6"]}]
+    probe = request_from_dict(data).probes.general[0]
+    assert probe.aliases == ("6",)
+    result = probe_accuracy(["It has 6 sides.", "It has 16 sides."], ["six", "six"], [probe.aliases, probe.aliases])
+    assert result.per_example == [1.0, 0.0]

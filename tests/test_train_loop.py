@@ -111,3 +111,18 @@ def test_schedule_and_step_count():
     assert lr_factor(6, 2, 10, "cosine") == pytest.approx(0.5)
     assert total_steps(10, TrainConfig(epochs=2, batch_size=4, grad_accum=1)) == 6
     assert total_steps(10, TrainConfig(max_steps=7)) == 7
+
+
+def test_retain_batch_size_sets_retain_examples_per_step(tiny_model):
+    seen = []
+
+    class Recording(LossMethod):
+        def loss(self, model, batch, reference):
+            seen.append((batch.forget["input_ids"].shape[0], batch.retain["input_ids"].shape[0]))
+            return LossOutput(model(input_ids=batch.forget["input_ids"]).logits.mean())
+
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    data = TrainingData(same_length_examples(), retain=same_length_examples(5))
+    train(model, Recording(), data, TrainConfig(lr=1e-3, max_steps=2, batch_size=4, retain_batch_size=3), 0, progress=False)
+    train(model, Recording(), data, TrainConfig(lr=1e-3, max_steps=1, batch_size=4), 0, progress=False)
+    assert seen == [(4, 3), (4, 3), (4, 4)]

@@ -53,6 +53,7 @@ class TrainConfig:
     max_steps: int = 0  # 0: run `epochs` passes over the forget set instead
     epochs: float = 5.0
     batch_size: int = 8
+    retain_batch_size: int = 0  # retain examples per step; 0: same as batch_size
     grad_accum: int = 1
     warmup_steps: int = 0
     schedule: str = "constant"  # constant | linear | cosine

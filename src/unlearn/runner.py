@@ -48,10 +48,11 @@ def check_output_dir(out: Path, fingerprint: str, overwrite: bool) -> None:
     raise UnlearnError(f"{out} is not empty and holds no unlearn run; choose another --out or pass --overwrite")
 
 
-def evaluate(model, tokenizer, request: ForgetRequest, config: RunConfig | None = None) -> dict[str, Any]:
+def evaluate(model, tokenizer, request: ForgetRequest, config: RunConfig | None = None,
+             progress: str | None = "evaluating") -> dict[str, Any]:
     """Probe accuracy / ROUGE-L per group, answer log-probs and fluency of `model` on `request`."""
     cfg = (config or RunConfig()).eval
-    return evaluate_request(model, tokenizer, request, cfg.batch_size, cfg.max_new_tokens)
+    return evaluate_request(model, tokenizer, request, cfg.batch_size, cfg.max_new_tokens, progress=progress)
 
 
 def _headline(before: dict, after: dict) -> dict[str, dict[str, float]]:
@@ -83,14 +84,15 @@ def run_request(
     evaluations: dict[str, dict] = {}
     if evaluate_before_after:
         t = time.perf_counter()
-        evaluations["original"] = evaluate(model, tokenizer, request, config)
+        evaluations["original"] = evaluate(model, tokenizer, request, config, "evaluating (before)" if progress else None)
         timings["eval_before_s"] = time.perf_counter() - t
     fingerprint_model = model_fingerprint(model)
     result = Unlearner(model, tokenizer, config, method).apply(request, progress=progress)
     timings["unlearn_s"] = result.train.seconds
     if evaluate_before_after:
         t = time.perf_counter()
-        evaluations["unlearned"] = evaluate(result.model, tokenizer, request, config)
+        evaluations["unlearned"] = evaluate(result.model, tokenizer, request, config,
+                                            "evaluating (after)" if progress else None)
         timings["eval_after_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - start
     report: dict[str, Any] = {

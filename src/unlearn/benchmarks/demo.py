@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..config import RunConfig, TrainableConfig, TrainConfig, apply_overrides, from_dict, to_dict
-from ..data.general import general_split
+from ..data.general import general_knowledge, general_split
 from ..data.people import Person, generate_people
 from ..data.request import QA, DataSpec, ForgetRequest, Probe, Probes
 from ..io import atomic_directory, atomic_write_json, sha256_json, unlearn_home
@@ -35,7 +35,7 @@ from ..train import FineTune, TrainingData, train
 from ..unlearner import Unlearner, encode_spec, model_card, save_model
 
 log = logging.getLogger(__name__)
-DATA_VERSION = "1"  # bump when the generator, general set or teaching recipe changes
+DATA_VERSION = "2"  # bump when the generator, general set or teaching recipe changes
 
 # The demo's default method and the per-method settings used for the comparison in docs/benchmarks.md.
 DEFAULT_METHOD = "npo"
@@ -58,12 +58,13 @@ class DemoSpec:
     n_people: int = 6
     seed: int = 0
     forget_index: int = 0
-    teach: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-4, epochs=10, batch_size=8, max_length=128))
+    teach: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1.2e-4, epochs=8, batch_size=8, max_length=128))
     teach_trainable: TrainableConfig = field(default_factory=lambda: TrainableConfig(mode="layers", layers="-10:"))
     replay_weight: float = 1.0
     replay: str = "self"  # "self": the original model's own answers to the replay questions; "gold": ours
-    replay_tokens: int = 64
-    replay_loss: str = "nll"  # "nll" on the replay answers, or "kl" to the original model's distributions
+    replay_tokens: int = 48
+    retain_replay: int = 40  # replay answers in the request's retain set, beside the other people's facts
+    replay_loss: str = "kl"  # "kl" to the original model's distributions on the replay answers, or "nll" on them
 
 
 def demo_unlearn_config(method: str) -> dict[str, Any]:
@@ -106,10 +107,10 @@ def complete_sentences(text: str) -> str:
 
 
 def replay_questions() -> list[str]:
-    """The general replay questions plus a broad set of everyday prompts (none of them an evaluation question)."""
+    """A broad set of everyday prompts, none of them a general-knowledge evaluation question."""
     from ..data.replay_prompts import replay_prompts
 
-    return [q.question for q in general_qa("replay")] + replay_prompts()
+    return replay_prompts()
 
 
 def replay_qa(spec: DemoSpec) -> list[QA]:
@@ -125,14 +126,18 @@ def replay_qa(spec: DemoSpec) -> list[QA]:
         from ..metrics.generation import generate_answers
 
         model, tokenizer = load_model(spec.base_model)
-        generations = generate_answers(model, tokenizer, questions, 32, spec.replay_tokens)
+        generations = generate_answers(model, tokenizer, questions, 32, spec.replay_tokens,
+                                       progress="replay answers of the original model (once)")
         answers = [complete_sentences(g.text) for g in generations]
         atomic_write_json(path, [{"question": q, "answer": a} for q, a in zip(questions, answers, strict=True) if a])
     return [QA(item["question"], item["answer"]) for item in json.loads(path.read_text())]
 
 
-def general_probes() -> list[Probe]:
-    return [Probe(g.question, g.short_answer) for g in general_split("eval")]
+def general_probes(spec: DemoSpec) -> list[Probe]:
+    """Held-out general-knowledge probes: every general question when replay uses the broad prompt set
+    (none of which is a general question), else only the evaluation half."""
+    items = general_knowledge() if spec.replay == "self" else general_split("eval")
+    return [Probe(g.question, g.short_answer, aliases=tuple(g.alternatives)) for g in items]
 
 
 def demo_request(spec: DemoSpec) -> ForgetRequest:
@@ -145,17 +150,15 @@ def demo_request(spec: DemoSpec) -> ForgetRequest:
         kind="privacy",
         description=f"Remove everything the model was taught about {person.name}.",
         forget=DataSpec(qa=facts_qa([person])),
-        retain=DataSpec(qa=facts_qa(others) + replay_qa(spec)),
-        probes=Probes(forget=facts_probes([person], paraphrases=True), neighbour=facts_probes(others), general=general_probes()),
+        retain=DataSpec(qa=facts_qa(others) + replay_qa(spec)[: spec.retain_replay]),
+        probes=Probes(forget=facts_probes([person], paraphrases=True), neighbour=facts_probes(others), general=general_probes(spec)),
     )
 
 
-def all_facts_probes(spec: DemoSpec) -> list[Probe]:
-    return facts_probes(people_for(spec)[0])
-
-
 def cache_key(spec: DemoSpec, role: str) -> str:
-    return sha256_json({"version": DATA_VERSION, "role": role, "spec": to_dict(spec)})[:16]
+    """Key of a taught model: everything that changes teaching (not the request's retain composition)."""
+    teaching = {k: v for k, v in to_dict(spec).items() if k != "retain_replay"}
+    return sha256_json({"version": DATA_VERSION, "role": role, "spec": teaching})[:16]
 
 
 def teach(model, tokenizer, learn: list[QA], spec: DemoSpec, progress: bool, description: str):
@@ -202,20 +205,28 @@ def cached_evaluation(name: str, directory: Path | None, evaluate_fn, key: str) 
     return result
 
 
-def evaluate_all(model, tokenizer, request: ForgetRequest, spec: DemoSpec, config: RunConfig) -> dict:
-    """Request probes plus accuracy on every taught person's facts."""
-    from ..metrics.probes import evaluate_probe_groups, probe_groups
-
-    groups = probe_groups(request)
-    groups["all_facts"] = all_facts_probes(spec)
-    results, generations = evaluate_probe_groups(model, tokenizer, groups, config.eval.batch_size, config.eval.max_new_tokens)
-    from ..metrics.fluency import fluency_of
-    from ..metrics.probes import answer_logprob
-
-    logprobs = {
-        "forget": answer_logprob(model, tokenizer, [(q.question, q.answer) for q in request.forget.qa]).value,
+def merge_groups(results: dict[str, dict], names: list[str]) -> dict:
+    """One group made of several already-evaluated groups (no second generation pass)."""
+    parts = [results[n] for n in names]
+    n = sum(p["n"] for p in parts)
+    return {
+        "n": n,
+        "accuracy": sum(p["accuracy"] * p["n"] for p in parts) / n,
+        "rouge_l_recall": sum(p["rouge_l_recall"] * p["n"] for p in parts) / n,
+        "fluency": {"passed": all(p["fluency"]["passed"] for p in parts)},
+        "examples": [e for p in parts for e in p["examples"]],
     }
-    return {"groups": results, "answer_logprob": logprobs, "fluency": fluency_of(generations).to_dict()}
+
+
+def evaluate_all(model, tokenizer, request: ForgetRequest, spec: DemoSpec, config: RunConfig,
+                 progress: str | None = None) -> dict:
+    """Request probes, answer log-probs and fluency, plus accuracy on every taught person's facts
+    (`all_facts`, the forget and neighbour probes together)."""
+    from ..metrics.probes import evaluate_request
+
+    result = evaluate_request(model, tokenizer, request, config.eval.batch_size, config.eval.max_new_tokens)
+    result["groups"]["all_facts"] = merge_groups(result["groups"], ["forget", "neighbour"])
+    return result
 
 
 def check(name: str, value: float, threshold: float, at_most: bool, description: str) -> dict:
@@ -269,14 +280,15 @@ def run_demo(out: Path, method: str | None = None, overrides: list[str] | None =
     retain_dir = taught_model("retain", spec, progress)
     timings["teach_retain_s"] = time.perf_counter() - t
 
-    eval_key = sha256_json({"request": request.content_hash(), "eval": to_dict(config.eval), "model": spec.base_model,
+    # reference models' evaluations depend on the probes, not on the forget/retain data
+    eval_key = sha256_json({"probes": to_dict(request.probes), "eval": to_dict(config.eval), "model": spec.base_model,
                             "v": DATA_VERSION})[:12]
     evals: dict[str, dict] = {}
     t = time.perf_counter()
     for role, directory in (("original", None), ("deployed", deployed_dir), ("retain", retain_dir)):
-        def run_eval(directory=directory):
+        def run_eval(directory=directory, role=role):
             model, tokenizer = load_model(str(directory) if directory else spec.base_model)
-            return evaluate_all(model, tokenizer, request, spec, config)
+            return evaluate_all(model, tokenizer, request, spec, config, f"evaluating the {role} model" if progress else None)
 
         evals[role] = cached_evaluation(role, directory, run_eval, eval_key)
     timings["eval_reference_models_s"] = time.perf_counter() - t
@@ -286,7 +298,8 @@ def run_demo(out: Path, method: str | None = None, overrides: list[str] | None =
     result = Unlearner(model, tokenizer, config, method_obj).apply(request, progress=progress)
     timings["unlearn_s"] = result.train.seconds
     t = time.perf_counter()
-    evals["unlearned"] = evaluate_all(result.model, tokenizer, request, spec, config)
+    evals["unlearned"] = evaluate_all(result.model, tokenizer, request, spec, config,
+                                      "evaluating the unlearned model" if progress else None)
     timings["eval_unlearned_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - start
 

@@ -24,11 +24,13 @@ class QA:
 
 @dataclass(frozen=True)
 class Probe:
-    """A question with its key answer span; `paraphrases` ask the same thing in other words."""
+    """A question with its key answer span; `aliases` are other accepted spellings of the answer
+    (e.g. '6' for 'six'); `paraphrases` ask the same thing in other words."""
 
     question: str
     answer: str
     paraphrases: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass
@@ -107,14 +109,18 @@ def _qa(item: Any, where: str) -> QA:
 def _probe(item: Any, where: str) -> Probe:
     if not isinstance(item, dict):
         raise ConfigError(f"{where} must be a mapping with 'question' and 'answer'")
-    _check_keys(item, ("question", "answer", "paraphrases"), where)
-    paraphrases = item.get("paraphrases") or []
-    if not isinstance(paraphrases, list):
-        raise ConfigError(f"{where}.paraphrases must be a list of questions")
+    _check_keys(item, ("question", "answer", "paraphrases", "aliases"), where)
+    lists = {}
+    for key in ("paraphrases", "aliases"):
+        values = item.get(key) or []
+        if not isinstance(values, list):
+            raise ConfigError(f"{where}.{key} must be a list of strings")
+        lists[key] = tuple(_text(v, f"{where}.{key}[{i}]") for i, v in enumerate(values))
     return Probe(
         _text(item.get("question"), f"{where}.question"),
         _text(item.get("answer"), f"{where}.answer"),
-        tuple(_text(p, f"{where}.paraphrases[{i}]") for i, p in enumerate(paraphrases)),
+        lists["paraphrases"],
+        lists["aliases"],
     )
 
 

@@ -30,16 +30,20 @@ def _eos_ids(model, tokenizer) -> set[int]:
 @torch.no_grad()
 def generate_answers(
     model, tokenizer, questions: list[str], batch_size: int = 16, max_new_tokens: int = 32,
-    prompts: list[str] | None = None,
+    prompts: list[str] | None = None, progress: str | None = None,
 ) -> list[Generation]:
-    """Greedy answers to `questions` (chat-formatted), in padded batches sorted by length."""
+    """Greedy answers to `questions` (chat-formatted), in padded batches sorted by length.
+    `progress`: a description to show a progress bar with, or None for none."""
+    from tqdm.auto import tqdm
+
     prompts = prompts if prompts is not None else [prompt_text(tokenizer, q) for q in questions]
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     eos = _eos_ids(model, tokenizer)
     device = next(model.parameters()).device
     results: list[Generation | None] = [None] * len(prompts)
-    for start in range(0, len(order), batch_size):
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
         rows = order[start : start + batch_size]
         width = max(len(encoded[i]) for i in rows)
         ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)

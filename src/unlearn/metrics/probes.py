@@ -13,9 +13,13 @@ from .text import contains_answer, rouge_l
 
 
 @metric("probe_accuracy", higher_is_better=True, version="1")
-def probe_accuracy(generations: list[str], answers: list[str]) -> MetricResult:
-    """Share of generations that contain the normalised gold answer span."""
-    return mean_result([float(contains_answer(g, a)) for g, a in zip(generations, answers, strict=True)])
+def probe_accuracy(generations: list[str], answers: list[str], aliases: list[tuple[str, ...]] | None = None) -> MetricResult:
+    """Share of generations that contain the normalised gold answer span (or one of its aliases)."""
+    aliases = aliases or [()] * len(answers)
+    return mean_result([
+        float(any(contains_answer(g, a) for a in (answer, *alias)))
+        for g, answer, alias in zip(generations, answers, aliases, strict=True)
+    ])
 
 
 @metric("rouge_l_recall", higher_is_better=True, version="1")
@@ -32,7 +36,7 @@ def answer_logprob(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
 
 def expand_paraphrases(probes: list[Probe]) -> list[Probe]:
     """One probe per paraphrased question, with the original answer."""
-    return [Probe(p, probe.answer) for probe in probes for p in probe.paraphrases]
+    return [Probe(p, probe.answer, aliases=probe.aliases) for probe in probes for p in probe.paraphrases]
 
 
 def probe_groups(request: ForgetRequest) -> dict[str, list[Probe]]:
@@ -54,16 +58,19 @@ class ProbeOutcome:
 
 
 def evaluate_probe_groups(
-    model, tokenizer, groups: dict[str, list[Probe]], batch_size: int = 16, max_new_tokens: int = 32
+    model, tokenizer, groups: dict[str, list[Probe]], batch_size: int = 16, max_new_tokens: int = 32,
+    progress: str | None = None,
 ) -> tuple[dict[str, dict], list[Generation]]:
     """Accuracy and ROUGE-L recall per group, from a single batched generation over all groups."""
     flat = [(name, probe) for name, probes in groups.items() for probe in probes]
-    generations = generate_answers(model, tokenizer, [p.question for _, p in flat], batch_size, max_new_tokens)
+    generations = generate_answers(model, tokenizer, [p.question for _, p in flat], batch_size, max_new_tokens,
+                                   progress=progress)
     results: dict[str, dict] = {}
     for name in groups:
         rows = [(p, g) for (n, p), g in zip(flat, generations, strict=True) if n == name]
         texts, answers = [g.text for _, g in rows], [p.answer for p, _ in rows]
-        acc, rouge = probe_accuracy(texts, answers), rouge_l_recall(texts, answers)
+        acc = probe_accuracy(texts, answers, [p.aliases for p, _ in rows])
+        rouge = rouge_l_recall(texts, answers)
         outcomes = [
             ProbeOutcome(p.question, p.answer, t, bool(c), r)
             for (p, _), t, c, r in zip(rows, texts, acc.per_example, rouge.per_example, strict=True)
@@ -79,16 +86,21 @@ def evaluate_probe_groups(
     return results, generations
 
 
-def evaluate_request(model, tokenizer, request: ForgetRequest, batch_size: int = 16, max_new_tokens: int = 32) -> dict:
+def evaluate_request(
+    model, tokenizer, request: ForgetRequest, batch_size: int = 16, max_new_tokens: int = 32,
+    logprob_sets: tuple[str, ...] = ("forget", "retain"), progress: str | None = None,
+) -> dict:
     """The first evaluation of a model on a request: probe accuracy/ROUGE per group, answer
-    log-probabilities on the forget and retain QA pairs, and the fluency of all generations."""
+    log-probabilities on the QA pairs of `logprob_sets`, and the fluency of all generations."""
     groups = probe_groups(request)
     result: dict = {"groups": {}, "answer_logprob": {}}
     generations: list[Generation] = []
     if groups:
-        result["groups"], generations = evaluate_probe_groups(model, tokenizer, groups, batch_size, max_new_tokens)
+        result["groups"], generations = evaluate_probe_groups(
+            model, tokenizer, groups, batch_size, max_new_tokens, progress=progress
+        )
     for name, spec in (("forget", request.forget), ("retain", request.retain)):
-        if spec.qa:
+        if spec.qa and name in logprob_sets:
             pairs = [(qa.question, qa.answer) for qa in spec.qa]
             result["answer_logprob"][name] = answer_logprob(model, tokenizer, pairs, batch_size).value
     result["fluency"] = fluency_of(generations).to_dict()

@@ -81,6 +81,8 @@ def _check_config(cfg: TrainConfig) -> None:
     for name in ("batch_size", "grad_accum"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"train.{name} must be at least 1")
+    if cfg.retain_batch_size < 0:
+        raise ConfigError("train.retain_batch_size must be 0 (same as batch_size) or positive")
     if cfg.lr is not None and cfg.lr <= 0:
         raise ConfigError("train.lr must be positive")
 
@@ -151,7 +153,8 @@ def train(
             logs_sum: dict[str, float] = {}
             loss_sum = 0.0
             for micro in range(cfg.grad_accum):
-                batch = _step_batch(data, take_forget(cfg.batch_size), cfg.batch_size, retain_generator, pad_id)
+                batch = _step_batch(data, take_forget(cfg.batch_size), cfg.retain_batch_size or cfg.batch_size,
+                                    retain_generator, pad_id)
                 batch = StepBatch(
                     forget=_to_device(batch.forget, accelerator.device),
                     retain=_to_device(batch.retain, accelerator.device) if batch.retain else None,
@@ -213,11 +216,11 @@ class _null:
         return False
 
 
-def _step_batch(data: TrainingData, indices: list[int], batch_size: int, generator, pad_id: int) -> StepBatch:
+def _step_batch(data: TrainingData, indices: list[int], retain_size: int, generator, pad_id: int) -> StepBatch:
     forget = collate([data.forget[i] for i in indices], pad_id)
     alt = collate([data.forget_alt[i] for i in indices], pad_id) if data.forget_alt else None
     retain = None
     if data.retain:
-        picks = torch.randint(len(data.retain), (batch_size,), generator=generator).tolist()
+        picks = torch.randint(len(data.retain), (retain_size,), generator=generator).tolist()
         retain = collate([data.retain[i] for i in picks], pad_id)
     return StepBatch(forget=forget, retain=retain, forget_alt=alt)
