@@ -384,3 +384,14 @@ def test_total_steps():
     assert total_steps(10, TrainConfig(epochs=0, batch_size=4)) == 1
     # batch larger than the set: 1 micro-batch per epoch
     assert total_steps(3, TrainConfig(epochs=2, batch_size=8)) == 2
+
+
+def test_rmu_forget_positions_skip_the_shared_prefix():
+    from unlearn.methods.rmu import after_common_prefix
+
+    ids = torch.tensor([[1, 2, 3, 4, 0], [1, 2, 5, 6, 7]])
+    mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    # shared prefix [1, 2]: positions 2.. count, padding excluded
+    assert after_common_prefix(ids, mask).tolist() == [[False, False, True, True, False], [False, False, True, True, True]]
+    # a single row is all prefix: every real token counts
+    assert after_common_prefix(ids[:1], mask[:1]).tolist() == [[True, True, True, True, False]]

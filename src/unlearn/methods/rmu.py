@@ -3,8 +3,12 @@
 At decoder layer l, push forget activations towards a fixed random direction and keep retain
 activations where the frozen model had them:
   L = mean_t ||h_theta^l(x_f)_t - c*u||^2 / d  +  alpha * mean_t ||h_theta^l(x_r)_t - h_ref^l(x_r)_t||^2 / d
-with u uniform in [0,1)^d normalised to unit length, c the steering coefficient, means over
-non-padding tokens. Only the MLP output projections of layers l-2..l are trained.
+with u uniform in [0,1)^d normalised to unit length and c the steering coefficient. The forget mean
+runs over the non-padding tokens after the forget batch's longest common prefix (on chat-formatted
+QA data that prefix is the template's system prompt, shared with the retain data, which the retain
+term anchors; raw texts have no common prefix, so every token counts, as in WMDP); the retain mean
+runs over all non-padding tokens.
+Only the MLP output projections of layers l-2..l are trained.
 Source: Li et al. 2024 "The WMDP Benchmark", Algorithm 1. Defaults layer 7, layers 5-7 down_proj,
 c = 6.5, alpha = 1200, lr 5e-5 (the paper's Zephyr-7B setting; c depends on the model's activation
 scale, see docs/paper_index.md).
@@ -50,6 +54,16 @@ def masked_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tor
     return (((h - target) ** 2) * mask).sum() / (mask.sum() * h.shape[-1]).clamp(min=1)
 
 
+def after_common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mask of non-padding positions after the longest prefix shared by every row (right-padded batch)."""
+    same = (input_ids == input_ids[:1]).all(dim=0) & attention_mask.bool().all(dim=0)
+    prefix = int(same.long().cumprod(dim=0).sum().item())
+    if prefix >= int(attention_mask.sum(dim=1).min().item()):  # one row is all prefix: keep everything
+        prefix = 0
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    return attention_mask.bool() & (positions >= prefix).unsqueeze(0)
+
+
 def control_vector(hidden_size: int, coeff: float, seed: int) -> torch.Tensor:
     """c * u, u ~ U[0,1)^d normalised (WMDP Algorithm 1)."""
     generator = torch.Generator().manual_seed(seed)
@@ -83,7 +97,7 @@ class RMU(LossMethod):
         self._control = control_vector(model.config.hidden_size, self.steering_coeff, self.seed)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        f_mask = batch.forget["attention_mask"]
+        f_mask = after_common_prefix(batch.forget["input_ids"], batch.forget["attention_mask"])
         h_forget = hidden_at(model, batch.forget, self.layer)
         forget = masked_mse(h_forget, self._control.to(h_forget), f_mask)
         retain = torch.zeros((), device=h_forget.device)
