@@ -45,7 +45,7 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "npo": {"train.lr": 2e-5},
     "simnpo": {"train.lr": 2e-5},
     "idk_dpo": {"train.lr": 2e-5},
-    "rmu": {"train.lr": 5e-5, "method.layer": 7},
+    "rmu": {"train.lr": 1e-3, "method.steering_coeff": 150.0},
     "undial": {"train.lr": 1e-4},
 }
 
