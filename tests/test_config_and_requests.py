@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from unlearn.config import RunConfig, apply_overrides, from_dict, load_run_config, to_dict
+from unlearn.config import RunConfig, apply_overrides, from_dict, load_run_config, save_yaml, to_dict
 from unlearn.data.request import load_request, request_from_dict
 from unlearn.errors import ConfigError
 from unlearn.methods import make_method
@@ -23,6 +23,8 @@ def test_overrides_and_types(tmp_path):
     assert cfg.train.max_steps == 12 and cfg.trainable.mode == "lora" and cfg.train.lr == pytest.approx(3e-5)
     assert cfg.method == {"name": "npo", "beta": 0.2}
     assert from_dict(RunConfig, to_dict(cfg)) == cfg
+    save_yaml(cfg, tmp_path / "saved.yaml")
+    assert load_run_config(tmp_path / "saved.yaml") == cfg
 
 
 def test_override_values_keep_their_text():

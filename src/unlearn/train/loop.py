@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -160,7 +161,7 @@ def train(
                     retain=_to_device(batch.retain, accelerator.device) if batch.retain else None,
                     forget_alt=_to_device(batch.forget_alt, accelerator.device) if batch.forget_alt else None,
                 )
-                sync = accelerator.no_sync(model) if micro < cfg.grad_accum - 1 else _null()
+                sync = accelerator.no_sync(model) if micro < cfg.grad_accum - 1 else nullcontext()
                 with sync:
                     out = method.loss(model, batch, reference)
                     if not torch.isfinite(out.loss):
@@ -206,14 +207,6 @@ def train(
         model.eval()
         result.seconds = time.perf_counter() - start
     return result
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _step_batch(data: TrainingData, indices: list[int], retain_size: int, generator, pad_id: int) -> StepBatch:
