@@ -118,13 +118,15 @@ def run_request(
     return report
 
 
-def write_run(out: Path, report: dict, model, tokenizer, request: ForgetRequest, config: RunConfig, fingerprint: str) -> None:
-    """Write model/, report.json, report.html and run.json into `out` in one atomic step."""
+def write_run(out: Path, report: dict, model, tokenizer, request: ForgetRequest, config: RunConfig, fingerprint: str,
+              card_metrics: dict | None = None) -> None:
+    """Write model/, report.json, report.html and run.json into `out` in one atomic step.
+    The model card records `card_metrics` (default: the report's before/after headline)."""
     from .report import write_reports
 
     with atomic_directory(out, overwrite=True) as tmp:
         report["output_model"] = str(out / "model")
-        card_metrics = report.get("headline")
+        card_metrics = card_metrics if card_metrics is not None else report.get("headline")
         save_model(model, tokenizer, tmp / "model", model_card(request, report["method"], config, card_metrics))
         write_reports(report, tmp)
         atomic_write_json(tmp / MANIFEST, {"fingerprint": fingerprint, "kind": report["kind"], "created": report["created"],

@@ -26,13 +26,13 @@ from ..config import RunConfig, TrainableConfig, TrainConfig, apply_overrides, f
 from ..data.general import general_knowledge, general_split
 from ..data.people import Person, generate_people
 from ..data.request import QA, DataSpec, ForgetRequest, Probe, Probes
-from ..io import atomic_directory, atomic_write_json, sha256_json, unlearn_home
+from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import make_method
 from ..models.loading import DEFAULT_MODEL, load_model, model_fingerprint
 from ..models.params import select_trainable
 from ..models.reference import Reference
 from ..train import FineTune, TrainingData, train
-from ..unlearner import Unlearner, encode_spec, model_card, save_model
+from ..unlearner import Unlearner, encode_spec, save_model
 
 log = logging.getLogger(__name__)
 DATA_VERSION = "2"  # bump when the generator, general set or teaching recipe changes
@@ -106,20 +106,15 @@ def complete_sentences(text: str) -> str:
     return text[: end + 1] if end > 0 else text
 
 
-def replay_questions() -> list[str]:
-    """A broad set of everyday prompts, none of them a general-knowledge evaluation question."""
-    from ..data.replay_prompts import replay_prompts
-
-    return replay_prompts()
-
-
 def replay_qa(spec: DemoSpec) -> list[QA]:
     """General-knowledge replay data. With spec.replay == 'self' the answers are the original model's own
     greedy answers to a broad set of prompts (self-distillation), which keeps its behaviour on questions it
     is not taught about; 'gold' uses the project's short answers to the general replay questions only."""
     if spec.replay == "gold":
         return general_qa("replay")
-    questions = replay_questions()
+    from ..data.replay_prompts import replay_prompts
+
+    questions = replay_prompts()  # broad everyday prompts, none of them a general-knowledge evaluation question
     key = sha256_json({"questions": questions, "tokens": spec.replay_tokens, "model": spec.base_model})[:12]
     path = unlearn_home() / "demo" / f"replay-self-{key}-v{DATA_VERSION}.json"
     if not path.is_file():
@@ -259,9 +254,8 @@ def demo_checks(evals: dict[str, dict]) -> list[dict]:
 def run_demo(out: Path, method: str | None = None, overrides: list[str] | None = None, overwrite: bool = False,
              progress: bool = True, spec: DemoSpec | None = None, echo=print) -> dict:
     """Run the demo end to end; returns the report (the unlearned model is under report['_model'])."""
-    from ..report import write_reports
     from ..report.summary import summary_text
-    from ..runner import MANIFEST, check_output_dir, now_iso, run_fingerprint
+    from ..runner import check_output_dir, now_iso, run_fingerprint, write_run
 
     spec = spec or DemoSpec()
     method = method or DEFAULT_METHOD
@@ -326,13 +320,8 @@ def run_demo(out: Path, method: str | None = None, overrides: list[str] | None =
             "(the gold standard); original: the embedded model before teaching.",
         ],
     }
-    with atomic_directory(out, overwrite=True) as tmp:
-        report["output_model"] = str(out / "model")
-        measured = {c["name"]: round(float(c["value"]), 4) for c in checks}
-        save_model(result.model, tokenizer, tmp / "model", model_card(request, result.method, config, measured))
-        write_reports(report, tmp)
-        atomic_write_json(tmp / MANIFEST, {"fingerprint": fingerprint, "kind": "demo", "created": report["created"],
-                                           "request": request.summary()})
+    measured = {c["name"]: round(float(c["value"]), 4) for c in checks}
+    write_run(out, report, result.model, tokenizer, request, config, fingerprint, card_metrics=measured)
     echo(summary_text(report, {"report": str(out / "report.html"), "model": str(out / "model")}))
     report["_model"] = result.model
     return report
