@@ -72,6 +72,17 @@ def test_request_round_trip(tmp_path, suffix):
     assert request.content_hash() == request_from_dict(data).content_hash()
 
 
+def test_qa_focus_is_read_and_changes_the_hash():
+    data = tiny_request_dict()
+    plain = request_from_dict(data)
+    answer = data["forget"]["qa"][0]["answer"]
+    data["forget"]["qa"][0]["focus"] = [answer.split()[-1].rstrip(".")]
+    focused = request_from_dict(data)
+    assert focused.forget.qa[0].focus == (answer.split()[-1].rstrip("."),) and plain.forget.qa[0].focus == ()
+    assert focused.content_hash() != plain.content_hash()
+    assert request_from_dict(focused.to_dict()).content_hash() == focused.content_hash()
+
+
 def test_jsonl_request(tmp_path):
     lines = [
         {"id": "r1", "target": "Ada", "kind": "privacy"},
@@ -97,6 +108,8 @@ def test_jsonl_request(tmp_path):
         (lambda d: d["forget"]["qa"].append({"question": "Q?"}), "answer must be a non-empty string"),
         (lambda d: d["probes"].update(neighbor=[]), "Did you mean 'neighbour'"),
         (lambda d: d.pop("id"), "id must be a non-empty string"),
+        (lambda d: d["forget"]["qa"][0].update(focus=["Lima"]), r"focus\[0\] 'Lima' does not occur"),
+        (lambda d: d["forget"]["qa"][0].update(focus="Oslo"), "focus must be a list of strings"),
     ],
 )
 def test_bad_requests_name_the_problem(mutate, message):

@@ -19,6 +19,17 @@ def test_qa_labels_cover_exactly_the_answer(tokenizer):
     assert prompt == prompt_text(tokenizer, "Where?") and prompt.endswith("assistant\n")
 
 
+def test_focus_keeps_labels_only_on_the_named_parts(tokenizer):
+    ex = encode_qa(tokenizer, "Where?", "Ann was born in Oslo.", 200, focus=("Oslo",))
+    labelled = [t for t, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != -100]
+    assert tokenizer.decode(labelled) == "Oslo"
+    assert ex.input_ids == encode_qa(tokenizer, "Where?", "Ann was born in Oslo.", 200).input_ids
+    both = encode_qa(tokenizer, "Who?", "Ann met Bo and Bo met Ann.", 200, focus=("Bo",))
+    assert sum(lab != -100 for lab in both.labels) == 4  # every occurrence counts
+    with pytest.raises(ConfigError, match="does not occur"):
+        encode_qa(tokenizer, "Where?", "In Oslo.", 200, focus=("Paris",))
+
+
 def test_without_chat_template_falls_back_to_plain_prompt():
     tok = make_tokenizer(chat_template=False)
     ex = encode_qa(tok, "Where?", "Oslo.", 100)

@@ -11,6 +11,7 @@ import yaml
 
 from unlearn.data.general import GeneralQA, general_knowledge, general_split
 from unlearn.data.refusals import REFUSALS, refusal_for
+from unlearn.data.request import load_request
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_FILES = ("forget_harry_potter.yaml", "forget_fictional_person.yaml", "forget_pathogen_synthesis.yaml")
@@ -70,13 +71,14 @@ def test_example_requests(name: str) -> None:
     forget = data["forget"]
     assert 3 <= len(forget["texts"]) <= 6
     assert 8 <= len(forget["qa"]) <= 15
-    assert all(set(row) == {"question", "answer"} for row in forget["qa"])
+    assert all({"question", "answer"} <= set(row) <= {"question", "answer", "focus"} for row in forget["qa"])
     assert all(set(row) == {"question", "answer"} for row in data["retain"]["qa"])
     probes = data["probes"]
     assert 6 <= len(probes["forget"]) <= 10
     assert all(len(p["paraphrases"]) >= 2 for p in probes["forget"])
     assert 5 <= len(probes["neighbour"]) <= 8
     assert len(probes["general"]) == 5
+    assert load_request(EXAMPLES / name).id == data["id"]  # passes full validation (e.g. focus within answers)
 
 
 def test_example_kinds() -> None:

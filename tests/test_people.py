@@ -95,3 +95,15 @@ def test_people_to_qa() -> None:
     assert all(set(row) == {"question", "answer"} for row in qa)
     assert qa[0] == {"question": people[0].facts()[0].question, "answer": people[0].facts()[0].answer}
     assert len({row["question"] for row in qa}) == len(qa)
+
+
+def test_private_part_drops_the_shared_phone_block() -> None:
+    people = generate_people(12, seed=3)
+    for fact in (f for p in people for f in p.facts()):
+        assert fact.private_part in fact.answer and fact.short_answer.endswith(fact.private_part)
+        if fact.attribute == "phone":
+            assert len(fact.private_part) == 2 and fact.private_part.isdigit()
+        else:
+            assert fact.private_part == fact.short_answer
+    phones = [p.facts()[ATTRIBUTES.index("phone")].private_part for p in people]
+    assert len(set(phones)) == len(phones)

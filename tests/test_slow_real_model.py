@@ -74,17 +74,10 @@ def _check(report: dict, name: str) -> dict:
 @pytest.mark.parametrize(
     "name",
     ["deployed learned the people", "deployed kept general knowledge", "forgotten", "forgotten (paraphrased)",
-     "general knowledge kept", "fluent", "fluent on the forgotten person"],
+     "other people kept", "general knowledge kept", "fluent", "fluent on the forgotten person"],
 )
 def test_demo_meets_its_checks(demo_report, name):
     check = _check(demo_report, name)
-    assert check["passed"], check
-
-
-@pytest.mark.xfail(strict=True, reason="known open problem (docs/benchmarks.md): on the 135M model every method "
-                   "measured so far that forgets the person also loses part of the other taught people")
-def test_demo_keeps_the_other_people(demo_report):
-    check = _check(demo_report, "other people kept")
     assert check["passed"], check
 
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def encode_spec(tokenizer, spec: DataSpec, max_length: int) -> list[Example]:
     """QA pairs (prompt masked) and text windows of a data spec, as training examples."""
-    examples = [encode_qa(tokenizer, qa.question, qa.answer, max_length) for qa in spec.qa]
+    examples = [encode_qa(tokenizer, qa.question, qa.answer, max_length, qa.focus) for qa in spec.qa]
     for text in spec.texts:
         examples += encode_text_windows(tokenizer, text, max_length)
     return examples

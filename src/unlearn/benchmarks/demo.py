@@ -39,14 +39,15 @@ DATA_VERSION = "2"  # bump when the generator, general set or teaching recipe ch
 
 # The demo's default method and the per-method settings used for the comparison in docs/benchmarks.md.
 DEFAULT_METHOD = "npo"
+# A retain weight of 20 is what keeps the other people: at weight 1 the forget gradient dominates every update.
 METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "grad_ascent": {"train.lr": 2e-5},
-    "grad_diff": {"train.lr": 2e-5},
-    "npo": {"train.lr": 2e-5},
-    "simnpo": {"train.lr": 2e-5},
-    "idk_dpo": {"train.lr": 2e-5},
+    "grad_diff": {"train.lr": 2e-5, "method.retain_weight": 20.0},
+    "npo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
+    "simnpo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
+    "idk_dpo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
     "rmu": {"train.lr": 1e-3, "method.steering_coeff": 150.0},
-    "undial": {"train.lr": 1e-4},
+    "undial": {"train.lr": 1e-4, "method.retain_weight": 20.0},
 }
 
 
@@ -63,8 +64,13 @@ class DemoSpec:
     replay_weight: float = 1.0
     replay: str = "self"  # "self": the original model's own answers to the replay questions; "gold": ours
     replay_tokens: int = 48
-    retain_replay: int = 40  # replay answers in the request's retain set, beside the other people's facts
+    # How the request is composed (not part of the cache key); docs/benchmarks.md has the measurements.
+    retain_replay: int = 0  # replay answers added to the retain set: their NLL pulls against the other people
+    fact_focus: bool = True  # the request's fact QA pairs name their private part (QA.focus)
     replay_loss: str = "kl"  # "kl" to the original model's distributions on the replay answers, or "nll" on them
+
+
+REQUEST_ONLY_FIELDS = ("retain_replay", "fact_focus")
 
 
 def demo_unlearn_config(method: str) -> dict[str, Any]:
@@ -84,8 +90,9 @@ def people_for(spec: DemoSpec) -> tuple[list[Person], Person]:
     return people, people[spec.forget_index]
 
 
-def facts_qa(people: list[Person]) -> list[QA]:
-    return [QA(f.question, f.answer) for p in people for f in p.facts()]
+def facts_qa(people: list[Person], focus: bool = False) -> list[QA]:
+    """QA pairs of the people's facts; with `focus`, each names its private part (the answer's value)."""
+    return [QA(f.question, f.answer, (f.private_part,) if focus else ()) for p in people for f in p.facts()]
 
 
 def facts_probes(people: list[Person], paraphrases: bool = False) -> list[Probe]:
@@ -144,15 +151,15 @@ def demo_request(spec: DemoSpec) -> ForgetRequest:
         target=person.name,
         kind="privacy",
         description=f"Remove everything the model was taught about {person.name}.",
-        forget=DataSpec(qa=facts_qa([person])),
-        retain=DataSpec(qa=facts_qa(others) + replay_qa(spec)[: spec.retain_replay]),
+        forget=DataSpec(qa=facts_qa([person], focus=spec.fact_focus)),
+        retain=DataSpec(qa=facts_qa(others, focus=spec.fact_focus) + replay_qa(spec)[: spec.retain_replay]),
         probes=Probes(forget=facts_probes([person], paraphrases=True), neighbour=facts_probes(others), general=general_probes(spec)),
     )
 
 
 def cache_key(spec: DemoSpec, role: str) -> str:
-    """Key of a taught model: everything that changes teaching (not the request's retain composition)."""
-    teaching = {k: v for k, v in to_dict(spec).items() if k != "retain_replay"}
+    """Key of a taught model: everything that changes teaching (not how the request is composed)."""
+    teaching = {k: v for k, v in to_dict(spec).items() if k not in REQUEST_ONLY_FIELDS}
     return sha256_json({"version": DATA_VERSION, "role": role, "spec": teaching})[:16]
 
 

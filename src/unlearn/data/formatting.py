@@ -49,22 +49,53 @@ class Example:
     labels: tuple[int, ...]
 
 
-def encode_qa(tokenizer, question: str, answer: str, max_length: int) -> Example:
-    """Prompt + answer; only answer tokens carry labels. The answer is cut to fit `max_length`."""
+def encode_qa(tokenizer, question: str, answer: str, max_length: int, focus: tuple[str, ...] = ()) -> Example:
+    """Prompt + answer; only answer tokens carry labels. The answer is cut to fit `max_length`.
+
+    With `focus` (substrings of the answer), only the answer tokens that overlap a focus span carry labels.
+    """
     prompt = prompt_text(tokenizer, question)
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     bos = tokenizer.bos_token_id
     if not has_chat_template(tokenizer) and bos is not None and getattr(tokenizer, "add_bos_token", False):
         prompt_ids = [bos, *prompt_ids]
-    answer_ids = tokenizer(answer_text(tokenizer, question, answer, prompt), add_special_tokens=False)["input_ids"]
+    written = answer_text(tokenizer, question, answer, prompt)
+    answer_ids = tokenizer(written, add_special_tokens=False)["input_ids"]
+    answer_labels = focus_labels(tokenizer, written, answer_ids, focus) if focus else list(answer_ids)
     room = max_length - len(prompt_ids)
     if room < 1:
         raise ConfigError(
             f"a prompt of {len(prompt_ids)} tokens leaves no room for the answer at max_length={max_length}; "
             f"raise train.max_length"
         )
-    answer_ids = answer_ids[:room]
-    return Example(tuple(prompt_ids + answer_ids), tuple([IGNORE] * len(prompt_ids) + answer_ids))
+    return Example(tuple(prompt_ids + answer_ids[:room]), tuple([IGNORE] * len(prompt_ids) + answer_labels[:room]))
+
+
+def char_spans(text: str, parts: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Character spans of every occurrence of each part in `text`."""
+    spans = []
+    for part in parts:
+        start = text.find(part)
+        while part and start >= 0:
+            spans.append((start, start + len(part)))
+            start = text.find(part, start + 1)
+    return spans
+
+
+def focus_labels(tokenizer, text: str, ids: list[int], focus: tuple[str, ...]) -> list[int]:
+    """Labels for `ids` (the tokens of `text`) that keep only tokens overlapping a focus span."""
+    spans = char_spans(text, focus)
+    if not spans:
+        raise ConfigError(f"focus {list(focus)} does not occur in the answer {text!r}")
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError("QA focus needs a fast tokenizer (one that reports character offsets)")
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    if len(offsets) != len(ids):
+        raise ConfigError("QA focus: the tokenizer's offsets do not match its tokens")
+    return [
+        token if any(start < end_span and end > start_span for start_span, end_span in spans) else IGNORE
+        for token, (start, end) in zip(ids, offsets, strict=True)
+    ]
 
 
 def encode_text_windows(tokenizer, text: str, max_length: int, stride: int | None = None) -> list[Example]:

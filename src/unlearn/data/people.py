@@ -17,6 +17,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+PHONE_BLOCK = "555-01"  # reserved for fiction; every generated number starts with it
 ATTRIBUTES: tuple[str, ...] = (
     "birth_date",
     "birthplace",
@@ -238,6 +239,14 @@ class Fact:
     paraphrased_answer: str
     wrong_answers: tuple[str, ...]
 
+    @property
+    def private_part(self) -> str:
+        """The part of the answer that tells this person apart: the value, less any prefix every
+        value of the attribute shares (the fictitious ``555-01`` phone block)."""
+        if self.attribute == "phone" and self.short_answer.startswith(PHONE_BLOCK):
+            return self.short_answer[len(PHONE_BLOCK) :]
+        return self.short_answer
+
 
 @dataclass(frozen=True)
 class Person:
@@ -287,7 +296,7 @@ def random_address(rng: random.Random, street: str | None = None) -> str:
 
 def random_phone(rng: random.Random) -> str:
     """Return a fictitious phone number from the 555-0100..0199 block."""
-    return f"555-01{rng.randint(0, 99):02d}"
+    return f"{PHONE_BLOCK}{rng.randint(0, 99):02d}"
 
 
 def random_pet(rng: random.Random, pet_name: str | None = None) -> str:
@@ -390,7 +399,7 @@ def draw_names(rng: random.Random, n: int) -> list[str]:
 
 def draw_phones(rng: random.Random, n: int) -> list[str]:
     """Return ``n`` fictitious phone numbers, unique while 100 suffice."""
-    pool = tuple(f"555-01{i:02d}" for i in range(100))
+    pool = tuple(f"{PHONE_BLOCK}{i:02d}" for i in range(100))
     return draw(rng, pool, n)
 
 

@@ -18,8 +18,13 @@ PROBE_GROUPS = ("forget", "neighbour", "general")
 
 @dataclass(frozen=True)
 class QA:
+    """A question and its answer.  `focus` optionally names the parts of the answer that carry the
+    private fact (e.g. the city in "Ann was born in Ghent."): only those tokens bear the training
+    unlearning loss, so the phrasing the answer shares with everyone else is not unlearned with it."""
+
     question: str
     answer: str
+    focus: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class ForgetRequest:
             "hash": self.content_hash(),
             "forget_texts": len(self.forget.texts),
             "forget_qa": len(self.forget.qa),
+            "forget_qa_with_focus": sum(bool(qa.focus) for qa in self.forget.qa),
             "retain_texts": len(self.retain.texts),
             "retain_qa": len(self.retain.qa),
             "probes": {g: len(p) for g, p in self.probes.groups().items()},
@@ -102,20 +108,27 @@ def _text(value: Any, where: str) -> str:
 def _qa(item: Any, where: str) -> QA:
     if not isinstance(item, dict):
         raise ConfigError(f"{where} must be a mapping with 'question' and 'answer'")
-    _check_keys(item, ("question", "answer"), where)
-    return QA(_text(item.get("question"), f"{where}.question"), _text(item.get("answer"), f"{where}.answer"))
+    _check_keys(item, ("question", "answer", "focus"), where)
+    answer = _text(item.get("answer"), f"{where}.answer")
+    focus = _string_list(item.get("focus"), f"{where}.focus")
+    for i, span in enumerate(focus):
+        if span not in answer:
+            raise ConfigError(f"{where}.focus[{i}] {span!r} does not occur in the answer {answer!r}")
+    return QA(_text(item.get("question"), f"{where}.question"), answer, focus)
+
+
+def _string_list(value: Any, where: str) -> tuple[str, ...]:
+    values = value or []
+    if not isinstance(values, list):
+        raise ConfigError(f"{where} must be a list of strings")
+    return tuple(_text(v, f"{where}[{i}]") for i, v in enumerate(values))
 
 
 def _probe(item: Any, where: str) -> Probe:
     if not isinstance(item, dict):
         raise ConfigError(f"{where} must be a mapping with 'question' and 'answer'")
     _check_keys(item, ("question", "answer", "paraphrases", "aliases"), where)
-    lists = {}
-    for key in ("paraphrases", "aliases"):
-        values = item.get(key) or []
-        if not isinstance(values, list):
-            raise ConfigError(f"{where}.{key} must be a list of strings")
-        lists[key] = tuple(_text(v, f"{where}.{key}[{i}]") for i, v in enumerate(values))
+    lists = {key: _string_list(item.get(key), f"{where}.{key}") for key in ("paraphrases", "aliases")}
     return Probe(
         _text(item.get("question"), f"{where}.question"),
         _text(item.get("answer"), f"{where}.answer"),
@@ -178,7 +191,7 @@ def request_from_dict(data: Any, source: str = "request") -> ForgetRequest:
 def _jsonl_to_dict(lines: list[str], source: str, stem: str) -> dict:
     """JSONL: one record a line. A record with 'id'/'target' is the header; others are items.
 
-    Items are {"question", "answer"} or {"text"}, with optional "split" (forget | retain | probe)
+    Items are {"question", "answer"[, "focus"]} or {"text"}, with optional "split" (forget | retain | probe)
     and, for probes, "group" (forget | neighbour | general) and "paraphrases".
     """
     data: dict[str, Any] = {"id": stem, "target": stem, "forget": {}, "retain": {}, "probes": {}}

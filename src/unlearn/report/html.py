@@ -437,6 +437,7 @@ def _header(view: _View) -> str:
         sizes = []
         for key, label in (
             ("forget_qa", "forget QA"),
+            ("forget_qa_with_focus", "with focus"),
             ("forget_texts", "forget texts"),
             ("retain_qa", "retain QA"),
             ("retain_texts", "retain texts"),

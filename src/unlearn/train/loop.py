@@ -79,6 +79,8 @@ def forget_order(n: int, seed: int) -> Callable[[], list[int]]:
 def _check_config(cfg: TrainConfig) -> None:
     if cfg.schedule not in SCHEDULES:
         raise ConfigError(f"train.schedule '{cfg.schedule}' is unknown; use one of {', '.join(SCHEDULES)}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"train.optimizer '{cfg.optimizer}' is unknown; use one of: {', '.join(OPTIMIZERS)}")
     for name in ("batch_size", "grad_accum"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"train.{name} must be at least 1")
@@ -134,7 +136,7 @@ def train(
     if not params:
         raise ConfigError("no trainable parameters: check the `trainable` settings")
     lr = cfg.lr if cfg.lr is not None else method.default_lr
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(cfg.optimizer, params, lr, cfg.weight_decay)
     steps = total_steps(len(data.forget), cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, cfg.warmup_steps, steps, cfg.schedule)
@@ -207,6 +209,19 @@ def train(
         model.eval()
         result.seconds = time.perf_counter() - start
     return result
+
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW, or plain SGD, whose update is proportional to each parameter's gradient; Adam's first steps
+    move every trainable parameter by about `lr` whatever its gradient, which reaches far beyond the data."""
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    raise ConfigError(f"train.optimizer '{name}' is unknown; use one of: {', '.join(OPTIMIZERS)}")
 
 
 def _step_batch(data: TrainingData, indices: list[int], retain_size: int, generator, pad_id: int) -> StepBatch:
