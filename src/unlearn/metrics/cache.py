@@ -1,0 +1,76 @@
+"""Teacher-forced answer statistics, computed once per (question, answer) pair and shared by every metric.
+
+One forward pass of a pair gives everything the likelihood metrics need: the average loss
+(probability, truth ratio, probability over options, LOSS membership score) and the greedy token
+matches (exact memorization, extraction strength). Pairs are deduplicated, sorted by length and run
+in padded batches, so a truth ratio's five perturbed answers and a probability over the same answers
+cost one pass each, not one per metric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..data.collate import collate
+from ..data.formatting import encode_qa
+from ..models.logprobs import answer_lengths, sequence_logprob
+from .memorization import greedy_matches
+
+
+@dataclass(frozen=True)
+class AnswerStats:
+    """Teacher-forced statistics of one answer: mean NLL over its tokens, their number, greedy matches."""
+
+    avg_loss: float
+    n_tokens: int
+    matches: tuple[bool, ...]
+
+
+class AnswerStatsCache:
+    """Computes and remembers `AnswerStats` for (question, answer) pairs on one model."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 16, max_length: int = 512):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._stats: dict[tuple[str, str], AnswerStats] = {}
+        self.tokens_scored = 0
+
+    def __len__(self) -> int:
+        return len(self._stats)
+
+    def get(self, pairs: list[tuple[str, str]], progress: str | None = None) -> list[AnswerStats]:
+        """Statistics for every pair, computing only the ones not seen before."""
+        missing = list(dict.fromkeys(p for p in pairs if p not in self._stats))
+        if missing:
+            self._compute(missing, progress)
+        return [self._stats[p] for p in pairs]
+
+    def avg_losses(self, pairs: list[tuple[str, str]], progress: str | None = None) -> list[float]:
+        return [s.avg_loss for s in self.get(pairs, progress)]
+
+    @torch.no_grad()
+    def _compute(self, pairs: list[tuple[str, str]], progress: str | None) -> None:
+        from tqdm.auto import tqdm
+
+        examples = [encode_qa(self.tokenizer, q, a, self.max_length) for q, a in pairs]
+        order = sorted(range(len(pairs)), key=lambda i: len(examples[i].input_ids))
+        device = next(self.model.parameters()).device
+        starts = range(0, len(order), self.batch_size)
+        for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
+            rows = order[start : start + self.batch_size]
+            batch = collate([examples[i] for i in rows], self.tokenizer.pad_token_id)
+            logits = self.model(
+                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+            ).logits
+            labels = batch["labels"].to(device)
+            lengths = answer_lengths(labels)
+            avg = (-sequence_logprob(logits, labels) / lengths.clamp(min=1)).tolist()
+            avg = [a if n > 0 else float("nan") for a, n in zip(avg, lengths.tolist(), strict=True)]
+            matches = greedy_matches(logits, labels)
+            self.tokens_scored += int(batch["attention_mask"].sum())
+            for r, i in enumerate(rows):
+                self._stats[pairs[i]] = AnswerStats(avg[r], int(lengths[r]), tuple(matches[r]))
