@@ -44,3 +44,19 @@ def test_each_pair_is_computed_once(tiny_model, tokenizer):
         handle.remove()
     assert first == 1 and len(calls) == 1 and len(cache) == 3
     assert all(math.isfinite(x) and x > 0 for x in losses)
+
+
+def test_mia_scores_come_from_the_same_pass(tiny_model, tokenizer):
+    from unlearn.metrics.mia import loss_scores, min_k_scores
+
+    cache = AnswerStatsCache(tiny_model, tokenizer, batch_size=2, mia_scores=True)
+    stats = cache.get(PAIRS)
+    for s, (q, a) in zip(stats, PAIRS, strict=True):
+        batch = collate([encode_qa(tokenizer, q, a, 512)], tokenizer.pad_token_id)
+        with torch.no_grad():
+            logits = tiny_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        assert s.mia_score("loss") == pytest.approx(float(loss_scores(logits, batch["labels"])[0]), abs=1e-5)
+        assert s.mia_score("loss") == pytest.approx(s.avg_loss, abs=1e-6)
+        assert s.mia_score("min_k") == pytest.approx(float(min_k_scores(logits, batch["labels"])[0]), abs=1e-5)
+    with pytest.raises(KeyError, match="mia_scores=True"):
+        AnswerStatsCache(tiny_model, tokenizer).get(PAIRS[:1])[0].mia_score("zlib")

@@ -135,9 +135,10 @@ def cmd_ls(args) -> int:
     else:
         from .metrics import METRICS
 
+        width = max(len(name) for name in METRICS.names())
         for name, info in METRICS.items():
             arrow = "higher is better" if info.higher_is_better else "lower is better"
-            print(f"{name:<16} v{info.version}  {arrow:<16}  {info.description}")
+            print(f"{name:<{width}}  v{info.version}  {arrow:<16}  {info.description}")
     return 0
 
 

@@ -1,8 +1,9 @@
 """Teacher-forced answer statistics, computed once per (question, answer) pair and shared by every metric.
 
 One forward pass of a pair gives everything the likelihood metrics need: the average loss
-(probability, truth ratio, probability over options, LOSS membership score) and the greedy token
-matches (exact memorization, extraction strength). Pairs are deduplicated, sorted by length and run
+(probability, truth ratio, probability over options), the greedy token matches (exact memorization,
+extraction strength) and, when asked for, the membership-inference scores (LOSS, zlib, Min-K%,
+Min-K%++; `mia.py`). Pairs are deduplicated, sorted by length and run
 in padded batches, so a truth ratio's five perturbed answers and a probability over the same answers
 cost one pass each, not one per metric.
 """
@@ -17,21 +18,33 @@ from ..data.collate import collate
 from ..data.formatting import encode_qa
 from ..models.logprobs import answer_lengths, sequence_logprob
 from .memorization import greedy_matches
+from .mia import counted_texts, loss_scores, min_k_plus_plus_scores, min_k_scores, zlib_scores
+
+MIA_SCORES = ("loss", "zlib", "min_k", "min_k_plus_plus")
 
 
 @dataclass(frozen=True)
 class AnswerStats:
-    """Teacher-forced statistics of one answer: mean NLL over its tokens, their number, greedy matches."""
+    """Teacher-forced statistics of one answer: mean NLL over its tokens, their number, greedy matches,
+    and (when the cache computes them) the membership-inference scores named in `MIA_SCORES`."""
 
     avg_loss: float
     n_tokens: int
     matches: tuple[bool, ...]
+    mia: tuple[tuple[str, float], ...] = ()
+
+    def mia_score(self, name: str) -> float:
+        scores = dict(self.mia)
+        if name not in scores:
+            raise KeyError(f"no '{name}' score: build the AnswerStatsCache with mia_scores=True")
+        return scores[name]
 
 
 class AnswerStatsCache:
     """Computes and remembers `AnswerStats` for (question, answer) pairs on one model."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 16, max_length: int = 512):
+    def __init__(self, model, tokenizer, batch_size: int = 16, max_length: int = 512, mia_scores: bool = False):
+        self.mia_scores = mia_scores
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -71,6 +84,17 @@ class AnswerStatsCache:
             avg = (-sequence_logprob(logits, labels) / lengths.clamp(min=1)).tolist()
             avg = [a if n > 0 else float("nan") for a, n in zip(avg, lengths.tolist(), strict=True)]
             matches = greedy_matches(logits, labels)
+            mia = self._mia(logits, labels) if self.mia_scores else [()] * len(rows)
             self.tokens_scored += int(batch["attention_mask"].sum())
             for r, i in enumerate(rows):
-                self._stats[pairs[i]] = AnswerStats(avg[r], int(lengths[r]), tuple(matches[r]))
+                self._stats[pairs[i]] = AnswerStats(avg[r], int(lengths[r]), tuple(matches[r]), mia[r])
+
+    def _mia(self, logits: torch.Tensor, labels: torch.Tensor) -> list[tuple[tuple[str, float], ...]]:
+        columns = [
+            loss_scores(logits, labels),
+            zlib_scores(logits, labels, counted_texts(self.tokenizer, labels)),
+            min_k_scores(logits, labels),
+            min_k_plus_plus_scores(logits, labels),
+        ]
+        rows = zip(*(c.tolist() for c in columns), strict=True)
+        return [tuple(zip(MIA_SCORES, values, strict=True)) for values in rows]

@@ -60,11 +60,11 @@ def extraction_strength_value(matches: list[bool], variant: str = "paper") -> fl
 
 @metric("exact_memorization", higher_is_better=True, version="1")
 def exact_memorization(matches: list[list[bool]]) -> MetricResult:
-    """Mean over examples of the share of answer tokens the model predicts greedily (lower = forgotten)."""
+    """Mean share of answer tokens the model predicts greedily (on a forget split, lower is the goal)."""
     return mean_result([exact_memorization_value(m) for m in matches])
 
 
 @metric("extraction_strength", higher_is_better=True, version="1")
 def extraction_strength(matches: list[list[bool]], variant: str = "paper") -> MetricResult:
-    """Mean over examples of extraction strength (lower = forgotten)."""
+    """Mean extraction strength: how short a prefix makes the model complete the answer (forget: lower)."""
     return mean_result([extraction_strength_value(m, variant) for m in matches])

@@ -49,7 +49,9 @@ def probability(avg_losses: Sequence[float]) -> MetricResult:
 
 @metric("probability_w_options", higher_is_better=True, version="1")
 def probability_over_options(correct_avg_losses: Sequence[float], wrong_avg_losses) -> MetricResult:
-    """Mean over examples of p / (p + sum_j p_j^wrong + 1e-10), with p = exp(-avg_loss) for the correct
+    """TOFU probability of the correct answer normalised over the answer options.
+
+    Mean over examples of p / (p + sum_j p_j^wrong + 1e-10), with p = exp(-avg_loss) for the correct
     answer and each wrong option (TOFU real-authors / world-facts "Probability"; OpenUnlearning
     `probability_w_options`). `wrong_avg_losses` has shape (examples, options)."""
     correct = np.exp(-_array(correct_avg_losses, "probability_w_options"))
@@ -108,9 +110,11 @@ def truth_ratio(para_avg_losses, pert_avg_losses, aggregation: str, pooling: str
 
 @metric("forget_quality", higher_is_better=True, version="1")
 def forget_quality(unlearned_ratios: Sequence[float], retain_ratios: Sequence[float]) -> MetricResult:
-    """p-value of the two-sample KS test (scipy `ks_2samp`, two-sided, default method) between the unlearned
-    and the retain model's per-example forget truth ratios (TOFU forget quality). High = indistinguishable
-    from the retain model. NaN ratios are reported, and make the value NaN."""
+    """TOFU forget quality: KS-test p-value of unlearned vs retain model forget truth ratios.
+
+    The two-sample Kolmogorov-Smirnov test (scipy `ks_2samp`, two-sided, default method) between the
+    per-example forget truth ratios of the unlearned and the retain model. High = indistinguishable from
+    the retain model. NaN ratios are reported, and make the value NaN."""
     from scipy.stats import ks_2samp
 
     a = _array(unlearned_ratios, "forget_quality")

@@ -1,0 +1,195 @@
+"""The TOFU evaluation protocol: every metric of the TOFU summary for one model, from one set of splits.
+
+Keys follow the names researchers use (OpenUnlearning's TOFU summary):
+
+- forget split (forgetXX_perturbed): `forget_Q_A_Prob`, `forget_Q_A_ROUGE` (ROUGE-L recall of greedy
+  answers), `forget_Q_A_PARA_Prob`, `forget_Q_A_PERT_Prob`, `forget_truth_ratio` (closer_to_1_better),
+  `extraction_strength`, `exact_memorization`, and against a saved retain-model evaluation,
+  `forget_quality` (KS p-value of the per-example truth ratios);
+- membership inference, forget vs holdout: `mia_loss`, `mia_zlib`, `mia_min_k`, `mia_min_k_plus_plus`
+  (ROC-AUC) and, against the retain model's `mia_min_k`, `privleak`;
+- utility: `retain_Q_A_Prob`, `retain_Q_A_ROUGE`, `retain_Truth_Ratio` (retain_perturbed);
+  `ra_Q_A_Prob_normalised`, `ra_Q_A_ROUGE`, `ra_Truth_Ratio` (real authors); the same with `wf_` (world
+  facts); `model_utility` (their harmonic mean).
+
+Truth ratios on the forget and retain splits compare the perturbed answers with the *paraphrased* answer,
+on real authors and world facts with the answer itself, all asked with the original question
+(OpenUnlearning's TOFU configs). Every likelihood comes from one `AnswerStatsCache` pass per distinct
+(question, answer) pair; ROUGE from one batched greedy generation per split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..io import atomic_write_json
+from ..metrics.base import MetricResult, mean_result
+from ..metrics.cache import AnswerStatsCache
+from ..metrics.generation import generate_answers
+from ..metrics.memorization import exact_memorization, extraction_strength
+from ..metrics.mia import auc_result
+from ..metrics.privacy import privleak
+from ..metrics.text import rouge_l
+from ..metrics.tofu import (
+    MODEL_UTILITY_PARTS,
+    forget_quality,
+    model_utility,
+    probability,
+    probability_over_options,
+    truth_ratio,
+    truth_ratios,
+)
+from .tofu_data import TofuSplits
+
+SCHEMA = "unlearn.tofu_eval/1"
+MIA_KEYS = {"mia_loss": "loss", "mia_zlib": "zlib", "mia_min_k": "min_k", "mia_min_k_plus_plus": "min_k_plus_plus"}
+
+
+def forget_fingerprint(splits: TofuSplits) -> str:
+    """Hash of the forget questions and answers: two evaluations compare only on the same forget set."""
+    rows = [[r.question, r.answer] for r in splits.forget_perturbed]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
+def _rouge_recall(model, tokenizer, rows, batch_size: int, max_new_tokens: int, progress: str | None) -> MetricResult:
+    generations = generate_answers(model, tokenizer, [r.question for r in rows], batch_size=batch_size,
+                                   max_new_tokens=max_new_tokens, progress=progress)
+    return mean_result([rouge_l(g.text, r.answer)[1] for g, r in zip(generations, rows, strict=True)])
+
+
+def _para_pert(cache: AnswerStatsCache, rows, paraphrased: bool, progress: str | None):
+    """(correct avg losses, perturbed avg losses (examples x answers)) for a truth ratio on `rows`."""
+    correct = [(r.question, r.paraphrased_answer if paraphrased else r.answer) for r in rows]
+    width = len(rows[0].perturbed_answer)
+    wrong = [(r.question, w) for r in rows for w in r.perturbed_answer]
+    para = cache.avg_losses(correct, progress)
+    pert = np.asarray(cache.avg_losses(wrong, progress)).reshape(len(rows), width)
+    return para, pert
+
+
+def perturbed_split_metrics(model, tokenizer, cache: AnswerStatsCache, rows, aggregation: str, generate: dict,
+                            progress: str | None = None) -> dict[str, MetricResult]:
+    """Q_A_Prob, Q_A_PARA_Prob, Q_A_PERT_Prob, Truth_Ratio (paraphrased vs perturbed, `aggregation`) and
+    Q_A_ROUGE on a forgetXX_perturbed / retain_perturbed split."""
+    prob = probability(cache.avg_losses([(r.question, r.answer) for r in rows], progress))
+    para, pert = _para_pert(cache, rows, True, progress)
+    return {
+        "Q_A_Prob": prob,
+        "Q_A_PARA_Prob": probability(para),
+        "Q_A_PERT_Prob": mean_result(np.exp(-pert).mean(axis=1).tolist()),
+        "Truth_Ratio": truth_ratio(para, pert, aggregation=aggregation),
+        "Q_A_ROUGE": _rouge_recall(model, tokenizer, rows, progress=progress and f"{progress} answers", **generate),
+    }
+
+
+def options_split_metrics(model, tokenizer, cache: AnswerStatsCache, rows, generate: dict,
+                          progress: str | None = None) -> dict[str, MetricResult]:
+    """Q_A_Prob_normalised, Truth_Ratio (answer vs wrong options, true_better) and Q_A_ROUGE on a
+    real_authors_perturbed / world_facts_perturbed split."""
+    correct, wrong = _para_pert(cache, rows, False, progress)
+    return {
+        "Q_A_Prob_normalised": probability_over_options(correct, wrong),
+        "Truth_Ratio": truth_ratio(correct, wrong, aggregation="true_better"),
+        "Q_A_ROUGE": _rouge_recall(model, tokenizer, rows, progress=progress and f"{progress} answers", **generate),
+    }
+
+
+def evaluate_tofu(
+    model, tokenizer, splits: TofuSplits, retain_eval: dict | None = None, batch_size: int = 16,
+    max_new_tokens: int = 64, max_length: int = 512, progress: bool = True, base_model: str | None = None,
+) -> dict[str, Any]:
+    """The TOFU summary and per-example values for `model` (see the module docstring for the keys).
+
+    `retain_eval` is a saved evaluation of the retain model on the same splits (for forget quality and
+    privleak); `base_model` names the model both were fine-tuned from, recorded and checked against it."""
+    _check_splits(splits)
+    if retain_eval is not None:
+        check_retain_eval(retain_eval, splits, base_model)
+    bar = (lambda text: f"TOFU {text}") if progress else (lambda text: None)
+    cache = AnswerStatsCache(model, tokenizer, batch_size, max_length, mia_scores=True)
+    generate = dict(batch_size=batch_size, max_new_tokens=max_new_tokens)
+    results: dict[str, MetricResult] = {}
+
+    forget = splits.forget_perturbed
+    part = perturbed_split_metrics(model, tokenizer, cache, forget, "closer_to_1_better", generate, bar("forget"))
+    results.update({f"forget_{k}": v for k, v in part.items() if k != "Truth_Ratio"})
+    results["forget_truth_ratio"] = part["Truth_Ratio"]
+    stats = cache.get([(r.question, r.answer) for r in forget])
+    results["exact_memorization"] = exact_memorization([list(s.matches) for s in stats])
+    results["extraction_strength"] = extraction_strength([list(s.matches) for s in stats])
+    forget_ratios = truth_ratios(*_para_pert(cache, forget, True, None))
+
+    members = cache.get([(r.question, r.answer) for r in splits.forget], bar("forget (MIA)"))
+    holdout = cache.get([(r.question, r.answer) for r in splits.holdout], bar("holdout (MIA)"))
+    for key, score in MIA_KEYS.items():
+        results[key] = auc_result([s.mia_score(score) for s in members], [s.mia_score(score) for s in holdout])
+
+    part = perturbed_split_metrics(model, tokenizer, cache, splits.retain_perturbed, "true_better", generate,
+                                   bar("retain"))
+    results.update({f"retain_{k}": v for k, v in part.items() if k in ("Q_A_Prob", "Q_A_ROUGE", "Truth_Ratio")})
+    for prefix, rows in (("ra", splits.real_authors), ("wf", splits.world_facts)):
+        part = options_split_metrics(model, tokenizer, cache, rows, generate, bar(prefix))
+        results.update({f"{prefix}_{k}": v for k, v in part.items()})
+    results["model_utility"] = model_utility({k: results[k].value for k in MODEL_UTILITY_PARTS})
+    if retain_eval is not None:
+        results["forget_quality"] = forget_quality(forget_ratios.tolist(), retain_eval["forget_truth_ratios"])
+        results["privleak"] = privleak(results["mia_min_k"].value, retain_eval["summary"]["mia_min_k"])
+
+    return {
+        "schema": SCHEMA,
+        "benchmark": "tofu",
+        "forget_fingerprint": forget_fingerprint(splits),
+        "base_model": base_model,
+        "sizes": splits.describe(),
+        "summary": {k: r.value for k, r in results.items()},
+        "n_nan": {k: r.n_nan for k, r in results.items() if r.n_nan},
+        "forget_truth_ratios": forget_ratios.tolist(),
+        "metrics": {k: {"value": r.value, "per_example": r.per_example, "n_nan": r.n_nan} for k, r in results.items()},
+        "tokens_scored": cache.tokens_scored,
+    }
+
+
+def _check_splits(splits: TofuSplits) -> None:
+    for name in ("forget", "holdout", "forget_perturbed", "retain_perturbed", "real_authors", "world_facts"):
+        if not getattr(splits, name):
+            raise ConfigError(f"TOFU evaluation needs the '{name}' split, and it is empty")
+
+
+def check_retain_eval(retain_eval: dict, splits: TofuSplits, base_model: str | None = None) -> None:
+    """Refuse a retain-model evaluation of another forget set or base model: forget quality would be
+    meaningless."""
+    if retain_eval.get("schema") != SCHEMA or "forget_truth_ratios" not in retain_eval:
+        raise ConfigError("the retain evaluation is not a TOFU evaluation file (schema "
+                          f"{retain_eval.get('schema')!r}); evaluate the retain model with this version")
+    if retain_eval.get("forget_fingerprint") != forget_fingerprint(splits):
+        raise ConfigError(
+            "the retain evaluation was made on a different forget set (fingerprint "
+            f"{retain_eval.get('forget_fingerprint')} vs {forget_fingerprint(splits)}); evaluate the retain "
+            "model on the same split"
+        )
+    theirs = retain_eval.get("base_model")
+    if base_model is not None and theirs is not None and theirs != base_model:
+        raise ConfigError(
+            f"the retain evaluation is of a model fine-tuned from {theirs!r}, this one from {base_model!r}; "
+            "evaluate a retain model of the same base model"
+        )
+
+
+def save_eval(result: dict, path: Path) -> None:
+    atomic_write_json(path, result)
+
+
+def load_eval(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"TOFU evaluation file {path} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc.msg}); re-run the evaluation") from None
