@@ -169,7 +169,7 @@ def slow_memorization_and_mia(slow: Slow, forget, holdout) -> dict[str, float]:
 
 
 def engine_values(model, tokenizer, data: dict, batch_size: int, max_new_tokens: int) -> tuple[dict, int]:
-    cache = AnswerStatsCache(model, tokenizer, batch_size=batch_size, mia_scores=True)
+    cache = AnswerStatsCache(model, tokenizer, batch_size=batch_size)
     generate = {"batch_size": batch_size, "max_new_tokens": max_new_tokens}
     out = {}
     for name, aggregation in (("forget01_perturbed", "closer_to_1_better"), ("retain_perturbed", "true_better")):
@@ -178,8 +178,8 @@ def engine_values(model, tokenizer, data: dict, batch_size: int, max_new_tokens:
     for name in ("real_authors_perturbed", "world_facts_perturbed"):
         part = options_split_metrics(model, tokenizer, cache, data[name], generate, name)
         out |= {f"{name}/{k}": v.value for k, v in part.items()}
-    forget = cache.get([(r.question, r.answer) for r in data["forget01_perturbed"]])
-    holdout = cache.get([(r.question, r.answer) for r in data["holdout01"]])
+    forget = cache.get([(r.question, r.answer) for r in data["forget01_perturbed"]], mia=True)
+    holdout = cache.get([(r.question, r.answer) for r in data["holdout01"]], mia=True)
     out["forget01_perturbed/exact_memorization"] = exact_memorization([list(s.matches) for s in forget]).value
     out["forget01_perturbed/extraction_strength"] = extraction_strength([list(s.matches) for s in forget]).value
     for key, score in (("mia_loss", "loss"), ("mia_zlib", "zlib"), ("mia_min_k", "min_k"),

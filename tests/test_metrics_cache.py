@@ -58,5 +58,7 @@ def test_mia_scores_come_from_the_same_pass(tiny_model, tokenizer):
         assert s.mia_score("loss") == pytest.approx(float(loss_scores(logits, batch["labels"])[0]), abs=1e-5)
         assert s.mia_score("loss") == pytest.approx(s.avg_loss, abs=1e-6)
         assert s.mia_score("min_k") == pytest.approx(float(min_k_scores(logits, batch["labels"])[0]), abs=1e-5)
+    plain = AnswerStatsCache(tiny_model, tokenizer)
     with pytest.raises(KeyError, match="mia_scores=True"):
-        AnswerStatsCache(tiny_model, tokenizer).get(PAIRS[:1])[0].mia_score("zlib")
+        plain.get(PAIRS[:1])[0].mia_score("zlib")
+    assert plain.get(PAIRS[:1], mia=True)[0].mia_score("zlib") == pytest.approx(stats[0].mia_score("zlib"), abs=1e-6)

@@ -112,9 +112,14 @@ def evaluate_tofu(
     if retain_eval is not None:
         check_retain_eval(retain_eval, splits, base_model)
     bar = (lambda text: f"TOFU {text}") if progress else (lambda text: None)
-    cache = AnswerStatsCache(model, tokenizer, batch_size, max_length, mia_scores=True)
+    cache = AnswerStatsCache(model, tokenizer, batch_size, max_length)
     generate = dict(batch_size=batch_size, max_new_tokens=max_new_tokens)
     results: dict[str, MetricResult] = {}
+
+    members = cache.get([(r.question, r.answer) for r in splits.forget], bar("forget (MIA)"), mia=True)
+    holdout = cache.get([(r.question, r.answer) for r in splits.holdout], bar("holdout (MIA)"), mia=True)
+    for key, score in MIA_KEYS.items():
+        results[key] = auc_result([s.mia_score(score) for s in members], [s.mia_score(score) for s in holdout])
 
     forget = splits.forget_perturbed
     part = perturbed_split_metrics(model, tokenizer, cache, forget, "closer_to_1_better", generate, bar("forget"))
@@ -124,11 +129,6 @@ def evaluate_tofu(
     results["exact_memorization"] = exact_memorization([list(s.matches) for s in stats])
     results["extraction_strength"] = extraction_strength([list(s.matches) for s in stats])
     forget_ratios = truth_ratios(*_para_pert(cache, forget, True, None))
-
-    members = cache.get([(r.question, r.answer) for r in splits.forget], bar("forget (MIA)"))
-    holdout = cache.get([(r.question, r.answer) for r in splits.holdout], bar("holdout (MIA)"))
-    for key, score in MIA_KEYS.items():
-        results[key] = auc_result([s.mia_score(score) for s in members], [s.mia_score(score) for s in holdout])
 
     part = perturbed_split_metrics(model, tokenizer, cache, splits.retain_perturbed, "true_better", generate,
                                    bar("retain"))

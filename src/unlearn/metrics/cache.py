@@ -36,7 +36,9 @@ class AnswerStats:
     def mia_score(self, name: str) -> float:
         scores = dict(self.mia)
         if name not in scores:
-            raise KeyError(f"no '{name}' score: build the AnswerStatsCache with mia_scores=True")
+            raise KeyError(
+                f"no '{name}' score: ask AnswerStatsCache.get(..., mia=True) or build it with mia_scores=True"
+            )
         return scores[name]
 
 
@@ -44,7 +46,7 @@ class AnswerStatsCache:
     """Computes and remembers `AnswerStats` for (question, answer) pairs on one model."""
 
     def __init__(self, model, tokenizer, batch_size: int = 16, max_length: int = 512, mia_scores: bool = False):
-        self.mia_scores = mia_scores
+        self.mia_scores = mia_scores  # the default of `get(..., mia=...)`
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -55,18 +57,21 @@ class AnswerStatsCache:
     def __len__(self) -> int:
         return len(self._stats)
 
-    def get(self, pairs: list[tuple[str, str]], progress: str | None = None) -> list[AnswerStats]:
-        """Statistics for every pair, computing only the ones not seen before."""
-        missing = list(dict.fromkeys(p for p in pairs if p not in self._stats))
+    def get(self, pairs: list[tuple[str, str]], progress: str | None = None, mia: bool | None = None
+            ) -> list[AnswerStats]:
+        """Statistics for every pair, computing only the ones not seen before (or seen without the MIA
+        scores when `mia` asks for them; they cost a pass over the whole vocabulary per token)."""
+        mia = self.mia_scores if mia is None else mia
+        missing = list(dict.fromkeys(p for p in pairs if p not in self._stats or (mia and not self._stats[p].mia)))
         if missing:
-            self._compute(missing, progress)
+            self._compute(missing, progress, mia)
         return [self._stats[p] for p in pairs]
 
     def avg_losses(self, pairs: list[tuple[str, str]], progress: str | None = None) -> list[float]:
         return [s.avg_loss for s in self.get(pairs, progress)]
 
     @torch.no_grad()
-    def _compute(self, pairs: list[tuple[str, str]], progress: str | None) -> None:
+    def _compute(self, pairs: list[tuple[str, str]], progress: str | None, mia: bool) -> None:
         from tqdm.auto import tqdm
 
         examples = [encode_qa(self.tokenizer, q, a, self.max_length) for q, a in pairs]
@@ -84,10 +89,10 @@ class AnswerStatsCache:
             avg = (-sequence_logprob(logits, labels) / lengths.clamp(min=1)).tolist()
             avg = [a if n > 0 else float("nan") for a, n in zip(avg, lengths.tolist(), strict=True)]
             matches = greedy_matches(logits, labels)
-            mia = self._mia(logits, labels) if self.mia_scores else [()] * len(rows)
+            scores = self._mia(logits, labels) if mia else [()] * len(rows)
             self.tokens_scored += int(batch["attention_mask"].sum())
             for r, i in enumerate(rows):
-                self._stats[pairs[i]] = AnswerStats(avg[r], int(lengths[r]), tuple(matches[r]), mia[r])
+                self._stats[pairs[i]] = AnswerStats(avg[r], int(lengths[r]), tuple(matches[r]), scores[r])
 
     def _mia(self, logits: torch.Tensor, labels: torch.Tensor) -> list[tuple[tuple[str, float], ...]]:
         columns = [
