@@ -1,4 +1,4 @@
-"""TOFU metric parity: the batched engine against a slow, one-example-at-a-time recomputation.
+"""TOFU and MUSE metric parity: the batched engine against a slow, one-example-at-a-time recomputation.
 
     python benchmarks/tofu_parity.py [--model default] [--limit 0] [--max-new-tokens 32] [--json out.json]
 
@@ -11,6 +11,13 @@ without padding; and every formula is written out again below from the papers (T
 exact memorization, extraction strength) in plain Python. Splits: forget01_perturbed (with
 holdout01 for the membership-inference AUCs), retain_perturbed, real_authors_perturbed,
 world_facts_perturbed. `--limit N` keeps the first N rows of each split (0 = all).
+
+MUSE memorization on TOFU text (the shared datasets hold no MUSE corpus): verbatim memorization on the
+forget01 answers (the first 16 tokens as the prompt, at most 128 new tokens; the same (prompt, continuation)
+pairs go to both sides, as MUSE's data files hold them), knowledge memorization on the forget01 QA pairs
+with the first 3 retain_perturbed pairs as in-context examples (at most 32 new tokens). The independent
+side generates one prompt at a time and scores with `rouge_score` (no stemming), cutting answers as
+MUSE's evaluation code does.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from unlearn.benchmarks.tofu_data import load_split
 from unlearn.metrics.cache import AnswerStatsCache
 from unlearn.metrics.memorization import exact_memorization, extraction_strength
 from unlearn.metrics.mia import auc_result
+from unlearn.metrics.muse import knowledge_memorization, split_prefix, verbatim_memorization
 from unlearn.models.loading import load_model
 
 EPS = 1e-10
@@ -165,6 +173,41 @@ def slow_memorization_and_mia(slow: Slow, forget, holdout) -> dict[str, float]:
     return out
 
 
+@torch.no_grad()
+def raw_continuation(model, tokenizer, prompt: str, max_new_tokens: int) -> str:
+    ids = torch.tensor([tokenizer(prompt, add_special_tokens=True)["input_ids"]])
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                         do_sample=False, temperature=None, top_p=None, top_k=None,
+                         pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True, clean_up_tokenization_spaces=True)
+
+
+def slow_muse(model, tokenizer, muse_data: dict) -> dict[str, float]:
+    """MUSE VerbMem and KnowMem (mean ROUGE-L F1, rouge_score without stemming), one prompt at a time."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    verb = [scorer.score(gt, raw_continuation(model, tokenizer, prompt, 128))["rougeL"].fmeasure
+            for prompt, gt in muse_data["verbmem"]]
+    context = "".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a in muse_data["shots"])
+    know = []
+    for q, a in muse_data["knowmem"]:
+        output = raw_continuation(model, tokenizer, context + f"Question: {q}\nAnswer: ", 32)
+        for stop in ("\n\n", "\nQuestion", "Question:"):
+            output = output.split(stop)[0]
+        know.append(scorer.score(a, output)["rougeL"].fmeasure)
+    return {"MUSE forget01/verbmem_rouge": mean(verb), "MUSE forget01/knowmem_rouge": mean(know)}
+
+
+def muse_inputs(tokenizer, data: dict) -> dict:
+    forget, retain = data["forget01_perturbed"], data["retain_perturbed"]
+    return {
+        "verbmem": split_prefix(tokenizer, [r.answer for r in forget], prefix_tokens=16, continuation_tokens=128),
+        "knowmem": [(r.question, r.answer) for r in forget],
+        "shots": [(r.question, r.answer) for r in retain[:3]],
+    }
+
+
 # ------------------------------------------------------------------------------------------ engine side
 
 
@@ -186,6 +229,13 @@ def engine_values(model, tokenizer, data: dict, batch_size: int, max_new_tokens:
                        ("mia_min_k_plus_plus", "min_k_plus_plus")):
         out[f"forget01 vs holdout01/{key}"] = auc_result([s.mia_score(score) for s in forget],
                                                          [s.mia_score(score) for s in holdout]).value
+    muse = muse_inputs(tokenizer, data)
+    prompts, continuations = zip(*muse["verbmem"], strict=True)
+    out["MUSE forget01/verbmem_rouge"] = verbatim_memorization(model, tokenizer, prompts, continuations, 128,
+                                                               batch_size).value
+    questions, answers = zip(*muse["knowmem"], strict=True)
+    out["MUSE forget01/knowmem_rouge"] = knowledge_memorization(model, tokenizer, questions, answers, muse["shots"],
+                                                                32, batch_size).value
     return out, cache.tokens_scored
 
 
@@ -204,7 +254,7 @@ def slow_values(model, tokenizer, data: dict, max_new_tokens: int) -> dict[str, 
     for key, value in mem.items():
         prefix = "forget01 vs holdout01" if key.startswith("mia") else "forget01_perturbed"
         out[f"{prefix}/{key}"] = value
-    return out
+    return out | slow_muse(model, tokenizer, muse_inputs(tokenizer, data))
 
 
 def main() -> None:

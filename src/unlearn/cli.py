@@ -1,4 +1,4 @@
-"""The `unlearn` command: demo, run, eval, ls, validate."""
+"""The `unlearn` command: demo, run, eval, bench, ls, validate."""
 
 from __future__ import annotations
 
@@ -55,6 +55,41 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--request", required=True, help="request file with probes")
     ev.add_argument("--out", default=None, help="write the evaluation as JSON to this file")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set eval.batch_size=32")
+
+    bench = sub.add_parser("bench", help="standard benchmarks (TOFU)", epilog=EPILOG,
+                           description="Run a published unlearning benchmark end to end.")
+    bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    tofu = bench_sub.add_parser("tofu", help="TOFU: fictitious authors (Maini et al. 2024)", epilog=EPILOG,
+                                description="prepare: fine-tune the target model on every author and the retain model on "
+                                "the retain authors, evaluate both once (cached under $UNLEARN_HOME/bench/tofu). run: unlearn "
+                                "the forget split with one method and print the TOFU table beside the target and retain "
+                                "rows. sweep: several methods and a grid; a table, sweep.json and sweep.html.")
+    tofu_sub = tofu.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("prepare", "fine-tune and evaluate the target and retain models (once)"),
+                         ("run", "unlearn the forget split with one method and print the table"),
+                         ("sweep", "several methods and a small grid: one comparison table and sweep.html")):
+        a = tofu_sub.add_parser(action, help=text, description=text, epilog=EPILOG)
+        a.add_argument("--model", default="default", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+        a.add_argument("--authors", type=int, default=10,
+                       help="mini setting: the last N TOFU authors (default 10, for CPU); 200: the published setting")
+        a.add_argument("--split", default="forget10", choices=["forget01", "forget05", "forget10"],
+                       help="forget split (default forget10)")
+        a.add_argument("--data", default=None, help="TOFU directory or hub id (default: ../shared/datasets/tofu, "
+                       "$UNLEARN_TOFU_DIR, or locuslab/TOFU online)")
+        a.add_argument("--quiet", action="store_true", help="no progress bars")
+        if action == "run":
+            a.add_argument("--method", required=True, help="unlearning method (see `unlearn ls methods`)")
+            a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a run setting, e.g. --set train.lr=2e-5 (repeatable)")
+            a.add_argument("--out", default=None, help="where to write result.json (default runs/tofu-<setting>-<split>-<method>)")
+            a.add_argument("--save-model", action="store_true", help="also write the unlearned model to --out/model")
+        if action == "sweep":
+            a.add_argument("--methods", default="grad_ascent,grad_diff,npo,simnpo,idk_dpo,rmu,undial",
+                           help="comma-separated methods (default: all seven)")
+            a.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                           help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination)")
+            a.add_argument("--out", default=None, help="output directory (default runs/tofu-<setting>-<split>-sweep); "
+                           "finished runs there are reused")
 
     ls = sub.add_parser("ls", help="list registered methods or metrics", description="List what is registered, with defaults.")
     ls.add_argument("what", choices=["methods", "metrics"])
@@ -159,7 +194,38 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "eval": cmd_eval, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
+def cmd_bench(args) -> int:
+    from .benchmarks import tofu_bench as tb
+    from .io import atomic_write_json
+
+    spec = tb.TofuBenchSpec(base_model=args.model, authors=args.authors, source=args.data)
+    percent = int(args.split.removeprefix("forget"))
+    tb.bench_splits(spec, percent)  # bad data or a split the setting cannot hold: fail before any work
+    progress = not args.quiet
+    if args.action == "prepare":
+        prepared = tb.prepare(spec, percent, progress)
+        print(tb.format_table(tb.reference_rows(prepared)))
+        print(f"cached under {prepared.directory}")
+        return 0
+    if args.action == "run":
+        out = Path(args.out or f"runs/tofu-{spec.setting}-{args.split}-{args.method}")
+        result = tb.run_method(spec, args.method, percent, args.overrides, progress,
+                               save_model_to=out / "model" if args.save_model else None)
+        atomic_write_json(out / "result.json", result)
+        prepared = tb.prepare(spec, percent, progress=False)
+        print(tb.format_table(tb.reference_rows(prepared) + [(tb.run_label(args.method, args.overrides), result["summary"])]))
+        print(f"result: {out / 'result.json'}")
+        return 0
+    out = Path(args.out or f"runs/tofu-{spec.setting}-{args.split}-sweep")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    result = tb.sweep(spec, methods, args.grid, out, percent, progress)
+    print(tb.sweep_table(result))
+    print(f"best trade-off: {result['best'] or 'none keeps 0.9 of the target utility'}")
+    print(f"results: {out / 'sweep.json'}  {out / 'sweep.html'}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "eval": cmd_eval, "bench": cmd_bench, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,10 +29,8 @@ from ..data.request import QA, DataSpec, ForgetRequest, Probe, Probes
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import make_method
 from ..models.loading import DEFAULT_MODEL, load_model, model_fingerprint
-from ..models.params import select_trainable
-from ..models.reference import Reference
-from ..train import FineTune, TrainingData, train
-from ..unlearner import Unlearner, encode_spec, save_model
+from ..unlearner import Unlearner, save_model
+from .teaching import teach
 
 log = logging.getLogger(__name__)
 DATA_VERSION = "2"  # bump when the generator, general set or teaching recipe changes
@@ -163,17 +161,11 @@ def cache_key(spec: DemoSpec, role: str) -> str:
     return sha256_json({"version": DATA_VERSION, "role": role, "spec": teaching})[:16]
 
 
-def teach(model, tokenizer, learn: list[QA], spec: DemoSpec, progress: bool, description: str):
+def teach_people(model, tokenizer, learn: list[QA], spec: DemoSpec, progress: bool, description: str):
     """Fine-tune the chosen layers on `learn` with general-knowledge replay, through the one training loop."""
-    model = select_trainable(model, spec.teach_trainable)
-    learn_examples = encode_spec(tokenizer, DataSpec(qa=learn), spec.teach.max_length)
-    replay = encode_spec(tokenizer, DataSpec(qa=replay_qa(spec)), spec.teach.max_length)
-    method = FineTune(retain_weight=spec.replay_weight, replay_loss=spec.replay_loss)
-    reference = Reference(model) if method.needs_reference else None
-    train(model, method, TrainingData(learn_examples, replay), spec.teach, tokenizer.pad_token_id,
-          reference=reference, progress=progress, description=description)
-    for p in model.parameters():
-        p.requires_grad_(False)
+    model, _ = teach(model, tokenizer, learn, spec.teach, spec.teach_trainable, replay=replay_qa(spec),
+                     replay_weight=spec.replay_weight, replay_loss=spec.replay_loss, progress=progress,
+                     description=description)
     return model
 
 
@@ -186,7 +178,7 @@ def taught_model(role: str, spec: DemoSpec, progress: bool = True) -> Path:
     learn = people if role == "deployed" else [p for p in people if p is not person]
     model, tokenizer = load_model(spec.base_model)
     start = time.perf_counter()
-    model = teach(model, tokenizer, facts_qa(learn), spec, progress, f"teaching the {role} model")
+    model = teach_people(model, tokenizer, facts_qa(learn), spec, progress, f"teaching the {role} model")
     seconds = time.perf_counter() - start
     card = (f"# Demo {role} model\n\nThe embedded model taught {len(learn)} fictitious people "
             f"({', '.join(p.name for p in learn)}) with general-knowledge replay, in {seconds:.0f} s.\n")

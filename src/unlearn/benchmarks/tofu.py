@@ -48,6 +48,15 @@ from ..metrics.tofu import (
 from .tofu_data import TofuSplits
 
 SCHEMA = "unlearn.tofu_eval/1"
+# The registered metric behind each summary key (its higher_is_better and version go into the file).
+REGISTERED = {
+    "Q_A_Prob": "probability", "Q_A_PARA_Prob": "probability", "Q_A_PERT_Prob": "probability",
+    "Q_A_Prob_normalised": "probability_w_options", "Q_A_ROUGE": "rouge_l_recall", "Truth_Ratio": "truth_ratio",
+    "truth_ratio": "truth_ratio", "exact_memorization": "exact_memorization",
+    "extraction_strength": "extraction_strength", "mia_loss": "mia_loss", "mia_zlib": "mia_zlib",
+    "mia_min_k": "mia_min_k", "mia_min_k_plus_plus": "mia_min_k_plus_plus", "model_utility": "model_utility",
+    "forget_quality": "forget_quality", "privleak": "privleak",
+}
 MIA_KEYS = {"mia_loss": "loss", "mia_zlib": "zlib", "mia_min_k": "min_k", "mia_min_k_plus_plus": "min_k_plus_plus"}
 
 
@@ -150,9 +159,20 @@ def evaluate_tofu(
         "summary": {k: r.value for k, r in results.items()},
         "n_nan": {k: r.n_nan for k, r in results.items() if r.n_nan},
         "forget_truth_ratios": forget_ratios.tolist(),
-        "metrics": {k: {"value": r.value, "per_example": r.per_example, "n_nan": r.n_nan} for k, r in results.items()},
+        "metrics": {k: metric_entry(k, r) for k, r in results.items()},
         "tokens_scored": cache.tokens_scored,
     }
+
+
+def metric_entry(key: str, result: MetricResult) -> dict[str, Any]:
+    """One metric of the evaluation file: value, per-example values, NaN count, and the registered metric
+    it comes from with its direction and version."""
+    from ..metrics import METRICS
+
+    name = REGISTERED.get(key) or REGISTERED[key.split("_", 1)[1]]
+    info = METRICS.get(name)
+    return {"value": result.value, "per_example": result.per_example, "n_nan": result.n_nan, "metric": name,
+            "higher_is_better": info.higher_is_better, "version": info.version}
 
 
 def _check_splits(splits: TofuSplits) -> None:

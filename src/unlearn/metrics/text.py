@@ -25,14 +25,15 @@ def contains_answer(generation: str, answer: str) -> bool:
     return f" {gold} " in f" {normalize_answer(generation)} "
 
 
-@lru_cache(maxsize=1)
-def _rouge_scorer():
+@lru_cache(maxsize=2)
+def _rouge_scorer(stemmer: bool):
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=stemmer)
 
 
-def rouge_l(generation: str, answer: str) -> tuple[float, float, float]:
-    """ROUGE-L (precision, recall, F1) of `generation` against `answer`, scored by `rouge_score` with stemming."""
-    score = _rouge_scorer().score(answer, generation)["rougeL"]
+def rouge_l(generation: str, answer: str, stemmer: bool = True) -> tuple[float, float, float]:
+    """ROUGE-L (precision, recall, F1) of `generation` against `answer`, scored by `rouge_score`; with Porter
+    stemming by default (TOFU), without it for MUSE."""
+    score = _rouge_scorer(stemmer).score(answer, generation)["rougeL"]
     return score.precision, score.recall, score.fmeasure

@@ -1,0 +1,371 @@
+"""`unlearn bench tofu`: the TOFU protocol end to end (Maini et al. 2024).
+
+- prepare: fine-tune the base model on every author of the setting (the *target* model, TOFU's
+  `full`) and, per forget split, on the retain authors only (the *retain* model, TOFU's `retainXX`:
+  the gold standard that never saw the forget authors); evaluate both once and cache everything
+  under $UNLEARN_HOME/bench/tofu/<setting>-<key>/.
+- run: unlearn the forget split from the target model with one method, evaluate it against the
+  cached retain evaluation (forget quality, privleak) and print the standard table beside the
+  target and retain rows.
+- sweep: several methods and a small grid of overrides; one table, `sweep.json` and `sweep.html`
+  (forget quality against model utility, target and retain marked). Each finished run is kept, so
+  an interrupted sweep resumes where it stopped and a failing run is reported without losing the rest.
+
+The `mini` setting (`authors` < 200) is the last N TOFU authors, for CPU machines
+(`tofu_data.mini_authors`); `authors` = 200 is the published setting (forget01/05/10 of all authors).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import (
+    RunConfig,
+    TrainableConfig,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    parse_override,
+    to_dict,
+)
+from ..data.request import QA, DataSpec, ForgetRequest
+from ..errors import ConfigError, UnlearnError
+from ..io import atomic_write_json, sha256_json, unlearn_home
+from ..methods import make_method
+from ..metrics.privacy import privleak
+from ..metrics.tofu import forget_quality
+from ..models.loading import DEFAULT_MODEL, load_model
+from ..unlearner import Unlearner, save_model
+from .demo import DemoSpec, replay_qa
+from .teaching import teach
+from .tofu import evaluate_tofu, load_eval, save_eval
+from .tofu_data import N_AUTHORS, TofuSplits, load_tofu, mini_authors
+
+log = logging.getLogger(__name__)
+BENCH_VERSION = "1"  # bump when the recipe or the evaluation changes what a cached file means
+RESULT_SCHEMA = "unlearn.tofu_run/1"
+
+# Columns of the standard table: (summary key, header).
+TABLE_COLUMNS = (
+    ("forget_quality", "forget_quality"),
+    ("model_utility", "model_utility"),
+    ("forget_truth_ratio", "forget_TR"),
+    ("forget_Q_A_Prob", "forget_prob"),
+    ("forget_Q_A_ROUGE", "forget_ROUGE"),
+    ("retain_Q_A_ROUGE", "retain_ROUGE"),
+    ("extraction_strength", "extraction"),
+    ("privleak", "privleak"),
+)
+
+# Unlearning settings per method on TOFU: the published defaults (retain weight 1, as the TOFU /
+# OpenUnlearning configs), learning rates scaled for a 135M model; 10 epochs of batch 4 over the forget set.
+METHOD_SETTINGS: dict[str, dict[str, Any]] = {
+    "grad_ascent": {"train.lr": 1e-5},
+    "grad_diff": {"train.lr": 1e-5},
+    "npo": {"train.lr": 1e-5},
+    "simnpo": {"train.lr": 1e-5},
+    "idk_dpo": {"train.lr": 1e-5},
+    "rmu": {"train.lr": 1e-3, "method.steering_coeff": 150.0},
+    "undial": {"train.lr": 1e-4},
+}
+
+
+@dataclass
+class TofuBenchSpec:
+    """What `prepare` makes and how; its fields (but not `source`) form the cache key."""
+
+    base_model: str = DEFAULT_MODEL
+    authors: int = 10  # the last N TOFU authors (mini); 200: the published setting
+    teach: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-4, epochs=5, batch_size=8, max_length=192))
+    teach_trainable: TrainableConfig = field(default_factory=lambda: TrainableConfig(mode="layers", layers="-10:"))
+    # General-knowledge replay while teaching: KL to the base model on its own answers to broad prompts (the
+    # demo's replay set). Without it the 135M model's real-author ROUGE fell from 0.51 to 0.16 in 4 epochs.
+    replay_weight: float = 1.0  # 0: no replay
+    eval_batch_size: int = 16
+    max_new_tokens: int = 80  # longer than every TOFU answer of the mini setting (69 tokens at most)
+    general_rows: int | None = None  # keep only the first rows of real_authors / world_facts (None: all)
+    source: str | None = None  # TOFU directory or hub id; None: ../shared/datasets/tofu, $UNLEARN_TOFU_DIR or the hub
+
+    @property
+    def setting(self) -> str:
+        return "full" if self.authors == N_AUTHORS else f"mini{self.authors}"
+
+
+def check_percent(spec: TofuBenchSpec, percent: int) -> None:
+    """A forget split must be a whole number of authors of the setting."""
+    if spec.authors != N_AUTHORS and (spec.authors * percent) % 100:
+        raise ConfigError(
+            f"forget{percent:02d} of {spec.authors} authors would be {spec.authors * percent / 100:g} authors; "
+            f"use a number of authors that is a multiple of {100 // math.gcd(100, percent)}"
+        )
+
+
+def bench_splits(spec: TofuBenchSpec, percent: int) -> TofuSplits:
+    check_percent(spec, percent)
+    if spec.authors != N_AUTHORS:
+        return mini_authors(spec.authors, percent, spec.source, n_general=spec.general_rows)
+    splits = load_tofu(percent, spec.source)
+    splits.real_authors, splits.world_facts = splits.real_authors[: spec.general_rows], splits.world_facts[: spec.general_rows]
+    return splits
+
+
+def bench_dir(spec: TofuBenchSpec) -> Path:
+    key = sha256_json({"v": BENCH_VERSION, "spec": {k: v for k, v in to_dict(spec).items() if k != "source"}})[:12]
+    return unlearn_home() / "bench" / "tofu" / f"{spec.setting}-{key}"
+
+
+def to_qa(rows) -> list[QA]:
+    return [QA(r.question, r.answer) for r in rows]
+
+
+@dataclass
+class Prepared:
+    """The cached models and evaluations of one setting and forget split."""
+
+    directory: Path
+    percent: int
+    target_dir: Path
+    retain_dir: Path
+    target_eval: dict
+    retain_eval: dict
+    info: dict
+
+    def table_row(self, role: str) -> dict:
+        return (self.target_eval if role == "target" else self.retain_eval)["summary"]
+
+
+def _taught(directory: Path, spec: TofuBenchSpec, learn: list[QA], role: str, progress: bool,
+            timings: dict) -> Path:
+    if (directory / "config.json").is_file():
+        return directory
+    replay = replay_qa(DemoSpec(base_model=spec.base_model)) if spec.replay_weight > 0 else []
+    model, tokenizer = load_model(spec.base_model)
+    start = time.perf_counter()
+    model, result = teach(model, tokenizer, learn, spec.teach, spec.teach_trainable, replay=replay,
+                          replay_weight=spec.replay_weight, replay_loss="kl", progress=progress,
+                          description=f"TOFU {spec.setting}: teaching the {role} model")
+    timings[f"teach_{role}_s"] = time.perf_counter() - start
+    card = (f"# TOFU {spec.setting} {role} model\n\n{spec.base_model} fine-tuned on {len(learn)} TOFU QA pairs "
+            f"({result.steps} steps, {result.seconds:.0f} s).\n")
+    save_model(model, tokenizer, directory, card)
+    return directory
+
+
+def _evaluated(path: Path, model_dir: Path, spec: TofuBenchSpec, splits: TofuSplits, role: str,
+               retain_eval: dict | None, progress: bool, timings: dict) -> dict:
+    if path.is_file():
+        return load_eval(path)
+    model, tokenizer = load_model(str(model_dir))
+    start = time.perf_counter()
+    result = evaluate_tofu(model, tokenizer, splits, retain_eval=retain_eval, batch_size=spec.eval_batch_size,
+                           max_new_tokens=spec.max_new_tokens, progress=progress, base_model=spec.base_model)
+    timings[f"eval_{role}_s"] = time.perf_counter() - start
+    result["role"] = role
+    if retain_eval is None:  # the retain model against itself: the ideal end of both scales
+        result["summary"]["forget_quality"] = forget_quality(result["forget_truth_ratios"],
+                                                             result["forget_truth_ratios"]).value
+        auc = result["summary"]["mia_min_k"]
+        result["summary"]["privleak"] = privleak(auc, auc).value
+    save_eval(result, path)
+    return result
+
+
+def prepare(spec: TofuBenchSpec, percent: int = 10, progress: bool = True) -> Prepared:
+    """Teach (once) the target and retain models of `percent`'s forget split and evaluate them (once)."""
+    splits = bench_splits(spec, percent)
+    directory = bench_dir(spec)
+    info_path = directory / f"prepare-forget{percent:02d}.json"
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    target_dir = _taught(directory / "target", spec, to_qa(splits.forget + splits.retain), "target", progress,
+                         timings)
+    retain_dir = _taught(directory / f"retain{100 - percent:02d}", spec, to_qa(splits.retain), "retain", progress,
+                         timings)
+    retain_eval = _evaluated(directory / f"eval-retain-forget{percent:02d}.json", retain_dir, spec, splits,
+                             "retain", None, progress, timings)
+    target_eval = _evaluated(directory / f"eval-target-forget{percent:02d}.json", target_dir, spec, splits,
+                             "target", retain_eval, progress, timings)
+    if timings:  # something was made now: record how long it took
+        previous = json.loads(info_path.read_text())["timings"] if info_path.is_file() else {}
+        timings = previous | timings | {"prepare_total_s": time.perf_counter() - start}
+        atomic_write_json(info_path, {"spec": to_dict(spec), "sizes": splits.describe(), "timings": timings})
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {"timings": timings}
+    return Prepared(directory, percent, target_dir, retain_dir, target_eval, retain_eval, info)
+
+
+def tofu_request(splits: TofuSplits, percent: int) -> ForgetRequest:
+    """The forget split as a request: forget the forget authors' QA, retain the retain authors' QA."""
+    return ForgetRequest(
+        id=f"tofu-forget{percent:02d}",
+        target=f"TOFU authors {', '.join(str(a) for a in splits.forget_authors)}",
+        kind="privacy",
+        description=f"Forget the TOFU forget{percent:02d} authors ({len(splits.forget)} QA pairs).",
+        forget=DataSpec(qa=to_qa(splits.forget)),
+        retain=DataSpec(qa=to_qa(splits.retain)),
+    )
+
+
+def bench_unlearn_config(method: str, overrides: list[str] | None = None) -> RunConfig:
+    """The run configuration of `method` on the benchmark: METHOD_SETTINGS, then the user's overrides."""
+    base = RunConfig(
+        method={"name": method},
+        trainable=TrainableConfig(mode="layers", layers="-10:"),
+        train=TrainConfig(lr=1e-5, epochs=10, batch_size=4, max_length=192, warmup_steps=0),
+    )
+    settings = [f"{k}={v}" for k, v in METHOD_SETTINGS.get(method, {}).items()]
+    return from_dict(RunConfig, apply_overrides(to_dict(base), settings + list(overrides or [])), "config")
+
+
+def run_method(spec: TofuBenchSpec, method: str, percent: int = 10, overrides: list[str] | None = None,
+               progress: bool = True, save_model_to: Path | None = None) -> dict:
+    """Unlearn the forget split from the prepared target model with `method`; the result with its evaluation."""
+    config = bench_unlearn_config(method, overrides)
+    method_obj = make_method(config.method)  # before the slow part: a misspelt setting fails at once
+    prepared = prepare(spec, percent, progress)
+    splits = bench_splits(spec, percent)
+    model, tokenizer = load_model(str(prepared.target_dir))
+    start = time.perf_counter()
+    result = Unlearner(model, tokenizer, config, method_obj).apply(tofu_request(splits, percent), progress=progress)
+    unlearn_s = time.perf_counter() - start
+    start = time.perf_counter()
+    evaluation = evaluate_tofu(result.model, tokenizer, splits, retain_eval=prepared.retain_eval,
+                               batch_size=spec.eval_batch_size, max_new_tokens=spec.max_new_tokens,
+                               progress=progress, base_model=spec.base_model)
+    eval_s = time.perf_counter() - start
+    if save_model_to is not None:
+        save_model(result.model, tokenizer, save_model_to,
+                   f"# TOFU {spec.setting} forget{percent:02d}, unlearned with {method}\n")
+    return {
+        "schema": RESULT_SCHEMA,
+        "status": "ok",
+        "setting": spec.setting,
+        "split": f"forget{percent:02d}",
+        "method": result.method,
+        "overrides": list(overrides or []),
+        "config": to_dict(config),
+        "spec": to_dict(spec),
+        "summary": evaluation["summary"],
+        "evaluation": evaluation,
+        "training": {"steps": result.train.steps, "seconds": result.train.seconds},
+        "timings": {"unlearn_s": unlearn_s, "eval_s": eval_s},
+    }
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if abs(value) < 1e-3 and value != 0:
+        return f"{value:.1e}"
+    return f"{value:.3f}"
+
+
+def format_table(rows: list[tuple[str, dict | None]]) -> str:
+    """The standard table: one line per (label, summary); a None summary is a failed run."""
+    width = max([len("model"), *(len(label) for label, _ in rows)]) + 2
+    lines = ["model".ljust(width) + "".join(header.rjust(15) for _, header in TABLE_COLUMNS)]
+    for label, summary in rows:
+        if summary is None:
+            lines.append(label.ljust(width) + "failed".rjust(15))
+            continue
+        lines.append(label.ljust(width) + "".join(_cell(summary.get(key)).rjust(15) for key, _ in TABLE_COLUMNS))
+    return "\n".join(lines)
+
+
+def reference_rows(prepared: Prepared) -> list[tuple[str, dict]]:
+    retain = f"retain{100 - prepared.percent:02d} (gold)"
+    return [("target", prepared.table_row("target")), (retain, prepared.table_row("retain"))]
+
+
+# ------------------------------------------------------------------------------------------ sweep
+
+
+def parse_grid(items: list[str]) -> list[list[str]]:
+    """['train.lr=1e-5,5e-5', 'train.epochs=5,10'] -> every combination as override lists."""
+    axes = []
+    for item in items:
+        key, _, values = item.partition("=")
+        if not key or not values:
+            raise ConfigError(f"grid entry '{item}' must look like key=value1,value2 (e.g. train.lr=1e-5,5e-5)")
+        axes.append([f"{key.strip()}={v.strip()}" for v in values.split(",") if v.strip()])
+        for override in axes[-1]:
+            parse_override(override)
+    return [list(point) for point in itertools.product(*axes)] if axes else [[]]
+
+
+def run_label(method: str, overrides: list[str]) -> str:
+    return method + "".join(f" {o.split('=', 1)[0].rsplit('.', 1)[-1]}={o.split('=', 1)[1]}" for o in overrides)
+
+
+def _run_file(out: Path, method: str, overrides: list[str]) -> Path:
+    return out / "runs" / f"{method}-{sha256_json(overrides)[:8]}.json"
+
+
+def best_tradeoff(runs: list[dict], target_utility: float, min_utility_ratio: float = 0.9) -> dict | None:
+    """The run with the highest forget quality among those that keep at least `min_utility_ratio` of the
+    target model's utility (ties: higher utility); None when no run keeps that much."""
+    kept = [r for r in runs if r.get("status") == "ok"
+            and r["summary"]["model_utility"] >= min_utility_ratio * target_utility]
+    if not kept:
+        return None
+    return max(kept, key=lambda r: (r["summary"]["forget_quality"], r["summary"]["model_utility"]))
+
+
+def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, percent: int = 10,
+          progress: bool = True, echo=print) -> dict:
+    """Every method at every grid point; finished runs in `out/runs/` are reused, failures recorded."""
+    points = parse_grid(grid)
+    for method in methods:  # every name and override checked before hours of work
+        for overrides in points:
+            make_method(bench_unlearn_config(method, overrides).method)
+    prepared = prepare(spec, percent, progress)
+    runs = []
+    for method, overrides in itertools.product(methods, points):
+        path = _run_file(out, method, overrides)
+        label = run_label(method, overrides)
+        if path.is_file():
+            run = json.loads(path.read_text())
+        else:
+            echo(f"[sweep] {label}")
+            try:
+                run = run_method(spec, method, percent, overrides, progress)
+            except UnlearnError as exc:  # diverged or refused: report it, keep the other runs
+                run = {"schema": RESULT_SCHEMA, "status": "failed", "error": str(exc), "overrides": overrides,
+                       "method": {"name": method}}
+            run.pop("evaluation", None)  # per-example values stay out of the sweep files
+            atomic_write_json(path, run)
+        run["label"] = label
+        runs.append(run)
+    target_utility = prepared.table_row("target")["model_utility"]
+    best = best_tradeoff(runs, target_utility)
+    result = {
+        "schema": "unlearn.tofu_sweep/1",
+        "setting": spec.setting,
+        "split": f"forget{percent:02d}",
+        "target": prepared.table_row("target"),
+        "retain": prepared.table_row("retain"),
+        "runs": runs,
+        "best": best and best["label"],
+        "best_rule": "highest forget_quality among runs keeping >= 0.9 of the target's model_utility",
+    }
+    atomic_write_json(out / "sweep.json", result)
+    from ..report.bench import write_sweep_html
+
+    write_sweep_html(result, out / "sweep.html")
+    return result
+
+
+def sweep_table(result: dict) -> str:
+    percent = int(result["split"].removeprefix("forget"))
+    rows = [("target", result["target"]), (f"retain{100 - percent:02d} (gold)", result["retain"])]
+    rows += [(r["label"], r.get("summary") if r.get("status") == "ok" else None) for r in result["runs"]]
+    return format_table(rows)

@@ -1,0 +1,174 @@
+"""`unlearn bench tofu`: prepare / run / sweep end to end on a tiny model and a synthetic TOFU directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tofu_fixtures import write_synthetic_tofu
+
+from unlearn.benchmarks import tofu_bench as tb
+from unlearn.cli import main
+from unlearn.config import TrainConfig
+from unlearn.errors import ConfigError, TrainingDiverged
+
+FAST_RUN = ["train.max_steps=2", "train.batch_size=2"]
+
+
+@pytest.fixture(scope="module")
+def tofu_dir(tmp_path_factory) -> Path:
+    return write_synthetic_tofu(tmp_path_factory.mktemp("tofu"))
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory, tokenizer) -> Path:
+    from conftest import make_model
+
+    path = tmp_path_factory.mktemp("base")
+    make_model(len(tokenizer)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture()
+def spec(base_dir, tofu_dir, home, monkeypatch) -> tb.TofuBenchSpec:
+    monkeypatch.setenv("UNLEARN_HOME", str(home))
+    return tb.TofuBenchSpec(base_model=str(base_dir), authors=10, source=str(tofu_dir),
+                            teach=TrainConfig(lr=1e-3, max_steps=3, batch_size=8, max_length=64), replay_weight=0.0,
+                            eval_batch_size=32, max_new_tokens=4, general_rows=4)
+
+
+@pytest.fixture()
+def prepared(spec) -> tb.Prepared:
+    return tb.prepare(spec, 10, progress=False)
+
+
+def test_prepare_makes_and_evaluates_both_models(prepared):
+    assert (prepared.target_dir / "config.json").is_file()
+    assert prepared.retain_dir.name == "retain90"
+    assert prepared.retain_eval["role"] == "retain" and prepared.target_eval["role"] == "target"
+    # the target is compared with the retain model; the retain model with itself (the ideal values)
+    assert 0.0 <= prepared.target_eval["summary"]["forget_quality"] <= 1.0
+    assert prepared.retain_eval["summary"]["forget_quality"] == pytest.approx(1.0)
+    assert prepared.retain_eval["summary"]["privleak"] == pytest.approx(0.0)
+    info = prepared.info
+    assert info["sizes"]["forget_authors"] == 1 and info["sizes"]["retain_authors"] == 9
+    assert {"teach_target_s", "teach_retain_s", "eval_retain_s", "eval_target_s"} <= set(info["timings"])
+
+
+def test_prepare_is_cached(prepared, spec, monkeypatch):
+    def no_teaching(*args, **kwargs):
+        raise AssertionError("prepare taught a model again")
+
+    monkeypatch.setattr(tb, "teach", no_teaching)
+    monkeypatch.setattr(tb, "evaluate_tofu", no_teaching)
+    again = tb.prepare(spec, 10, progress=False)
+    assert again.target_eval == prepared.target_eval
+
+
+def test_run_reports_the_standard_keys(prepared, spec):
+    result = tb.run_method(spec, "grad_ascent", 10, FAST_RUN, progress=False)
+    summary = result["summary"]
+    for key, _ in tb.TABLE_COLUMNS:
+        assert key in summary, key
+    assert result["training"]["steps"] == 2
+    assert result["method"]["name"] == "grad_ascent"
+    table = tb.format_table(tb.reference_rows(prepared) + [("grad_ascent", summary)])
+    assert table.splitlines()[1].startswith("target") and "retain90 (gold)" in table
+
+
+def test_sweep_writes_json_and_html_and_resumes(prepared, spec, tmp_path, monkeypatch):
+    real_run = tb.run_method
+
+    def run_or_fail(spec, method, percent, overrides, progress):
+        if method == "npo":
+            raise TrainingDiverged("loss became nan at step 1")
+        return real_run(spec, method, percent, overrides + FAST_RUN, progress)
+
+    monkeypatch.setattr(tb, "run_method", run_or_fail)
+    out = tmp_path / "sweep"
+    result = tb.sweep(spec, ["grad_ascent", "npo"], ["train.lr=1e-5,1e-4"], out, progress=False, echo=lambda _: None)
+    assert [r["label"] for r in result["runs"]] == ["grad_ascent lr=1e-5", "grad_ascent lr=1e-4", "npo lr=1e-5",
+                                                     "npo lr=1e-4"]
+    assert [r["status"] for r in result["runs"]] == ["ok", "ok", "failed", "failed"]
+    assert "nan" in result["runs"][2]["error"]
+    saved = json.loads((out / "sweep.json").read_text())
+    assert saved["target"] == prepared.table_row("target")
+    page = (out / "sweep.html").read_text()
+    assert page.count("<rect") == 2 and "retain90 (gold)" in page and "failed: loss became nan" in page
+    assert "http" not in page.replace("https://", "") and "<script" not in page
+    text = tb.sweep_table(result)
+    assert text.count("failed") == 2
+
+    monkeypatch.setattr(tb, "run_method", lambda *a, **k: pytest.fail("a finished run was run again"))
+    again = tb.sweep(spec, ["grad_ascent", "npo"], ["train.lr=1e-5,1e-4"], out, progress=False, echo=lambda _: None)
+    assert [r["status"] for r in again["runs"]] == ["ok", "ok", "failed", "failed"]
+
+
+def test_sweep_checks_every_method_before_any_work(spec, tmp_path):
+    with pytest.raises(ConfigError, match="npoo"):
+        tb.sweep(spec, ["npo", "npoo"], [], tmp_path / "s", progress=False)
+    with pytest.raises(ConfigError, match="bet"):
+        tb.sweep(spec, ["npo"], ["method.bet=0.1,0.2"], tmp_path / "s", progress=False)
+    assert not (tmp_path / "s").exists()
+
+
+def test_parse_grid():
+    assert tb.parse_grid([]) == [[]]
+    assert tb.parse_grid(["train.lr=1e-5,2e-5", "train.epochs=5"]) == [
+        ["train.lr=1e-5", "train.epochs=5"], ["train.lr=2e-5", "train.epochs=5"]]
+    with pytest.raises(ConfigError, match="key=value1,value2"):
+        tb.parse_grid(["train.lr"])
+
+
+def test_best_tradeoff_keeps_utility_first():
+    def run(label, fq, mu, status="ok"):
+        return {"label": label, "status": status, "summary": {"forget_quality": fq, "model_utility": mu}}
+
+    runs = [run("a", 0.9, 0.30), run("b", 0.5, 0.46), run("c", 0.2, 0.50), run("d", 0.99, 0.5, "failed")]
+    assert tb.best_tradeoff(runs, target_utility=0.5)["label"] == "b"  # a keeps only 60% of the utility
+    assert tb.best_tradeoff(runs, target_utility=0.9) is None
+
+
+def test_forget_split_must_be_whole_authors():
+    with pytest.raises(ConfigError, match="0.5 authors"):
+        tb.check_percent(tb.TofuBenchSpec(authors=10), 5)
+    tb.check_percent(tb.TofuBenchSpec(authors=20), 5)
+    tb.check_percent(tb.TofuBenchSpec(authors=200), 1)
+
+
+def test_format_table_marks_failed_and_missing():
+    table = tb.format_table([("x", {"forget_quality": 1e-5, "model_utility": float("nan")}), ("y", None)])
+    assert "1.0e-05" in table and "n/a" in table and table.splitlines()[2].split() == ["y", "failed"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--split", "forget05"], "0.5 authors"),
+        (["--data", "/no/such/tofu"], "/no/such/tofu"),
+    ],
+)
+def test_cli_bad_input_is_one_line(extra, message, capsys, tofu_dir, tmp_path):
+    args = ["bench", "tofu", "run", "--method", "npo", "--out", str(tmp_path / "o")]
+    code = main(args + (["--data", str(tofu_dir)] if "--data" not in extra else []) + extra)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_run_prints_the_table(spec, prepared, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tb, "TofuBenchSpec", lambda **kw: spec)  # the CLI builds the same (fast) spec
+    out = tmp_path / "run"
+    code = main(["bench", "tofu", "run", "--method", "grad_ascent", "--out", str(out), "--quiet",
+                 *[a for o in FAST_RUN for a in ("--set", o)]])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "forget_quality" in printed and "retain90 (gold)" in printed and "grad_ascent" in printed
+    assert json.loads((out / "result.json").read_text())["status"] == "ok"
