@@ -143,6 +143,16 @@ def test_forget_split_must_be_whole_authors():
     tb.check_percent(tb.TofuBenchSpec(authors=200), 1)
 
 
+def test_spec_overrides_and_retain_eval_authors(tofu_dir):
+    spec = tb.make_spec(["teach.epochs=3", "retain_eval_authors=2"], authors=10, source=str(tofu_dir))
+    assert spec.teach.epochs == 3 and spec.retain_eval_authors == 2
+    splits = tb.bench_splits(spec, 10)
+    assert len(splits.retain_perturbed) == 40 and len(splits.retain) == 180
+    assert tb.bench_dir(spec) != tb.bench_dir(tb.make_spec(authors=10, source=str(tofu_dir)))
+    with pytest.raises(ConfigError, match="epochs"):
+        tb.make_spec(["teach.epoch=3"])
+
+
 def test_format_table_marks_failed_and_missing():
     table = tb.format_table([("x", {"forget_quality": 1e-5, "model_utility": float("nan")}), ("y", None)])
     assert "1.0e-05" in table and "n/a" in table and table.splitlines()[2].split() == ["y", "failed"]
@@ -164,7 +174,7 @@ def test_cli_bad_input_is_one_line(extra, message, capsys, tofu_dir, tmp_path):
 
 
 def test_cli_run_prints_the_table(spec, prepared, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(tb, "TofuBenchSpec", lambda **kw: spec)  # the CLI builds the same (fast) spec
+    monkeypatch.setattr(tb, "make_spec", lambda overrides, **kw: spec)  # the CLI builds the same (fast) spec
     out = tmp_path / "run"
     code = main(["bench", "tofu", "run", "--method", "grad_ascent", "--out", str(out), "--quiet",
                  *[a for o in FAST_RUN for a in ("--set", o)]])

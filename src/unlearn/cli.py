@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="forget split (default forget10)")
         a.add_argument("--data", default=None, help="TOFU directory or hub id (default: ../shared/datasets/tofu, "
                        "$UNLEARN_TOFU_DIR, or locuslab/TOFU online)")
+        a.add_argument("--spec", dest="spec_overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override the benchmark recipe, e.g. --spec teach.epochs=4 --spec retain_eval_authors=2 "
+                       "(see TofuBenchSpec; a changed recipe is prepared and cached separately)")
         a.add_argument("--quiet", action="store_true", help="no progress bars")
         if action == "run":
             a.add_argument("--method", required=True, help="unlearning method (see `unlearn ls methods`)")
@@ -198,7 +201,7 @@ def cmd_bench(args) -> int:
     from .benchmarks import tofu_bench as tb
     from .io import atomic_write_json
 
-    spec = tb.TofuBenchSpec(base_model=args.model, authors=args.authors, source=args.data)
+    spec = tb.make_spec(args.spec_overrides, base_model=args.model, authors=args.authors, source=args.data)
     percent = int(args.split.removeprefix("forget"))
     tb.bench_splits(spec, percent)  # bad data or a split the setting cannot hold: fail before any work
     progress = not args.quiet

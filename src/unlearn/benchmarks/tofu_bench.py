@@ -46,7 +46,7 @@ from ..unlearner import Unlearner, save_model
 from .demo import DemoSpec, replay_qa
 from .teaching import teach
 from .tofu import evaluate_tofu, load_eval, save_eval
-from .tofu_data import N_AUTHORS, TofuSplits, load_tofu, mini_authors
+from .tofu_data import N_AUTHORS, QA_PER_AUTHOR, TofuSplits, load_tofu, mini_authors
 
 log = logging.getLogger(__name__)
 BENCH_VERSION = "1"  # bump when the recipe or the evaluation changes what a cached file means
@@ -91,11 +91,21 @@ class TofuBenchSpec:
     eval_batch_size: int = 16
     max_new_tokens: int = 80  # longer than every TOFU answer of the mini setting (69 tokens at most)
     general_rows: int | None = None  # keep only the first rows of real_authors / world_facts (None: all)
+    # Mini setting: retain_perturbed (the retain split's utility rows) from the first N retain authors only, as
+    # TOFU's retain_perturbed holds 20 of the 180+ retained authors (None: every retain author).
+    retain_eval_authors: int | None = None
     source: str | None = None  # TOFU directory or hub id; None: ../shared/datasets/tofu, $UNLEARN_TOFU_DIR or the hub
 
     @property
     def setting(self) -> str:
         return "full" if self.authors == N_AUTHORS else f"mini{self.authors}"
+
+
+def make_spec(overrides: list[str] | None = None, **fields) -> TofuBenchSpec:
+    """A spec from keyword fields, then `a.b=c` overrides of any field (e.g. teach.epochs=4); misspelt keys
+    are errors that suggest the right name."""
+    data = apply_overrides(to_dict(TofuBenchSpec(**fields)), list(overrides or []))
+    return from_dict(TofuBenchSpec, data, "bench spec")
 
 
 def check_percent(spec: TofuBenchSpec, percent: int) -> None:
@@ -110,7 +120,10 @@ def check_percent(spec: TofuBenchSpec, percent: int) -> None:
 def bench_splits(spec: TofuBenchSpec, percent: int) -> TofuSplits:
     check_percent(spec, percent)
     if spec.authors != N_AUTHORS:
-        return mini_authors(spec.authors, percent, spec.source, n_general=spec.general_rows)
+        splits = mini_authors(spec.authors, percent, spec.source, n_general=spec.general_rows)
+        if spec.retain_eval_authors is not None:
+            splits.retain_perturbed = splits.retain_perturbed[: spec.retain_eval_authors * QA_PER_AUTHOR]
+        return splits
     splits = load_tofu(percent, spec.source)
     splits.real_authors, splits.world_facts = splits.real_authors[: spec.general_rows], splits.world_facts[: spec.general_rows]
     return splits
