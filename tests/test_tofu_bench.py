@@ -109,6 +109,10 @@ def test_sweep_writes_json_and_html_and_resumes(prepared, spec, tmp_path, monkey
     monkeypatch.setattr(tb, "run_method", lambda *a, **k: pytest.fail("a finished run was run again"))
     again = tb.sweep(spec, ["grad_ascent", "npo"], ["train.lr=1e-5,1e-4"], out, progress=False, echo=lambda _: None)
     assert [r["status"] for r in again["runs"]] == ["ok", "ok", "failed", "failed"]
+    # the same directory for another recipe is refused, not silently mixed
+    other = tb.make_spec(["teach.epochs=2"], **{k: getattr(spec, k) for k in ("base_model", "authors", "source")})
+    with pytest.raises(ConfigError, match="another benchmark setting"):
+        tb.sweep(other, ["grad_ascent"], ["train.lr=1e-5"], out, progress=False, echo=lambda _: None)
 
 
 def test_sweep_checks_every_method_before_any_work(spec, tmp_path):

@@ -129,8 +129,19 @@ def bench_splits(spec: TofuBenchSpec, percent: int) -> TofuSplits:
     return splits
 
 
+# Fields added after the first cached settings: they enter a setting's identity only when set, so caches made
+# before they existed stay valid.
+LATER_FIELDS = ("retain_eval_authors",)
+
+
+def spec_identity(spec: TofuBenchSpec | dict) -> dict:
+    """What makes two settings the same: every field but `source`, and later fields only when set."""
+    data = to_dict(spec) if isinstance(spec, TofuBenchSpec) else dict(spec)
+    return {k: v for k, v in data.items() if k != "source" and not (k in LATER_FIELDS and v is None)}
+
+
 def bench_dir(spec: TofuBenchSpec) -> Path:
-    key = sha256_json({"v": BENCH_VERSION, "spec": {k: v for k, v in to_dict(spec).items() if k != "source"}})[:12]
+    key = sha256_json({"v": BENCH_VERSION, "spec": spec_identity(spec)})[:12]
     return unlearn_home() / "bench" / "tofu" / f"{spec.setting}-{key}"
 
 
@@ -340,6 +351,11 @@ def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, p
     for method in methods:  # every name and override checked before hours of work
         for overrides in points:
             make_method(bench_unlearn_config(method, overrides).method)
+    for path in sorted((out / "runs").glob("*.json")):  # never mix runs of two settings in one table
+        run = json.loads(path.read_text())
+        if spec_identity(run.get("spec") or {}) != spec_identity(spec) or run.get("split") != f"forget{percent:02d}":
+            raise ConfigError(f"{out} holds runs of another benchmark setting or split ({path.name}); "
+                              "choose another --out")
     prepared = prepare(spec, percent, progress)
     runs = []
     for method, overrides in itertools.product(methods, points):
@@ -353,7 +369,7 @@ def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, p
                 run = run_method(spec, method, percent, overrides, progress)
             except UnlearnError as exc:  # diverged or refused: report it, keep the other runs
                 run = {"schema": RESULT_SCHEMA, "status": "failed", "error": str(exc), "overrides": overrides,
-                       "method": {"name": method}}
+                       "method": {"name": method}, "spec": to_dict(spec), "split": f"forget{percent:02d}"}
             run.pop("evaluation", None)  # per-example values stay out of the sweep files
             atomic_write_json(path, run)
         run["label"] = label
