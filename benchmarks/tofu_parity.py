@@ -1,6 +1,7 @@
 """TOFU and MUSE metric parity: the batched engine against a slow, one-example-at-a-time recomputation.
 
-    python benchmarks/tofu_parity.py [--model default] [--limit 0] [--max-new-tokens 32] [--json out.json]
+    python benchmarks/tofu_parity.py [--model default] [--limit 0] [--max-new-tokens 32] [--only all|tofu|muse]
+                                     [--json out.json]
 
 The engine side is `unlearn.benchmarks.tofu` (AnswerStatsCache in padded, length-sorted batches; the
 metric functions of `unlearn.metrics`). The independent side shares none of that code: for each
@@ -211,6 +212,18 @@ def muse_inputs(tokenizer, data: dict) -> dict:
 # ------------------------------------------------------------------------------------------ engine side
 
 
+def engine_muse(model, tokenizer, data: dict, batch_size: int) -> dict[str, float]:
+    muse = muse_inputs(tokenizer, data)
+    prompts, continuations = zip(*muse["verbmem"], strict=True)
+    questions, answers = zip(*muse["knowmem"], strict=True)
+    return {
+        "MUSE forget01/verbmem_rouge": verbatim_memorization(model, tokenizer, prompts, continuations, 128,
+                                                             batch_size).value,
+        "MUSE forget01/knowmem_rouge": knowledge_memorization(model, tokenizer, questions, answers, muse["shots"],
+                                                              32, batch_size).value,
+    }
+
+
 def engine_values(model, tokenizer, data: dict, batch_size: int, max_new_tokens: int) -> tuple[dict, int]:
     cache = AnswerStatsCache(model, tokenizer, batch_size=batch_size)
     generate = {"batch_size": batch_size, "max_new_tokens": max_new_tokens}
@@ -229,13 +242,6 @@ def engine_values(model, tokenizer, data: dict, batch_size: int, max_new_tokens:
                        ("mia_min_k_plus_plus", "min_k_plus_plus")):
         out[f"forget01 vs holdout01/{key}"] = auc_result([s.mia_score(score) for s in forget],
                                                          [s.mia_score(score) for s in holdout]).value
-    muse = muse_inputs(tokenizer, data)
-    prompts, continuations = zip(*muse["verbmem"], strict=True)
-    out["MUSE forget01/verbmem_rouge"] = verbatim_memorization(model, tokenizer, prompts, continuations, 128,
-                                                               batch_size).value
-    questions, answers = zip(*muse["knowmem"], strict=True)
-    out["MUSE forget01/knowmem_rouge"] = knowledge_memorization(model, tokenizer, questions, answers, muse["shots"],
-                                                                32, batch_size).value
     return out, cache.tokens_scored
 
 
@@ -254,7 +260,7 @@ def slow_values(model, tokenizer, data: dict, max_new_tokens: int) -> dict[str, 
     for key, value in mem.items():
         prefix = "forget01 vs holdout01" if key.startswith("mia") else "forget01_perturbed"
         out[f"{prefix}/{key}"] = value
-    return out | slow_muse(model, tokenizer, muse_inputs(tokenizer, data))
+    return out
 
 
 def main() -> None:
@@ -265,16 +271,24 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--only", choices=["all", "tofu", "muse"], default="all", help="which metrics to compare")
     args = parser.parse_args()
     torch.manual_seed(0)
     model, tokenizer = load_model(args.model)
     names = ("forget01_perturbed", "retain_perturbed", "real_authors_perturbed", "world_facts_perturbed", "holdout01")
     data = {n: load_split(args.source, n)[: args.limit or None] for n in names}
+    engine, slow, tokens = {}, {}, 0
     start = time.perf_counter()
-    engine, tokens = engine_values(model, tokenizer, data, args.batch_size, args.max_new_tokens)
+    if args.only in ("all", "tofu"):
+        engine, tokens = engine_values(model, tokenizer, data, args.batch_size, args.max_new_tokens)
+    if args.only in ("all", "muse"):
+        engine |= engine_muse(model, tokenizer, data, args.batch_size)
     engine_s = time.perf_counter() - start
     start = time.perf_counter()
-    slow = slow_values(model, tokenizer, data, args.max_new_tokens)
+    if args.only in ("all", "tofu"):
+        slow = slow_values(model, tokenizer, data, args.max_new_tokens)
+    if args.only in ("all", "muse"):
+        slow |= slow_muse(model, tokenizer, muse_inputs(tokenizer, data))
     slow_s = time.perf_counter() - start
     print(f"rows: {', '.join(f'{n} {len(v)}' for n, v in data.items())}; engine {engine_s:.0f} s "
           f"({tokens} tokens scored), one-at-a-time {slow_s:.0f} s\n")
