@@ -155,6 +155,8 @@ def test_spec_overrides_and_retain_eval_authors(tofu_dir):
     assert tb.bench_dir(spec) != tb.bench_dir(tb.make_spec(authors=10, source=str(tofu_dir)))
     with pytest.raises(ConfigError, match="epochs"):
         tb.make_spec(["teach.epoch=3"])
+    with pytest.raises(ConfigError, match="at least 1"):
+        tb.bench_splits(tb.make_spec(["retain_eval_authors=0"], authors=10, source=str(tofu_dir)), 10)
 
 
 def test_format_table_marks_failed_and_missing():

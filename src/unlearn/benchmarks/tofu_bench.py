@@ -122,6 +122,8 @@ def bench_splits(spec: TofuBenchSpec, percent: int) -> TofuSplits:
     if spec.authors != N_AUTHORS:
         splits = mini_authors(spec.authors, percent, spec.source, n_general=spec.general_rows)
         if spec.retain_eval_authors is not None:
+            if spec.retain_eval_authors < 1:
+                raise ConfigError(f"retain_eval_authors must be at least 1, got {spec.retain_eval_authors}")
             splits.retain_perturbed = splits.retain_perturbed[: spec.retain_eval_authors * QA_PER_AUTHOR]
         return splits
     splits = load_tofu(percent, spec.source)
