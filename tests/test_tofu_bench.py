@@ -86,10 +86,10 @@ def test_run_reports_the_standard_keys(prepared, spec):
 def test_sweep_writes_json_and_html_and_resumes(prepared, spec, tmp_path, monkeypatch):
     real_run = tb.run_method
 
-    def run_or_fail(spec, method, percent, overrides, progress):
+    def run_or_fail(spec, method, percent, overrides, progress, prepared=None):
         if method == "npo":
             raise TrainingDiverged("loss became nan at step 1")
-        return real_run(spec, method, percent, overrides + FAST_RUN, progress)
+        return real_run(spec, method, percent, overrides + FAST_RUN, progress, prepared=prepared)
 
     monkeypatch.setattr(tb, "run_method", run_or_fail)
     out = tmp_path / "sweep"

@@ -203,7 +203,6 @@ def cmd_bench(args) -> int:
 
     spec = tb.make_spec(args.spec_overrides, base_model=args.model, authors=args.authors, source=args.data)
     percent = int(args.split.removeprefix("forget"))
-    tb.bench_splits(spec, percent)  # bad data or a split the setting cannot hold: fail before any work
     progress = not args.quiet
     if args.action == "prepare":
         prepared = tb.prepare(spec, percent, progress)
@@ -211,11 +210,12 @@ def cmd_bench(args) -> int:
         print(f"cached under {prepared.directory}")
         return 0
     if args.action == "run":
+        tb.checked_method(args.method, args.overrides)  # a misspelt method fails before preparing
+        prepared = tb.prepare(spec, percent, progress)
         out = Path(args.out or f"runs/tofu-{spec.setting}-{args.split}-{args.method}")
         result = tb.run_method(spec, args.method, percent, args.overrides, progress,
-                               save_model_to=out / "model" if args.save_model else None)
+                               save_model_to=out / "model" if args.save_model else None, prepared=prepared)
         atomic_write_json(out / "result.json", result)
-        prepared = tb.prepare(spec, percent, progress=False)
         print(tb.format_table(tb.reference_rows(prepared) + [(tb.run_label(args.method, args.overrides), result["summary"])]))
         print(f"result: {out / 'result.json'}")
         return 0

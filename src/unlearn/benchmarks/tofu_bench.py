@@ -42,6 +42,7 @@ from ..methods import make_method
 from ..metrics.privacy import privleak
 from ..metrics.tofu import forget_quality
 from ..models.loading import DEFAULT_MODEL, load_model
+from ..report.bench import TABLE_COLUMNS, format_value, write_sweep_html
 from ..unlearner import Unlearner, save_model
 from .demo import DemoSpec, replay_qa
 from .teaching import teach
@@ -51,18 +52,6 @@ from .tofu_data import N_AUTHORS, QA_PER_AUTHOR, TofuSplits, load_tofu, mini_aut
 log = logging.getLogger(__name__)
 BENCH_VERSION = "1"  # bump when the recipe or the evaluation changes what a cached file means
 RESULT_SCHEMA = "unlearn.tofu_run/1"
-
-# Columns of the standard table: (summary key, header).
-TABLE_COLUMNS = (
-    ("forget_quality", "forget_quality"),
-    ("model_utility", "model_utility"),
-    ("forget_truth_ratio", "forget_TR"),
-    ("forget_Q_A_Prob", "forget_prob"),
-    ("forget_Q_A_ROUGE", "forget_ROUGE"),
-    ("retain_Q_A_ROUGE", "retain_ROUGE"),
-    ("extraction_strength", "extraction"),
-    ("privleak", "privleak"),
-)
 
 # Unlearning settings per method on TOFU: the published defaults (retain weight 1, as the TOFU /
 # OpenUnlearning configs), learning rates scaled for a 135M model; 10 epochs of batch 4 over the forget set.
@@ -131,15 +120,10 @@ def bench_splits(spec: TofuBenchSpec, percent: int) -> TofuSplits:
     return splits
 
 
-# Fields added after the first cached settings: they enter a setting's identity only when set, so caches made
-# before they existed stay valid.
-LATER_FIELDS = ("retain_eval_authors",)
-
-
 def spec_identity(spec: TofuBenchSpec | dict) -> dict:
-    """What makes two settings the same: every field but `source`, and later fields only when set."""
+    """What makes two settings the same: every field but `source` (where the data was read from)."""
     data = to_dict(spec) if isinstance(spec, TofuBenchSpec) else dict(spec)
-    return {k: v for k, v in data.items() if k != "source" and not (k in LATER_FIELDS and v is None)}
+    return {k: v for k, v in data.items() if k != "source"}
 
 
 def bench_dir(spec: TofuBenchSpec) -> Path:
@@ -157,6 +141,7 @@ class Prepared:
 
     directory: Path
     percent: int
+    splits: TofuSplits
     target_dir: Path
     retain_dir: Path
     target_eval: dict
@@ -223,7 +208,7 @@ def prepare(spec: TofuBenchSpec, percent: int = 10, progress: bool = True) -> Pr
         timings = previous | timings | {"prepare_total_s": time.perf_counter() - start}
         atomic_write_json(info_path, {"spec": to_dict(spec), "sizes": splits.describe(), "timings": timings})
     info = json.loads(info_path.read_text()) if info_path.is_file() else {"timings": timings}
-    return Prepared(directory, percent, target_dir, retain_dir, target_eval, retain_eval, info)
+    return Prepared(directory, percent, splits, target_dir, retain_dir, target_eval, retain_eval, info)
 
 
 def tofu_request(splits: TofuSplits, percent: int) -> ForgetRequest:
@@ -249,13 +234,20 @@ def bench_unlearn_config(method: str, overrides: list[str] | None = None) -> Run
     return from_dict(RunConfig, apply_overrides(to_dict(base), settings + list(overrides or [])), "config")
 
 
-def run_method(spec: TofuBenchSpec, method: str, percent: int = 10, overrides: list[str] | None = None,
-               progress: bool = True, save_model_to: Path | None = None) -> dict:
-    """Unlearn the forget split from the prepared target model with `method`; the result with its evaluation."""
+def checked_method(method: str, overrides: list[str] | None = None):
+    """(run configuration, method object) of `method` on the benchmark; a misspelt name or setting fails here,
+    before anything slow."""
     config = bench_unlearn_config(method, overrides)
-    method_obj = make_method(config.method)  # before the slow part: a misspelt setting fails at once
-    prepared = prepare(spec, percent, progress)
-    splits = bench_splits(spec, percent)
+    return config, make_method(config.method)
+
+
+def run_method(spec: TofuBenchSpec, method: str, percent: int = 10, overrides: list[str] | None = None,
+               progress: bool = True, save_model_to: Path | None = None, prepared: Prepared | None = None) -> dict:
+    """Unlearn the forget split from the prepared target model with `method`; the result with its evaluation.
+    `prepared`: the setting's cached models and evaluations, if the caller has them already."""
+    config, method_obj = checked_method(method, overrides)
+    prepared = prepared or prepare(spec, percent, progress)
+    splits = prepared.splits
     model, tokenizer = load_model(str(prepared.target_dir))
     start = time.perf_counter()
     result = Unlearner(model, tokenizer, config, method_obj).apply(tofu_request(splits, percent), progress=progress)
@@ -287,14 +279,6 @@ def run_method(spec: TofuBenchSpec, method: str, percent: int = 10, overrides: l
 # ------------------------------------------------------------------------------------------ tables
 
 
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if abs(value) < 1e-3 and value != 0:
-        return f"{value:.1e}"
-    return f"{value:.3f}"
-
-
 def format_table(rows: list[tuple[str, dict | None]]) -> str:
     """The standard table: one line per (label, summary); a None summary is a failed run."""
     width = max([len("model"), *(len(label) for label, _ in rows)]) + 2
@@ -303,7 +287,7 @@ def format_table(rows: list[tuple[str, dict | None]]) -> str:
         if summary is None:
             lines.append(label.ljust(width) + "failed".rjust(15))
             continue
-        lines.append(label.ljust(width) + "".join(_cell(summary.get(key)).rjust(15) for key, _ in TABLE_COLUMNS))
+        lines.append(label.ljust(width) + "".join(format_value(summary.get(key)).rjust(15) for key, _ in TABLE_COLUMNS))
     return "\n".join(lines)
 
 
@@ -352,7 +336,7 @@ def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, p
     points = parse_grid(grid)
     for method in methods:  # every name and override checked before hours of work
         for overrides in points:
-            make_method(bench_unlearn_config(method, overrides).method)
+            checked_method(method, overrides)
     for path in sorted((out / "runs").glob("*.json")):  # never mix runs of two settings in one table
         run = json.loads(path.read_text())
         if spec_identity(run.get("spec") or {}) != spec_identity(spec) or run.get("split") != f"forget{percent:02d}":
@@ -368,7 +352,7 @@ def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, p
         else:
             echo(f"[sweep] {label}")
             try:
-                run = run_method(spec, method, percent, overrides, progress)
+                run = run_method(spec, method, percent, overrides, progress, prepared=prepared)
             except UnlearnError as exc:  # diverged or refused: report it, keep the other runs
                 run = {"schema": RESULT_SCHEMA, "status": "failed", "error": str(exc), "overrides": overrides,
                        "method": {"name": method}, "spec": to_dict(spec), "split": f"forget{percent:02d}"}
@@ -389,8 +373,6 @@ def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, p
         "best_rule": "highest forget_quality among runs keeping >= 0.9 of the target's model_utility",
     }
     atomic_write_json(out / "sweep.json", result)
-    from ..report.bench import write_sweep_html
-
     write_sweep_html(result, out / "sweep.html")
     return result
 

@@ -12,8 +12,18 @@ from ..io import atomic_write_text
 from .html import CSS, _esc, _svg_open, _tick_labels, nice_ticks
 
 MARKERS = {"target": "#e07b39", "retain": "#3a9a5b", "run": "#2f6fbf", "best": "#b3261e"}
-TABLE_KEYS = ("forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
-              "retain_Q_A_ROUGE", "extraction_strength", "privleak")
+# Columns of the TOFU comparison table, text and HTML: (summary key, short header).
+TABLE_COLUMNS = (
+    ("forget_quality", "forget_quality"),
+    ("model_utility", "model_utility"),
+    ("forget_truth_ratio", "forget_TR"),
+    ("forget_Q_A_Prob", "forget_prob"),
+    ("forget_Q_A_ROUGE", "forget_ROUGE"),
+    ("retain_Q_A_ROUGE", "retain_ROUGE"),
+    ("extraction_strength", "extraction"),
+    ("privleak", "privleak"),
+)
+TABLE_KEYS = tuple(key for key, _ in TABLE_COLUMNS)
 
 
 def _finite(value: Any) -> float | None:
@@ -72,7 +82,8 @@ def scatter_svg(points: Sequence[Mapping[str, Any]], *, x_label: str, y_label: s
     return "".join(parts) + "</svg>"
 
 
-def _cell(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """'n/a' for a missing or non-finite value, scientific below 1e-3 (forget quality), else 3 decimals."""
     v = _finite(value)
     if v is None:
         return "n/a"
@@ -99,7 +110,7 @@ def render_sweep_html(sweep: Mapping[str, Any]) -> str:
             body.append(f'<tr><th>{_esc(label)}</th><td colspan="{len(TABLE_KEYS)}" class="bad">failed: '
                         f"{_esc(error)}</td></tr>")
             continue
-        cells = "".join(f'<td class="num">{_cell(summary.get(k))}</td>' for k in TABLE_KEYS)
+        cells = "".join(f'<td class="num">{format_value(summary.get(k))}</td>' for k in TABLE_KEYS)
         body.append(f"<tr{cls}><th>{_esc(label)}</th>{cells}</tr>")
     title = f"TOFU {sweep.get('setting', '')} {sweep.get('split', '')}: method sweep"
     best = sweep.get("best")
