@@ -74,7 +74,7 @@ def main() -> None:
     start = time.perf_counter()
     result = evaluate_tofu(model, tokenizer, splits, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                            progress=False)
-    print(f"whole TOFU suite {time.perf_counter() - start:7.1f} s  (sizes {result['sizes']})")
+    print(f"whole TOFU suite {time.perf_counter() - start:7.1f} s  (sizes {result.details['sizes']})")
 
 
 if __name__ == "__main__":

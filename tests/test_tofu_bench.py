@@ -52,11 +52,11 @@ def prepared(spec) -> tb.Prepared:
 def test_prepare_makes_and_evaluates_both_models(prepared):
     assert (prepared.target_dir / "config.json").is_file()
     assert prepared.retain_dir.name == "retain90"
-    assert prepared.retain_eval["role"] == "retain" and prepared.target_eval["role"] == "target"
+    assert prepared.retain_eval.details["role"] == "retain" and prepared.target_eval.details["role"] == "target"
     # the target is compared with the retain model; the retain model with itself (the ideal values)
-    assert 0.0 <= prepared.target_eval["summary"]["forget_quality"] <= 1.0
-    assert prepared.retain_eval["summary"]["forget_quality"] == pytest.approx(1.0)
-    assert prepared.retain_eval["summary"]["privleak"] == pytest.approx(0.0)
+    assert 0.0 <= prepared.target_eval.summary["forget_quality"] <= 1.0
+    assert prepared.retain_eval.summary["forget_quality"] == pytest.approx(1.0)
+    assert prepared.retain_eval.summary["privleak"] == pytest.approx(0.0)
     info = prepared.info
     assert info["sizes"]["forget_authors"] == 1 and info["sizes"]["retain_authors"] == 9
     assert {"teach_target_s", "teach_retain_s", "eval_retain_s", "eval_target_s"} <= set(info["timings"])
@@ -167,7 +167,7 @@ def test_format_table_marks_failed_and_missing():
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--split", "forget05"], "0.5 authors"),
+        (["--split", "forget05"], "1.5 authors"),
         (["--data", "/no/such/tofu"], "/no/such/tofu"),
     ],
 )

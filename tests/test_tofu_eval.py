@@ -9,6 +9,7 @@ import pytest
 from unlearn.benchmarks.tofu import check_retain_eval, evaluate_tofu, forget_fingerprint
 from unlearn.benchmarks.tofu_data import OptionsRow, PerturbedRow, QARow, TofuSplits
 from unlearn.errors import ConfigError
+from unlearn.metrics.result import EvalResult
 from unlearn.metrics.tofu import MODEL_UTILITY_PARTS
 
 
@@ -41,33 +42,33 @@ def evaluation(tiny_model, tokenizer):
 
 
 def test_summary_has_the_standard_keys_in_range(evaluation):
-    summary = evaluation["summary"]
+    summary = evaluation.summary
     for key in ("forget_Q_A_Prob", "forget_Q_A_ROUGE", "forget_truth_ratio", "extraction_strength",
                 "exact_memorization", "mia_loss", "mia_min_k", "mia_min_k_plus_plus", "mia_zlib", "model_utility",
                 *MODEL_UTILITY_PARTS):
         assert 0.0 <= summary[key] <= 1.0, key
     assert "forget_quality" not in summary  # needs a retain evaluation
-    assert len(evaluation["forget_truth_ratios"]) == 3
-    assert len(evaluation["metrics"]["mia_loss"]["per_example"]) == 6  # 3 forget + 3 holdout scores
+    assert len(evaluation.details["forget_truth_ratios"]) == 3
+    assert len(evaluation.metrics["mia_loss"]["per_example"]) == 6  # 3 forget + 3 holdout scores
 
 
 def test_forget_quality_against_itself_is_one(tiny_model, tokenizer, evaluation):
     again = evaluate_tofu(tiny_model, tokenizer, tiny_splits(), retain_eval=evaluation, batch_size=4,
                           max_new_tokens=4, progress=False, base_model="tiny")
-    assert again["summary"]["forget_quality"] == pytest.approx(1.0)
-    assert again["summary"]["privleak"] == pytest.approx(0.0, abs=1e-6)
-    assert again["summary"]["forget_Q_A_Prob"] == pytest.approx(evaluation["summary"]["forget_Q_A_Prob"])
+    assert again.summary["forget_quality"] == pytest.approx(1.0)
+    assert again.summary["privleak"] == pytest.approx(0.0, abs=1e-6)
+    assert again.summary["forget_Q_A_Prob"] == pytest.approx(evaluation.summary["forget_Q_A_Prob"])
 
 
 def test_retain_eval_of_another_forget_set_or_base_is_refused(evaluation):
     other = tiny_splits(offset=100)
-    assert forget_fingerprint(other) != evaluation["forget_fingerprint"]
+    assert forget_fingerprint(other) != evaluation.details["forget_fingerprint"]
     with pytest.raises(ConfigError, match="different forget set"):
         check_retain_eval(evaluation, other)
     with pytest.raises(ConfigError, match="fine-tuned from 'tiny'"):
         check_retain_eval(evaluation, tiny_splits(), base_model="other-base")
     with pytest.raises(ConfigError, match="not a TOFU evaluation"):
-        check_retain_eval({"schema": "x"}, tiny_splits())
+        check_retain_eval(EvalResult("x", "tofu", {}, {}), tiny_splits())
 
 
 def test_empty_split_is_named(tiny_model, tokenizer):
@@ -78,16 +79,25 @@ def test_empty_split_is_named(tiny_model, tokenizer):
 
 
 def test_values_are_finite(evaluation):
-    assert not evaluation["n_nan"]
-    assert all(math.isfinite(v) for v in evaluation["summary"].values())
+    assert not evaluation.n_nan
+    assert all(math.isfinite(v) for v in evaluation.summary.values())
 
 
 def test_every_metric_names_its_registered_metric(evaluation):
     from unlearn.metrics import METRICS
 
-    for key, entry in evaluation["metrics"].items():
+    for key, entry in evaluation.metrics.items():
         info = METRICS.get(entry["metric"])
         assert entry["higher_is_better"] == info.higher_is_better and entry["version"] == info.version, key
         assert set(entry) == {"value", "per_example", "n_nan", "metric", "higher_is_better", "version"}
-    assert evaluation["metrics"]["forget_truth_ratio"]["metric"] == "truth_ratio"
-    assert evaluation["metrics"]["ra_Q_A_Prob_normalised"]["metric"] == "probability_w_options"
+    assert evaluation.metrics["forget_truth_ratio"]["metric"] == "truth_ratio"
+    assert evaluation.metrics["ra_Q_A_Prob_normalised"]["metric"] == "probability_w_options"
+
+
+def test_the_evaluation_survives_its_json_form(evaluation, tmp_path):
+    evaluation.save(tmp_path / "eval.json")
+    again = EvalResult.load(tmp_path / "eval.json")
+    assert again.summary == pytest.approx(evaluation.summary)
+    assert again.details["forget_truth_ratios"] == pytest.approx(evaluation.details["forget_truth_ratios"])
+    assert again.per_example("mia_loss") == pytest.approx(evaluation.per_example("mia_loss"))
+    check_retain_eval(again, tiny_splits(), base_model="tiny")

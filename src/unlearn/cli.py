@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                          ("sweep", "several methods and a small grid: one comparison table and sweep.html")):
         a = tofu_sub.add_parser(action, help=text, description=text, epilog=EPILOG)
         a.add_argument("--model", default="default", help="base model (default: the embedded SmolLM2-135M-Instruct)")
-        a.add_argument("--authors", type=int, default=10,
-                       help="mini setting: the last N TOFU authors (default 10, for CPU); 200: the published setting")
+        a.add_argument("--authors", type=int, default=30,
+                       help="mini setting: the last N TOFU authors (default 30, for CPU); 200: the published setting")
         a.add_argument("--split", default="forget10", choices=["forget01", "forget05", "forget10"],
                        help="forget split (default forget10)")
         a.add_argument("--data", default=None, help="TOFU directory or hub id (default: ../shared/datasets/tofu, "

@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
-from ..io import atomic_write_json
 from ..metrics.base import MetricResult, mean_result
 from ..metrics.cache import AnswerStatsCache
 from ..metrics.generation import generate_answers
 from ..metrics.memorization import exact_memorization, extraction_strength
 from ..metrics.mia import auc_result
 from ..metrics.privacy import privleak
+from ..metrics.result import EvalResult
 from ..metrics.text import rouge_l
 from ..metrics.tofu import (
     MODEL_UTILITY_PARTS,
@@ -110,9 +108,9 @@ def options_split_metrics(model, tokenizer, cache: AnswerStatsCache, rows, gener
 
 
 def evaluate_tofu(
-    model, tokenizer, splits: TofuSplits, retain_eval: dict | None = None, batch_size: int = 16,
+    model, tokenizer, splits: TofuSplits, retain_eval: EvalResult | None = None, batch_size: int = 16,
     max_new_tokens: int = 64, max_length: int = 512, progress: bool = True, base_model: str | None = None,
-) -> dict[str, Any]:
+) -> EvalResult:
     """The TOFU summary and per-example values for `model` (see the module docstring for the keys).
 
     `retain_eval` is a saved evaluation of the retain model on the same splits (for forget quality and
@@ -147,32 +145,17 @@ def evaluate_tofu(
         results.update({f"{prefix}_{k}": v for k, v in part.items()})
     results["model_utility"] = model_utility({k: results[k].value for k in MODEL_UTILITY_PARTS})
     if retain_eval is not None:
-        results["forget_quality"] = forget_quality(forget_ratios.tolist(), retain_eval["forget_truth_ratios"])
-        results["privleak"] = privleak(results["mia_min_k"].value, retain_eval["summary"]["mia_min_k"])
+        results["forget_quality"] = forget_quality(forget_ratios.tolist(), retain_eval.details["forget_truth_ratios"])
+        results["privleak"] = privleak(results["mia_min_k"].value, retain_eval.summary["mia_min_k"])
 
-    return {
-        "schema": SCHEMA,
-        "benchmark": "tofu",
-        "forget_fingerprint": forget_fingerprint(splits),
-        "base_model": base_model,
-        "sizes": splits.describe(),
-        "summary": {k: r.value for k, r in results.items()},
-        "n_nan": {k: r.n_nan for k, r in results.items() if r.n_nan},
-        "forget_truth_ratios": forget_ratios.tolist(),
-        "metrics": {k: metric_entry(k, r) for k, r in results.items()},
-        "tokens_scored": cache.tokens_scored,
-    }
+    details = {"forget_fingerprint": forget_fingerprint(splits), "base_model": base_model, "sizes": splits.describe(),
+               "forget_truth_ratios": forget_ratios.tolist(), "tokens_scored": cache.tokens_scored}
+    return EvalResult.from_metrics(SCHEMA, "tofu", results, {k: registered_metric(k) for k in results}, details)
 
 
-def metric_entry(key: str, result: MetricResult) -> dict[str, Any]:
-    """One metric of the evaluation file: value, per-example values, NaN count, and the registered metric
-    it comes from with its direction and version."""
-    from ..metrics import METRICS
-
-    name = REGISTERED.get(key) or REGISTERED[key.split("_", 1)[1]]
-    info = METRICS.get(name)
-    return {"value": result.value, "per_example": result.per_example, "n_nan": result.n_nan, "metric": name,
-            "higher_is_better": info.higher_is_better, "version": info.version}
+def registered_metric(key: str) -> str:
+    """The registered metric behind a summary key (`forget_Q_A_Prob` -> `probability`)."""
+    return REGISTERED.get(key) or REGISTERED[key.split("_", 1)[1]]
 
 
 def _check_splits(splits: TofuSplits) -> None:
@@ -181,35 +164,21 @@ def _check_splits(splits: TofuSplits) -> None:
             raise ConfigError(f"TOFU evaluation needs the '{name}' split, and it is empty")
 
 
-def check_retain_eval(retain_eval: dict, splits: TofuSplits, base_model: str | None = None) -> None:
+def check_retain_eval(retain_eval: EvalResult, splits: TofuSplits, base_model: str | None = None) -> None:
     """Refuse a retain-model evaluation of another forget set or base model: forget quality would be
     meaningless."""
-    if retain_eval.get("schema") != SCHEMA or "forget_truth_ratios" not in retain_eval:
+    if retain_eval.schema != SCHEMA or "forget_truth_ratios" not in retain_eval.details:
         raise ConfigError("the retain evaluation is not a TOFU evaluation file (schema "
-                          f"{retain_eval.get('schema')!r}); evaluate the retain model with this version")
-    if retain_eval.get("forget_fingerprint") != forget_fingerprint(splits):
+                          f"{retain_eval.schema!r}); evaluate the retain model with this version")
+    if retain_eval.details.get("forget_fingerprint") != forget_fingerprint(splits):
         raise ConfigError(
             "the retain evaluation was made on a different forget set (fingerprint "
-            f"{retain_eval.get('forget_fingerprint')} vs {forget_fingerprint(splits)}); evaluate the retain "
-            "model on the same split"
+            f"{retain_eval.details.get('forget_fingerprint')} vs {forget_fingerprint(splits)}); evaluate the "
+            "retain model on the same split"
         )
-    theirs = retain_eval.get("base_model")
+    theirs = retain_eval.details.get("base_model")
     if base_model is not None and theirs is not None and theirs != base_model:
         raise ConfigError(
             f"the retain evaluation is of a model fine-tuned from {theirs!r}, this one from {base_model!r}; "
             "evaluate a retain model of the same base model"
         )
-
-
-def save_eval(result: dict, path: Path) -> None:
-    atomic_write_json(path, result)
-
-
-def load_eval(path: Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"TOFU evaluation file {path} not found")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc.msg}); re-run the evaluation") from None

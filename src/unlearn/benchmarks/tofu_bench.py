@@ -40,13 +40,14 @@ from ..errors import ConfigError, UnlearnError
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import make_method
 from ..metrics.privacy import privleak
+from ..metrics.result import EvalResult
 from ..metrics.tofu import forget_quality
 from ..models.loading import DEFAULT_MODEL, load_model
 from ..report.bench import TABLE_COLUMNS, format_value, write_sweep_html
 from ..unlearner import Unlearner, save_model
 from .demo import DemoSpec, replay_qa
 from .teaching import teach
-from .tofu import evaluate_tofu, load_eval, save_eval
+from .tofu import evaluate_tofu
 from .tofu_data import N_AUTHORS, QA_PER_AUTHOR, TofuSplits, load_tofu, mini_authors
 
 log = logging.getLogger(__name__)
@@ -71,18 +72,20 @@ class TofuBenchSpec:
     """What `prepare` makes and how; its fields (but not `source`) form the cache key."""
 
     base_model: str = DEFAULT_MODEL
-    authors: int = 10  # the last N TOFU authors (mini); 200: the published setting
-    teach: TrainConfig = field(default_factory=lambda: TrainConfig(lr=2e-4, epochs=5, batch_size=8, max_length=192))
+    authors: int = 30  # the last N TOFU authors (mini); 200: the published setting
+    # 4 epochs at a high constant rate: what teaches 30 authors well enough within 30 minutes (docs/benchmarks.md)
+    teach: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-4, epochs=4, batch_size=8, max_length=192))
     teach_trainable: TrainableConfig = field(default_factory=lambda: TrainableConfig(mode="layers", layers="-10:"))
     # General-knowledge replay while teaching: KL to the base model on its own answers to broad prompts (the
-    # demo's replay set). Without it the 135M model's real-author ROUGE fell from 0.51 to 0.16 in 4 epochs.
-    replay_weight: float = 1.0  # 0: no replay
-    eval_batch_size: int = 16
+    # demo's replay set), `teach.retain_batch_size` per step. Off by default: on 30 authors two replay examples
+    # per step cost a fifth of the teaching time and kept little of what it protects (docs/benchmarks.md).
+    replay_weight: float = 0.0  # 0: no replay
+    eval_batch_size: int = 32  # greedy generation is a quarter faster than at 16 on 2 CPU cores
     max_new_tokens: int = 80  # longer than every TOFU answer of the mini setting (69 tokens at most)
     general_rows: int | None = None  # keep only the first rows of real_authors / world_facts (None: all)
     # Mini setting: retain_perturbed (the retain split's utility rows) from the first N retain authors only, as
     # TOFU's retain_perturbed holds 20 of the 180+ retained authors (None: every retain author).
-    retain_eval_authors: int | None = None
+    retain_eval_authors: int | None = 3
     source: str | None = None  # TOFU directory or hub id; None: ../shared/datasets/tofu, $UNLEARN_TOFU_DIR or the hub
 
     @property
@@ -144,12 +147,12 @@ class Prepared:
     splits: TofuSplits
     target_dir: Path
     retain_dir: Path
-    target_eval: dict
-    retain_eval: dict
+    target_eval: EvalResult
+    retain_eval: EvalResult
     info: dict
 
     def table_row(self, role: str) -> dict:
-        return (self.target_eval if role == "target" else self.retain_eval)["summary"]
+        return (self.target_eval if role == "target" else self.retain_eval).summary
 
 
 def _taught(directory: Path, spec: TofuBenchSpec, learn: list[QA], role: str, progress: bool,
@@ -170,21 +173,21 @@ def _taught(directory: Path, spec: TofuBenchSpec, learn: list[QA], role: str, pr
 
 
 def _evaluated(path: Path, model_dir: Path, spec: TofuBenchSpec, splits: TofuSplits, role: str,
-               retain_eval: dict | None, progress: bool, timings: dict) -> dict:
+               retain_eval: EvalResult | None, progress: bool, timings: dict) -> EvalResult:
     if path.is_file():
-        return load_eval(path)
+        return EvalResult.load(path)
     model, tokenizer = load_model(str(model_dir))
     start = time.perf_counter()
     result = evaluate_tofu(model, tokenizer, splits, retain_eval=retain_eval, batch_size=spec.eval_batch_size,
                            max_new_tokens=spec.max_new_tokens, progress=progress, base_model=spec.base_model)
     timings[f"eval_{role}_s"] = time.perf_counter() - start
-    result["role"] = role
+    result.details["role"] = role
     if retain_eval is None:  # the retain model against itself: the ideal end of both scales
-        result["summary"]["forget_quality"] = forget_quality(result["forget_truth_ratios"],
-                                                             result["forget_truth_ratios"]).value
-        auc = result["summary"]["mia_min_k"]
-        result["summary"]["privleak"] = privleak(auc, auc).value
-    save_eval(result, path)
+        ratios = result.details["forget_truth_ratios"]
+        result.summary["forget_quality"] = forget_quality(ratios, ratios).value
+        auc = result.summary["mia_min_k"]
+        result.summary["privleak"] = privleak(auc, auc).value
+    result.save(path)
     return result
 
 
@@ -269,8 +272,8 @@ def run_method(spec: TofuBenchSpec, method: str, percent: int = 10, overrides: l
         "overrides": list(overrides or []),
         "config": to_dict(config),
         "spec": to_dict(spec),
-        "summary": evaluation["summary"],
-        "evaluation": evaluation,
+        "summary": evaluation.summary,
+        "evaluation": evaluation.to_json(),
         "training": {"steps": result.train.steps, "seconds": result.train.seconds},
         "timings": {"unlearn_s": unlearn_s, "eval_s": eval_s},
     }

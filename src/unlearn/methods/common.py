@@ -7,22 +7,27 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE, nll, sequence_logprob
+from ..models.scoring import scored_logits
 
 RETAIN_LOSSES = ("nll", "kl")
 
 
-def logits_of(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Logits of `model` on a batch (labels are not passed, so no library loss is computed)."""
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+def logits_of(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, labels) of `model` on a batch, from the position before the first answer token on
+    (`scored_logits`): every loss below reads only those positions."""
+    return scored_logits(model, batch)
 
 
-def reference_logits(reference, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    return reference.forward(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+@torch.no_grad()
+def reference_logits(reference, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same for the frozen reference model."""
+    with reference.active() as model:
+        return scored_logits(model, batch)
 
 
 def seq_logprob(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """log pi(y|x) summed over answer tokens, per sequence."""
-    return sequence_logprob(logits_of(model, batch), batch["labels"])
+    return sequence_logprob(*logits_of(model, batch))
 
 
 def kl_on_answers(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -45,6 +50,7 @@ def retain_term(kind: str, model, retain: dict[str, torch.Tensor] | None, refere
     if retain is None:
         return torch.zeros((), device=next(model.parameters()).device)
     if kind == "kl":
-        ref = reference_logits(reference, retain)
-        return kl_on_answers(logits_of(model, retain), ref, retain["labels"])
-    return nll(logits_of(model, retain), retain["labels"])
+        ref, _ = reference_logits(reference, retain)
+        logits, labels = logits_of(model, retain)
+        return kl_on_answers(logits, ref, labels)
+    return nll(*logits_of(model, retain))

@@ -26,5 +26,5 @@ class GradAscent(LossMethod):
     summary = "maximise the forget set's NLL (no retain term)"
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        forget_nll = nll(logits_of(model, batch.forget), batch.forget["labels"])
+        forget_nll = nll(*logits_of(model, batch.forget))
         return LossOutput(grad_ascent_loss(forget_nll), {"forget_nll": forget_nll.item()})

@@ -39,7 +39,7 @@ class GradDiff(LossMethod):
         return self.retain_loss == "kl"
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        forget_nll = nll(logits_of(model, batch.forget), batch.forget["labels"])
+        forget_nll = nll(*logits_of(model, batch.forget))
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
         loss = grad_diff_loss(forget_nll, retain_value, self.forget_weight, self.retain_weight)
         return LossOutput(loss, {"forget_nll": forget_nll.item(), "retain": retain_value.item()})

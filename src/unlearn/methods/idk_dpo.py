@@ -45,8 +45,8 @@ class IdkDPO(LossMethod):
         if batch.forget_alt is None:
             raise ValueError("idk_dpo needs refusal answers (forget_alt) for every forget example")
         win, lose = batch.forget_alt, batch.forget
-        win_ref = sequence_logprob(reference_logits(reference, win), win["labels"])
-        lose_ref = sequence_logprob(reference_logits(reference, lose), lose["labels"])
+        win_ref = sequence_logprob(*reference_logits(reference, win))
+        lose_ref = sequence_logprob(*reference_logits(reference, lose))
         win_logp, lose_logp = seq_logprob(model, win), seq_logprob(model, lose)
         forget = dpo_loss(win_logp, win_ref, lose_logp, lose_ref, self.beta)
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)

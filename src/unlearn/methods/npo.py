@@ -38,7 +38,7 @@ class NPO(LossMethod):
         check_retain_loss(self.retain_loss)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        ref_logp = sequence_logprob(reference_logits(reference, batch.forget), batch.forget["labels"])
+        ref_logp = sequence_logprob(*reference_logits(reference, batch.forget))
         logp = seq_logprob(model, batch.forget)
         forget = npo_loss(logp, ref_logp, self.beta)
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)

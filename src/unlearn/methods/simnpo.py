@@ -44,7 +44,7 @@ class SimNPO(LossMethod):
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         labels = batch.forget["labels"]
-        logp = sequence_logprob(logits_of(model, batch.forget), labels)
+        logp = sequence_logprob(*logits_of(model, batch.forget))
         forget = simnpo_loss(logp, answer_lengths(labels), self.beta, self.gamma)
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
         loss = self.forget_weight * forget + self.retain_weight * retain_value

@@ -49,8 +49,9 @@ class UNDIAL(LossMethod):
         return self.retain_weight > 0
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        ref = reference_logits(reference, batch.forget)
-        forget = undial_loss(logits_of(model, batch.forget), ref, batch.forget["labels"], self.strength)
+        ref, _ = reference_logits(reference, batch.forget)
+        logits, labels = logits_of(model, batch.forget)
+        forget = undial_loss(logits, ref, labels, self.strength)
         retain_value = torch.zeros((), device=forget.device)
         if self.retain_weight > 0:
             retain_value = retain_term(self.retain_loss, model, batch.retain, reference)

@@ -17,6 +17,7 @@ import torch
 from ..data.collate import collate
 from ..data.formatting import encode_qa
 from ..models.logprobs import answer_lengths, sequence_logprob
+from ..models.scoring import scored_logits
 from .memorization import greedy_matches
 from .mia import counted_texts, loss_scores, min_k_plus_plus_scores, min_k_scores, zlib_scores
 
@@ -81,10 +82,7 @@ class AnswerStatsCache:
         for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
             rows = order[start : start + self.batch_size]
             batch = collate([examples[i] for i in rows], self.tokenizer.pad_token_id)
-            logits = self.model(
-                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-            ).logits
-            labels = batch["labels"].to(device)
+            logits, labels = scored_logits(self.model, {k: v.to(device) for k, v in batch.items()})
             lengths = answer_lengths(labels)
             avg = (-sequence_logprob(logits, labels) / lengths.clamp(min=1)).tolist()
             avg = [a if n > 0 else float("nan") for a, n in zip(avg, lengths.tolist(), strict=True)]

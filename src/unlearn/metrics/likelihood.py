@@ -7,6 +7,7 @@ import torch
 from ..data.collate import collate
 from ..data.formatting import Example, encode_qa
 from ..models.logprobs import answer_lengths, sequence_logprob
+from ..models.scoring import scored_logits
 
 
 @torch.no_grad()
@@ -16,8 +17,7 @@ def example_logprobs(model, examples: list[Example], pad_id: int, batch_size: in
     out: list[tuple[float, int]] = []
     for start in range(0, len(examples), batch_size):
         batch = collate(examples[start : start + batch_size], pad_id)
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
-        labels = batch["labels"].to(device)
+        logits, labels = scored_logits(model, {k: v.to(device) for k, v in batch.items()})
         sums, lengths = sequence_logprob(logits, labels), answer_lengths(labels)
         out += list(zip(sums.tolist(), lengths.tolist(), strict=True))
     return out

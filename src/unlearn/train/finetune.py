@@ -28,7 +28,7 @@ class FineTune(LossMethod):
         return self.replay_loss == "kl" and self.retain_weight > 0
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        learn = nll(logits_of(model, batch.forget), batch.forget["labels"])
+        learn = nll(*logits_of(model, batch.forget))
         loss = learn
         logs = {"nll": learn.item()}
         if batch.retain is not None and self.retain_weight > 0:

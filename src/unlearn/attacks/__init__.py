@@ -1,0 +1,1 @@
+"""Attacks that try to bring forgotten knowledge back (one file each)."""

@@ -1,0 +1,78 @@
+"""Weight quantization as an attack: round-to-nearest (RTN) to 8 or 4 bits, in torch, on any device.
+
+Zhang et al., ICLR 2025, "Catastrophic Failure of LLM Unlearning via Quantization" (arXiv 2410.16454): the
+small weight updates of utility-constrained unlearning fall inside one quantization step, so quantizing
+brings the forgotten knowledge back (their abstract: 21% retained in full precision, 83% after 4-bit). RTN
+is the simplest of the schemes they test and needs no calibration data. Per output channel or per group of
+`group_size` input weights:
+
+    asymmetric:  s = (max - min) / (2^b - 1),  z = round(-min / s),  q = clamp(round(w / s) + z, 0, 2^b - 1),
+                 w' = (q - z) * s
+    symmetric:   s = max|w| / (2^(b-1) - 1),    q = clamp(round(w / s), -2^(b-1), 2^(b-1) - 1),  w' = q * s
+
+A group whose weights are all equal keeps them exactly (s would be 0). When `group_size` does not divide a
+row, the last group is shorter. The output layer and the embeddings are left in full precision, as
+GPTQ, AWQ and bitsandbytes leave them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+
+
+def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int = 0, symmetric: bool = False) -> torch.Tensor:
+    """The dequantized RTN copy of a 2-D weight (out x in); `group_size` 0: one group per output channel."""
+    if weight.dim() != 2:
+        raise ConfigError(f"RTN quantizes 2-D weights, got shape {tuple(weight.shape)}")
+    if not 2 <= bits <= 16:
+        raise ConfigError(f"bits must be between 2 and 16, got {bits}")
+    if group_size < 0:
+        raise ConfigError(f"group_size must be 0 (per output channel) or positive, got {group_size}")
+    rows, cols = weight.shape
+    size = min(group_size or cols, cols)
+    w = weight.detach().float()
+    ragged = -cols % size
+    if ragged:  # a shorter last group: pad it with copies of its own last weight, which leave its range alone
+        w = torch.cat([w, w[:, -1:].expand(rows, ragged)], dim=1)
+    w = w.reshape(rows, -1, size)
+    if symmetric:
+        levels = 2 ** (bits - 1) - 1
+        scale = w.abs().amax(dim=-1, keepdim=True) / levels
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        q = torch.clamp(torch.round(w / scale), -levels - 1, levels)
+        out = q * scale
+    else:
+        low, high = w.amin(dim=-1, keepdim=True), w.amax(dim=-1, keepdim=True)
+        scale = (high - low) / (2**bits - 1)
+        flat = scale == 0
+        scale = torch.where(flat, torch.ones_like(scale), scale)
+        zero = torch.round(-low / scale)
+        q = torch.clamp(torch.round(w / scale) + zero, 0, 2**bits - 1)
+        out = torch.where(flat, w, (q - zero) * scale)
+    return out.reshape(rows, -1)[:, :cols].to(weight.dtype)
+
+
+def quantization_error(weight: torch.Tensor, bits: int, group_size: int = 0, symmetric: bool = False) -> float:
+    """Largest absolute change RTN makes to `weight` (at most half a step of its group)."""
+    return float((quantize_rtn(weight, bits, group_size, symmetric) - weight).abs().max())
+
+
+def is_embedding_or_output(model, module) -> bool:
+    inputs = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    outputs = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return module is inputs or module is outputs
+
+
+def quantized_copy(model, bits: int, group_size: int = 0, symmetric: bool = False):
+    """A copy of `model` whose linear layers (not the embeddings or the output layer) hold their RTN
+    dequantized weights; `model` itself is not touched."""
+    import copy
+
+    attacked = copy.deepcopy(model)
+    with torch.no_grad():
+        for module in attacked.modules():
+            if isinstance(module, torch.nn.Linear) and not is_embedding_or_output(attacked, module):
+                module.weight.copy_(quantize_rtn(module.weight, bits, group_size, symmetric))
+    return attacked
