@@ -206,11 +206,11 @@ def prepare(spec: TofuBenchSpec, percent: int = 10, progress: bool = True) -> Pr
                              "retain", None, progress, timings)
     target_eval = _evaluated(directory / f"eval-target-forget{percent:02d}.json", target_dir, spec, splits,
                              "target", retain_eval, progress, timings)
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {"timings": {}}
     if timings:  # something was made now: record how long it took
-        previous = json.loads(info_path.read_text())["timings"] if info_path.is_file() else {}
-        timings = previous | timings | {"prepare_total_s": time.perf_counter() - start}
-        atomic_write_json(info_path, {"spec": to_dict(spec), "sizes": splits.describe(), "timings": timings})
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {"timings": timings}
+        timings = info["timings"] | timings | {"prepare_total_s": time.perf_counter() - start}
+        info = {"spec": to_dict(spec), "sizes": splits.describe(), "timings": timings}
+        atomic_write_json(info_path, info)
     return Prepared(directory, percent, splits, target_dir, retain_dir, target_eval, retain_eval, info)
 
 

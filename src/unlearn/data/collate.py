@@ -25,3 +25,8 @@ def collate(examples: Sequence[Example], pad_id: int, side: str = "right") -> di
         labels[row, cols] = torch.tensor(e.labels)
         mask[row, cols] = 1
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    """The same batch with every tensor on `device`."""
+    return {k: v.to(device) for k, v in batch.items()}

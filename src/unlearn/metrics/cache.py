@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.collate import collate
+from ..data.collate import collate, to_device
 from ..data.formatting import encode_qa
 from ..models.logprobs import answer_lengths, sequence_logprob
 from ..models.scoring import scored_logits
@@ -82,7 +82,7 @@ class AnswerStatsCache:
         for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
             rows = order[start : start + self.batch_size]
             batch = collate([examples[i] for i in rows], self.tokenizer.pad_token_id)
-            logits, labels = scored_logits(self.model, {k: v.to(device) for k, v in batch.items()})
+            logits, labels = scored_logits(self.model, to_device(batch, device))
             lengths = answer_lengths(labels)
             avg = (-sequence_logprob(logits, labels) / lengths.clamp(min=1)).tolist()
             avg = [a if n > 0 else float("nan") for a, n in zip(avg, lengths.tolist(), strict=True)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..data.collate import collate
+from ..data.collate import collate, to_device
 from ..data.formatting import Example, encode_qa
 from ..models.logprobs import answer_lengths, sequence_logprob
 from ..models.scoring import scored_logits
@@ -17,7 +17,7 @@ def example_logprobs(model, examples: list[Example], pad_id: int, batch_size: in
     out: list[tuple[float, int]] = []
     for start in range(0, len(examples), batch_size):
         batch = collate(examples[start : start + batch_size], pad_id)
-        logits, labels = scored_logits(model, {k: v.to(device) for k, v in batch.items()})
+        logits, labels = scored_logits(model, to_device(batch, device))
         sums, lengths = sequence_logprob(logits, labels), answer_lengths(labels)
         out += list(zip(sums.tolist(), lengths.tolist(), strict=True))
     return out

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import TrainConfig
-from ..data.collate import collate
+from ..data.collate import collate, to_device
 from ..data.formatting import Example
 from ..errors import ConfigError, TrainingDiverged
 from ..methods.base import LossMethod, StepBatch
@@ -90,10 +90,6 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ConfigError("train.lr must be positive")
 
 
-def _to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device) for k, v in batch.items()}
-
-
 def _restore(params: list[torch.nn.Parameter], snapshot: list[torch.Tensor]) -> None:
     with torch.no_grad():
         for p, saved in zip(params, snapshot, strict=True):
@@ -159,9 +155,9 @@ def train(
                 batch = _step_batch(data, take_forget(cfg.batch_size), cfg.retain_batch_size or cfg.batch_size,
                                     retain_generator, pad_id)
                 batch = StepBatch(
-                    forget=_to_device(batch.forget, accelerator.device),
-                    retain=_to_device(batch.retain, accelerator.device) if batch.retain else None,
-                    forget_alt=_to_device(batch.forget_alt, accelerator.device) if batch.forget_alt else None,
+                    forget=to_device(batch.forget, accelerator.device),
+                    retain=to_device(batch.retain, accelerator.device) if batch.retain else None,
+                    forget_alt=to_device(batch.forget_alt, accelerator.device) if batch.forget_alt else None,
                 )
                 sync = accelerator.no_sync(model) if micro < cfg.grad_accum - 1 else nullcontext()
                 with sync:
