@@ -5,6 +5,7 @@ Public API (heavy modules are imported on first use, so `import unlearn` stays l
     load_request(path)          -> ForgetRequest         from YAML / JSON / JSONL
     unlearn(request, ...)       -> report dict           unlearn a request, evaluate, optionally save
     evaluate(model, tok, req)   -> evaluation dict       probe accuracy, ROUGE-L, log-probs, fluency
+    audit(model, tok, req, ...) -> audit report dict     the probes under every attack, recovery, worst case
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ForgetRequest", "RunConfig", "Unlearner", "evaluate", "load_model", "load_request", "unlearn"]
+__all__ = ["ForgetRequest", "RunConfig", "Unlearner", "audit", "evaluate", "load_model", "load_request", "unlearn"]
 
 
 def load_model(name: str = "default", dtype: str = "float32"):
@@ -31,6 +32,17 @@ def evaluate(model, tokenizer, request, config=None) -> dict[str, Any]:
     from .runner import evaluate as _evaluate
 
     return _evaluate(model, tokenizer, request, config)
+
+
+def audit(model, tokenizer, request, original=None, retain=None, config=None, progress: bool = True,
+          **kwargs) -> dict[str, Any]:
+    """Attack `model` (the unlearned one) on `request` and report recovery per attack and the worst case;
+    `original` / `retain` are models; `config` an `unlearn.auditing.AuditConfig`. Write it with
+    `unlearn.auditing.write_audit(report, out)`."""
+    from .auditing import audit as _audit
+
+    return _audit(model, tokenizer, request, original=original, retain=retain, config=config, progress=progress,
+                  **kwargs)
 
 
 def unlearn(request, method: str | dict = "npo", model: str = "default", out=None, overrides: list[str] | None = None,

@@ -1,4 +1,4 @@
-"""The `unlearn` command: demo, run, eval, bench, ls, validate."""
+"""The `unlearn` command: demo, run, eval, audit, bench, ls, validate."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--method", default=None, help="method name (see `unlearn ls methods`); default npo or the config's")
     run.add_argument("--out", default=None, help="output directory (default: runs/<request id>-<method>)")
     run.add_argument("--no-eval", action="store_true", help="skip the before/after evaluation")
+    run.add_argument("--audit", action="store_true",
+                     help="then audit the unlearned model against the original (default attacks) into --out/audit")
     _add_run_options(run)
 
     ev = sub.add_parser("eval", help="evaluate a model on a request's probes", epilog=EPILOG,
@@ -55,6 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--request", required=True, help="request file with probes")
     ev.add_argument("--out", default=None, help="write the evaluation as JSON to this file")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set eval.batch_size=32")
+
+    au = sub.add_parser("audit", help="attack an unlearned model and report the worst case", epilog=EPILOG,
+                        description="Ask the request's probes of MODEL plainly and under every selected attack "
+                        "(relearning, quantization, leak@k sampling, paraphrase, in-context, jailbreak, multi-hop, "
+                        "mixed prompts, multi-turn); with --original, recovery is the share of the removed knowledge "
+                        "an attack brings back. Writes report.json and report.html; exits 0 when the audit passes, "
+                        "1 when it fails or an attack could not run.")
+    au.add_argument("model", help="the unlearned model: a local directory, a hub id, a .gguf file or 'default'")
+    au.add_argument("--request", required=True, help="request file with forget probes")
+    au.add_argument("--original", default=None, help="the model before unlearning (without it, it is assumed to "
+                    "have known every forget probe)")
+    au.add_argument("--retain", default=None, help="a model never taught the forget data: its attacked answers are "
+                    "the floor of recovery")
+    au.add_argument("--attacks", default=None, help="comma-separated attacks (default: all; see `unlearn ls attacks`)")
+    au.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="an attack setting or a threshold, e.g. --set relearn.steps=[5,10] --set max_recovery=0.1")
+    au.add_argument("--out", default=None, help="output directory (default: runs/audit-<request id>)")
+    au.add_argument("--quiet", action="store_true", help="no progress bars")
 
     bench = sub.add_parser("bench", help="standard benchmarks (TOFU)", epilog=EPILOG,
                            description="Run a published unlearning benchmark end to end.")
@@ -94,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--out", default=None, help="output directory (default runs/tofu-<setting>-<split>-sweep); "
                            "finished runs there are reused")
 
-    ls = sub.add_parser("ls", help="list registered methods or metrics", description="List what is registered, with defaults.")
-    ls.add_argument("what", choices=["methods", "metrics"])
+    ls = sub.add_parser("ls", help="list registered methods, metrics or attacks",
+                        description="List what is registered, with defaults.")
+    ls.add_argument("what", choices=["methods", "metrics", "attacks"])
 
     val = sub.add_parser("validate", help="check a request file and print its summary", epilog=EPILOG,
                          description="Parse and validate a request file; exit 2 with the problem named if it is invalid.")
@@ -134,11 +155,52 @@ def cmd_run(args) -> int:
     request = load_request(args.request)
     config = _run_config(args, args.method)
     method = make_method(config.method)
+    if args.audit:
+        from .auditing import audit_config, audit_groups
+
+        audit_cfg = audit_config()
+        audit_groups(request)  # fail before unlearning when the audit could not run
     out = Path(args.out or f"runs/{request.id}-{method.registered_name}")
     report = run_request(request, config, out, overwrite=args.overwrite, evaluate_before_after=not args.no_eval,
                          progress=not args.quiet)
     print(summary_text(report, {"report": str(out / "report.html"), "model": str(out / "model")}))
+    if args.audit:
+        from .models.loading import load_model
+
+        original, tokenizer = load_model(config.model.name, config.model.dtype)
+        return _audit_and_print(report["_model"], tokenizer, request, audit_cfg, out / "audit", not args.quiet,
+                                {"audited": str(out / "model"), "original": config.model.name}, original=original)
     return 0
+
+
+def _audit_and_print(model, tokenizer, request, cfg, out: Path, progress: bool, names: dict[str, str],
+                     original=None, retain=None) -> int:
+    """Audit, write report.json / report.html into `out`, print the summary; exit 0 only when it passes."""
+    from .auditing import audit, audit_summary_text, write_audit
+
+    report = audit(model, tokenizer, request, original=original, retain=retain, config=cfg, progress=progress,
+                   names=names)
+    json_path, html_path = write_audit(report, out)
+    print(audit_summary_text(report, {"report": str(html_path), "json": str(json_path)}))
+    return 0 if report["verdict"] == "pass" else 1
+
+
+def cmd_audit(args) -> int:
+    from .auditing import audit_config, audit_groups
+    from .data.request import load_request
+    from .models.loading import load_model
+
+    request = load_request(args.request)
+    attacks = [a.strip() for a in args.attacks.split(",") if a.strip()] if args.attacks else None
+    cfg = audit_config(attacks, args.overrides)  # every name and setting is checked before a model loads
+    audit_groups(request)  # a request without forget probes fails here
+    model, tokenizer = load_model(args.model)
+    original = load_model(args.original)[0] if args.original else None
+    retain = load_model(args.retain)[0] if args.retain else None
+    names = {"audited": args.model, **({"original": args.original} if args.original else {}),
+             **({"retain": args.retain} if args.retain else {})}
+    out = Path(args.out or f"runs/audit-{request.id}")
+    return _audit_and_print(model, tokenizer, request, cfg, out, not args.quiet, names, original, retain)
 
 
 def cmd_eval(args) -> int:
@@ -170,6 +232,17 @@ def cmd_ls(args) -> int:
             print(f"{name:<12} [{cls.family}] {cls.summary}")
             if fields:
                 print(f"{'':<12} {fields}")
+    elif args.what == "attacks":
+        import dataclasses
+
+        from .attacks import ATTACKS
+
+        for name, cls in ATTACKS.items():
+            fields = ", ".join(f"{f.name}={f.default if f.default is not dataclasses.MISSING else f.default_factory()}"
+                               for f in dataclasses.fields(cls))
+            print(f"{name:<13} [{cls.kind}] {cls.summary}")
+            if fields:
+                print(f"{'':<13} {fields}")
     else:
         from .metrics import METRICS
 
@@ -228,7 +301,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "eval": cmd_eval, "bench": cmd_bench, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
+COMMANDS = {"run": cmd_run, "eval": cmd_eval, "audit": cmd_audit, "bench": cmd_bench, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

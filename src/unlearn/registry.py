@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError
 
@@ -58,3 +58,32 @@ class Registry(Generic[T]):
 
     def items(self) -> list[tuple[str, T]]:
         return [(n, self._items[n]) for n in self.names()]
+
+
+def build_registered(registry: Registry[type], spec: str | dict[str, Any]) -> Any:
+    """An instance of a registered dataclass from a name or a mapping {'name': ..., field: value}:
+    unknown names and misspelt or mistyped fields are errors that list what is valid."""
+    import dataclasses
+
+    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = spec.pop("name", None)
+    if not name:
+        raise ConfigError(f"{registry.kind}: missing 'name' (see `unlearn ls {registry.kind}s`)")
+    cls = registry.get(name)
+    fields = {f.name: f.default for f in dataclasses.fields(cls)}
+    for key, value in spec.items():
+        if key not in fields:
+            raise ConfigError(
+                f"{registry.kind} '{name}' has no setting '{key}'.{did_you_mean(key, list(fields))} "
+                f"Valid: {', '.join(f'{k}={v}' for k, v in fields.items())}"
+            )
+        default = fields[key]
+        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            spec[key] = float(value)
+        elif default is not None and default is not dataclasses.MISSING and not isinstance(value, type(default)):
+            raise ConfigError(f"{registry.kind} '{name}': {key} must be {type(default).__name__}, got {value!r}")
+    obj = cls(**spec)
+    validate = getattr(obj, "validate", None)
+    if validate:
+        validate()
+    return obj

@@ -13,13 +13,21 @@ is the simplest of the schemes they test and needs no calibration data. Per outp
 A group whose weights are all equal keeps them exactly (s would be 0). When `group_size` does not divide a
 row, the last group is shorter. The output layer and the embeddings are left in full precision, as
 GPTQ, AWQ and bitsandbytes leave them.
+
+The attack (`quantize`) asks the forget probes of RTN copies of the model, by default 8-bit per output
+channel and 4-bit in groups of 128 (asymmetric), the two settings closest to the paper's 8-bit and 4-bit
+results; a probe leaks when any copy gives its answer. Only RTN runs here: a bitsandbytes 4/8-bit backend
+for CUDA machines is not built yet.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from ..errors import ConfigError
+from .base import ATTACKS, Attack, AttackOutcome, AuditContext, Query, Subject, ask, probe_answers, user
 
 
 def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int = 0, symmetric: bool = False) -> torch.Tensor:
@@ -76,3 +84,44 @@ def quantized_copy(model, bits: int, group_size: int = 0, symmetric: bool = Fals
             if isinstance(module, torch.nn.Linear) and not is_embedding_or_output(attacked, module):
                 module.weight.copy_(quantize_rtn(module.weight, bits, group_size, symmetric))
     return attacked
+
+
+def parse_scheme(text: str) -> tuple[int, int]:
+    """'int8' -> (8, 0) per channel; 'int4_g128' -> (4, 128) in groups of 128."""
+    import re
+
+    match = re.fullmatch(r"int(\d+)(?:_g(\d+))?", text)
+    if not match or not 2 <= int(match.group(1)) <= 16:
+        raise ConfigError(f"quantize: scheme {text!r} is not of the form int<bits> or int<bits>_g<group>, "
+                          "e.g. int8 or int4_g128 (bits 2 to 16)")
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+@ATTACKS.register("quantize")
+@dataclass
+class Quantize(Attack):
+    """The forget probes asked of round-to-nearest quantized copies of the model (8-bit and 4-bit)."""
+
+    kind = "model"
+    summary = "round-to-nearest weight quantization (int8 per channel, int4 groups of 128) on a copy"
+
+    schemes: list[str] = field(default_factory=lambda: ["int8", "int4_g128"])
+    symmetric: bool = False
+
+    def validate(self) -> None:
+        if not self.schemes:
+            raise ConfigError("quantize: schemes is empty; e.g. schemes=[int8,int4_g128]")
+        for scheme in self.schemes:
+            parse_scheme(scheme)
+
+    def run(self, subject: Subject, ctx: AuditContext) -> AttackOutcome:
+        outcome = AttackOutcome({})
+        for scheme in self.schemes:
+            bits, group = parse_scheme(scheme)
+            attacked = subject.with_model(quantized_copy(subject.model, bits, group, self.symmetric))
+            queries = [Query.of(i, scheme, user(p.question), probe_answers(p)) for i, p in enumerate(ctx.probes)]
+            part = ask(attacked, queries, ctx, f"quantized {scheme}")
+            outcome.per_variant.update(part.per_variant)
+            outcome.examples += part.examples
+            del attacked
+        return outcome

@@ -30,6 +30,19 @@ def prompt_text(tokenizer, question: str) -> str:
     return PLAIN_PROMPT.format(question=question)
 
 
+def conversation_text(tokenizer, messages: list[dict[str, str]]) -> str:
+    """The text a model sees before its reply to a dialogue of {'role', 'content'} turns (user and
+    assistant alternating, the last one the user's); a plain Q/A transcript without a chat template."""
+    if not messages or messages[-1].get("role") != "user":
+        raise ValueError("a conversation must end with a user turn")
+    if len(messages) == 1:
+        return prompt_text(tokenizer, messages[0]["content"])
+    if has_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    lines = [("Question: " if m["role"] == "user" else "Answer: ") + m["content"] for m in messages]
+    return "\n".join(lines) + "\nAnswer:"
+
+
 def answer_text(tokenizer, question: str, answer: str, prompt: str) -> str:
     """The answer as the template writes it after `prompt`, end-of-turn marker included."""
     if has_chat_template(tokenizer):

@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..config import TrainableConfig
-from ..errors import ConfigError
-from ..registry import Registry, did_you_mean
+from ..registry import Registry, build_registered
 
 METHODS: Registry[type] = Registry("method")
 FAMILIES = ("loss", "weights", "guard")
@@ -63,28 +62,7 @@ def method_fields(cls: type) -> dict[str, Any]:
 
 def make_method(spec: str | dict[str, Any]):
     """Build a method from a name or a mapping {'name': ..., hyperparameter: value}; misspelt keys are errors."""
-    spec = {"name": spec} if isinstance(spec, str) else dict(spec)
-    name = spec.pop("name", None)
-    if not name:
-        raise ConfigError("method: missing 'name' (see `unlearn ls methods`)")
-    cls = METHODS.get(name)
-    fields = method_fields(cls)
-    for key, value in spec.items():
-        if key not in fields:
-            raise ConfigError(
-                f"method '{name}' has no hyperparameter '{key}'.{did_you_mean(key, list(fields))} "
-                f"Valid: {', '.join(f'{k}={v}' for k, v in fields.items())}"
-            )
-        default = fields[key]
-        if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-            spec[key] = float(value)
-        elif default is not None and not isinstance(value, type(default)):
-            raise ConfigError(f"method '{name}': {key} must be {type(default).__name__}, got {value!r}")
-    method = cls(**spec)
-    validate = getattr(method, "validate", None)
-    if validate:
-        validate()
-    return method
+    return build_registered(METHODS, spec)
 
 
 def method_settings(method) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Batched greedy generation with the KV cache; also returns each generated token's entropy."""
+"""Batched generation with the KV cache: greedy answers (with each generated token's entropy) and sampled ones."""
 
 from __future__ import annotations
 
@@ -27,6 +27,27 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return {i for i in ids if i is not None}
 
 
+def _left_padded(encoded: list[list[int]], rows: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids and attention mask of `rows`, padded on the left so every prompt ends at the last column."""
+    width = max(len(encoded[i]) for i in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, i in enumerate(rows):
+        n = len(encoded[i])
+        ids[r, width - n :] = torch.tensor(encoded[i])
+        mask[r, width - n :] = 1
+    return ids, mask
+
+
+def _cut_at_eos(tokens: list[int], eos: set[int]) -> list[int]:
+    return tokens[: next((k for k, t in enumerate(tokens) if t in eos), len(tokens))]
+
+
+def _length_order(tokenizer, prompts: list[str]) -> tuple[list[list[int]], list[int]]:
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    return encoded, sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+
+
 @torch.no_grad()
 def generate_answers(
     model, tokenizer, questions: list[str], batch_size: int = 16, max_new_tokens: int = 32,
@@ -37,33 +58,62 @@ def generate_answers(
     from tqdm.auto import tqdm
 
     prompts = prompts if prompts is not None else [prompt_text(tokenizer, q) for q in questions]
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    encoded, order = _length_order(tokenizer, prompts)
     eos = _eos_ids(model, tokenizer)
     device = next(model.parameters()).device
     results: list[Generation | None] = [None] * len(prompts)
     starts = range(0, len(order), batch_size)
     for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
         rows = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in rows)
-        ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, i in enumerate(rows):
-            n = len(encoded[i])
-            ids[r, width - n :] = torch.tensor(encoded[i])
-            mask[r, width - n :] = 1
+        ids, mask = _left_padded(encoded, rows, tokenizer.pad_token_id)
         out = model.generate(
             input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
             do_sample=False, temperature=None, top_p=None, top_k=None, output_logits=True,
             return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos),
         )
-        new = out.sequences[:, width:].cpu()
+        new = out.sequences[:, ids.shape[1]:].cpu()
         entropy = torch.stack([token_entropy(step) for step in out.logits], dim=1).cpu() if out.logits else None
         for r, i in enumerate(rows):
-            tokens = new[r].tolist()
-            length = next((k for k, t in enumerate(tokens) if t in eos), len(tokens))
-            kept = tokens[:length]
-            ents = entropy[r, : max(length, 1)].tolist() if entropy is not None else []
+            kept = _cut_at_eos(new[r].tolist(), eos)
+            ents = entropy[r, : max(len(kept), 1)].tolist() if entropy is not None else []
             text = tokenizer.decode(kept, skip_special_tokens=True).strip()
             results[i] = Generation(text, kept, ents)
     return results  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def sample_answers(
+    model, tokenizer, prompts: list[str], n: int, temperature: float = 1.0, top_p: float = 1.0,
+    batch_size: int = 16, max_new_tokens: int = 32, seed: int = 0, progress: str | None = None,
+) -> list[list[str]]:
+    """`n` sampled answers to each already-formatted prompt (temperature and nucleus sampling), in padded
+    batches of about `batch_size` sequences; seeded, so the same call gives the same samples."""
+    from tqdm.auto import tqdm
+
+    if n < 1 or temperature <= 0 or not 0 < top_p <= 1:
+        raise ValueError(f"sampling needs n >= 1, temperature > 0 and 0 < top_p <= 1 (got {n}, {temperature}, {top_p})")
+    encoded, order = _length_order(tokenizer, prompts)
+    eos = _eos_ids(model, tokenizer)
+    device = next(model.parameters()).device
+    per_batch = max(1, batch_size // n)
+    results: list[list[str]] = [[] for _ in prompts]
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        starts = range(0, len(order), per_batch)
+        for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
+            rows = order[start : start + per_batch]
+            ids, mask = _left_padded(encoded, rows, tokenizer.pad_token_id)
+            out = model.generate(
+                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+                do_sample=True, temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n,
+                pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos),
+            )
+            new = out[:, ids.shape[1]:].cpu()
+            for r, i in enumerate(rows):
+                for j in range(n):
+                    kept = _cut_at_eos(new[r * n + j].tolist(), eos)
+                    results[i].append(tokenizer.decode(kept, skip_special_tokens=True).strip())
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return results

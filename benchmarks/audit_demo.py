@@ -1,0 +1,107 @@
+"""Audit the demo request: positive controls and every method, one table of recovery per attack.
+
+    python benchmarks/audit_demo.py [--methods grad_ascent,npo] [--controls-only] [--set leak_at_k.n=8]
+                                    [--json audit_demo.json]
+
+Uses the demo's cached deployed and retain models ($UNLEARN_HOME/demo; `unlearn demo` makes them).
+Rows:
+  - control: name-refusal guard: the deployed model behind a guard that refuses when the target is named
+    (a positive control: paraphrase, jailbreak and multi-hop prompts without the name must get past it);
+  - each method with the demo's settings (early-stopped as soon as the forget probes are forgotten), audited
+    against the deployed model (original) and the retain model (floor).
+Columns: plain forget accuracy of the audited model, recovery per attack, the worst case, audit seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+
+import torch
+
+from unlearn.attacks import DEFAULT_ATTACKS
+from unlearn.attacks.controls import name_refusal_guard
+from unlearn.auditing import audit, audit_config
+from unlearn.benchmarks.demo import DemoSpec, demo_request, demo_unlearn_config, taught_model
+from unlearn.config import RunConfig, from_dict
+from unlearn.methods import METHODS, make_method
+from unlearn.models.loading import load_model
+from unlearn.unlearner import Unlearner
+
+
+def row(label: str, report: dict, unlearn_s: float | None) -> dict:
+    attacks = report["attacks"]
+    return {
+        "label": label,
+        "forget": report["plain"]["unlearned"]["forget"]["accuracy"],
+        "neighbour": report["plain"]["unlearned"].get("neighbour", {}).get("accuracy"),
+        "recovery": {n: (a["recovery"] if a["status"] == "ok" else "failed") for n, a in attacks.items()},
+        "attack_s": {n: round(a["seconds"], 1) for n, a in attacks.items()},
+        "worst": report["headline"]["worst_recovery"],
+        "worst_attack": report["headline"]["worst_attack"],
+        "verdict": report["verdict"],
+        "audit_s": round(report["timings"]["total_s"], 1),
+        "unlearn_s": None if unlearn_s is None else round(unlearn_s, 1),
+        "utility": {n: a.get("utility") for n, a in attacks.items() if a.get("utility")},
+        "variants": {n: {v: x["recovery"] for v, x in a.get("variants", {}).items()} for n, a in attacks.items()},
+        "curve": attacks.get("leak_at_k", {}).get("curve"),
+    }
+
+
+def fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    return value if isinstance(value, str) else f"{value:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default=",".join(METHODS.names()))
+    parser.add_argument("--controls-only", action="store_true")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="audit settings")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    spec = DemoSpec()
+    request = demo_request(spec)
+    deployed, tokenizer = load_model(str(taught_model("deployed", spec)))
+    retain = load_model(str(taught_model("retain", spec)))[0]
+    cfg = audit_config(None, args.overrides)
+    rows = []
+
+    def report_row(label: str, report: dict, unlearn_s: float | None) -> None:
+        rows.append(row(label, report, unlearn_s))
+        r = rows[-1]
+        print(f"{label:<28} forget {fmt(r['forget'])} worst {fmt(r['worst'])} ({r['worst_attack']}) "
+              f"audit {r['audit_s']} s  " + " ".join(f"{n}={fmt(v)}" for n, v in r["recovery"].items()), flush=True)
+
+    report = audit(deployed, tokenizer, request, original=deployed, retain=retain, config=cfg, progress=False,
+                   guard=name_refusal_guard(request.target))
+    report_row("control: name-refusal guard", report, None)
+    if not args.controls_only:
+        for name in args.methods.split(","):
+            config = from_dict(RunConfig, demo_unlearn_config(name), "config")
+            torch.manual_seed(config.train.seed)
+            start = time.perf_counter()
+            result = Unlearner(copy.deepcopy(deployed), tokenizer, config, make_method(config.method)).apply(
+                request, progress=False)
+            unlearn_s = time.perf_counter() - start
+            report = audit(result.model, tokenizer, request, original=deployed, retain=retain, config=cfg, progress=False)
+            report_row(name, report, unlearn_s)
+            del result
+
+    attacks = [a for a in DEFAULT_ATTACKS if a in cfg.attacks]
+    print("\n| audited | forget (plain) | " + " | ".join(attacks) + " | worst | audit s |")
+    print("|---" * (len(attacks) + 4) + "|")
+    for r in rows:
+        print(f"| {r['label']} | {fmt(r['forget'])} | " + " | ".join(fmt(r["recovery"].get(a)) for a in attacks)
+              + f" | **{fmt(r['worst'])}** | {r['audit_s']} |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Relearning: a few fine-tuning steps on part of the forget data bring back the rest.
+
+Protocol (Hu et al. 2025, "Unlearning or Obfuscating? Jogging the Memory of Unlearned LLMs via Benign
+Relearning", arXiv 2406.13356; Deeb & Roger 2024, "Do Unlearning Methods Remove Information from Language
+Model Weights?", arXiv 2410.08827): fine-tune a copy of the unlearned model on a subset of the forget facts
+(or on related, benign data) and ask about the facts it was *not* given. Knowledge that was only hidden
+returns after a few steps; a model that never learned the facts (the retain model, attacked the same way)
+does not learn the held-out ones from the others, which is the floor the audit compares against.
+
+Our defaults: a seeded half of the forget QA pairs (or text windows) is relearned; the probes whose answers
+appear in none of the relearned items are asked after each step budget (5, 10 and 20 AdamW steps of batch 4,
+lr 2e-5, constant, all parameters). With `data`, the model relearns that file instead and every probe is asked.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import TrainableConfig, TrainConfig
+from ..data.request import QA, DataSpec, ForgetRequest
+from ..errors import ConfigError
+from ..metrics.text import contains_answer
+from .base import (
+    ATTACKS,
+    Attack,
+    AttackError,
+    AttackOutcome,
+    AuditContext,
+    Query,
+    Subject,
+    ask,
+    probe_answers,
+    user,
+)
+
+
+def load_relearn_data(path: str | Path) -> DataSpec:
+    """Benign relearning data: a JSON list or JSONL file of {"question", "answer"} or {"text"} records."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"relearn: data file {path} does not exist")
+    text = path.read_text()
+    try:
+        records = json.loads(text) if path.suffix == ".json" else [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"relearn: {path} is not valid JSON / JSONL ({exc})") from exc
+    spec = DataSpec()
+    for number, record in enumerate(records if isinstance(records, list) else [], 1):
+        if isinstance(record, dict) and isinstance(record.get("text"), str) and record["text"].strip():
+            spec.texts.append(record["text"].strip())
+        elif isinstance(record, dict) and all(isinstance(record.get(k), str) and record[k].strip() for k in ("question", "answer")):
+            spec.qa.append(QA(record["question"].strip(), record["answer"].strip()))
+        else:
+            raise ConfigError(f"relearn: {path} record {number} needs a non-empty 'text' or 'question' and 'answer'")
+    if not len(spec):
+        raise ConfigError(f"relearn: {path} holds no records")
+    return spec
+
+
+def relearn_split(request: ForgetRequest, fraction: float, seed: int) -> DataSpec:
+    """A seeded `fraction` of the request's forget QA pairs and texts (focus spans dropped: the attacker
+    trains on whole answers)."""
+    qa = [QA(item.question, item.answer) for item in request.forget.qa]
+    texts = list(request.forget.texts)
+    rng = random.Random(seed)
+    rng.shuffle(qa)
+    rng.shuffle(texts)
+
+    def take(items: list) -> list:
+        return items[: math.ceil(fraction * len(items))] if items else []
+
+    return DataSpec(texts=take(texts), qa=take(qa))
+
+
+def held_out_probes(probes, learned: DataSpec) -> list[int]:
+    """Indices of the probes whose answers occur in none of the relearned items."""
+    seen = [item.answer for item in learned.qa] + list(learned.texts)
+    return [i for i, probe in enumerate(probes)
+            if not any(contains_answer(text, answer) for text in seen for answer in probe_answers(probe))]
+
+
+@ATTACKS.register("relearn")
+@dataclass
+class Relearn(Attack):
+    """Fine-tune a copy on part of the forget data (or benign data) and ask the held-out probes per step budget."""
+
+    kind = "model"
+    summary = "a few fine-tuning steps on half the forget data; held-out facts asked per step budget"
+
+    steps: list[int] = field(default_factory=lambda: [5, 10, 20])
+    lr: float = 2e-5
+    batch_size: int = 4
+    fraction: float = 0.5
+    data: str = ""  # benign relearning data (JSON / JSONL of question-answer or text records)
+    trainable: str = "all"  # 'all', or a slice of decoder layers such as '-10:'
+    max_length: int = 128
+    seed: int = 0
+
+    def validate(self) -> None:
+        if not self.steps or any(not isinstance(s, int) or s < 1 for s in self.steps):
+            raise ConfigError(f"relearn: steps must be a non-empty list of positive integers, got {self.steps}")
+        if not 0 < self.fraction < 1:
+            raise ConfigError(f"relearn: fraction must be between 0 and 1 (exclusive), got {self.fraction}")
+        if self.lr <= 0 or self.batch_size < 1:
+            raise ConfigError("relearn: lr must be positive and batch_size at least 1")
+
+    def plan(self, ctx: AuditContext) -> tuple[DataSpec, list[int]]:
+        """What to relearn and which probes to ask afterwards."""
+        if self.data:
+            return load_relearn_data(self.data), list(range(len(ctx.probes)))
+        learned = relearn_split(ctx.request, self.fraction, self.seed)
+        held_out = held_out_probes(ctx.probes, learned)
+        if not len(learned) or not held_out:
+            raise AttackError("relearn: the forget data cannot be split into a relearned part and held-out probes "
+                              "(every probe's answer is in the relearned half); add forget QA pairs or give relearn.data")
+        return learned, held_out
+
+    def run(self, subject: Subject, ctx: AuditContext) -> AttackOutcome:
+        from ..models.params import select_trainable
+        from ..train import FineTune, TrainingData, train
+        from ..unlearner import encode_spec
+
+        learned, held_out = self.plan(ctx)
+        budgets = sorted(set(self.steps))
+        every = math.gcd(*budgets)
+        trainable = TrainableConfig(mode="all") if self.trainable == "all" else TrainableConfig(mode="layers",
+                                                                                                layers=self.trainable)
+        model = select_trainable(copy.deepcopy(subject.model), trainable)
+        examples = encode_spec(subject.tokenizer, learned, self.max_length)
+        cfg = TrainConfig(lr=self.lr, max_steps=budgets[-1], batch_size=self.batch_size, max_length=self.max_length,
+                          seed=self.seed, early_stop=True, early_stop_every=every, early_stop_accuracy=-1.0)
+        outcome = AttackOutcome({})
+        done = [0]
+
+        def after_steps(current) -> float:  # called every `every` steps; never stops training
+            done[0] += every
+            if done[0] in budgets:
+                variant = f"steps={done[0]}"
+                queries = [Query.of(i, variant, user(ctx.probes[i].question), probe_answers(ctx.probes[i])) for i in held_out]
+                part = ask(subject.with_model(current), queries, ctx, f"relearned {done[0]} steps")
+                outcome.per_variant.update(part.per_variant)
+                outcome.examples += part.examples
+            return 1.0
+
+        train(model, FineTune(retain_weight=0.0), TrainingData(examples), cfg, subject.tokenizer.pad_token_id,
+              probe_check=after_steps, progress=ctx.progress, description="relearning")
+        del model
+        outcome.notes.append(f"relearned {len(learned)} items; asked {len(held_out)} held-out probes")
+        return outcome

@@ -1,0 +1,323 @@
+"""Audit: attack an unlearning result and report the worst case.
+
+The audit asks the request's probes plainly of the unlearned model, of the original model (before
+unlearning) and of a retain model (never taught the forget data) when given, then runs every selected
+attack on the unlearned model (and on the retain model, for a floor). Per attack a, over the forget probes
+S_a that the attack asked (K = share of probes whose answers leak, by the attacks' judge):
+
+    recovery_a = clip( (K_attacked - max(K_unlearned, K_retain_attacked)) / (K_original - K_unlearned), 0, 1 )
+
+the share of what unlearning removed that the attack brings back, beyond what a model that never knew the
+facts gives under the same attack. Without an original model K_original = 1 (it is assumed to have known
+every probe); when K_original - K_unlearned is below `min_removed`, nothing measurable was removed and the
+recovery is undefined (None). The headline is the worst (largest) recovery over attacks; the verdict passes
+when it is at most `max_recovery` and the plain forget knowledge is at most `max_forget_knowledge`.
+A failing attack is recorded with its error and the audit goes on.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .attacks import DEFAULT_ATTACKS, AttackOutcome, AuditContext, Subject, make_attack
+from .attacks.base import leaked, probe_answers, user
+from .data.request import ForgetRequest, Probe
+from .errors import ConfigError
+from .io import atomic_directory, atomic_write_json
+
+SCHEMA = "unlearn.audit/1"
+
+
+@dataclass
+class AuditConfig:
+    """Which attacks, their settings ({attack: {setting: value}}), the judge and the pass/fail thresholds."""
+
+    attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    max_recovery: float = 0.25
+    max_forget_knowledge: float = 0.25
+    min_removed: float = 0.1
+    rouge_threshold: float = 0.8
+    batch_size: int = 16
+    max_new_tokens: int = 32
+    attack_retain: bool = True  # also attack the retain model (when given) for the floor
+
+
+def audit_config(attacks: Sequence[str] | None = None, overrides: Sequence[str] = ()) -> AuditConfig:
+    """An AuditConfig from attack names and 'attack.setting=value' / 'field=value' overrides
+    (e.g. relearn.steps=[5,10], leak_at_k.n=32, max_recovery=0.1); every name is checked."""
+    import dataclasses
+
+    from .attacks import ATTACKS
+    from .config import from_dict, parse_override
+    from .registry import did_you_mean
+
+    chosen = list(attacks) if attacks else list(DEFAULT_ATTACKS)
+    for name in chosen:
+        ATTACKS.get(name)  # unknown names fail here, with the valid list
+    fields = {f.name for f in dataclasses.fields(AuditConfig)} - {"attacks", "settings"}
+    top: dict[str, Any] = {}
+    settings: dict[str, dict[str, Any]] = {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        if len(keys) == 2 and keys[0] in ATTACKS:
+            settings.setdefault(keys[0], {})[keys[1]] = value
+        elif len(keys) == 1 and keys[0] in fields:
+            top[keys[0]] = value
+        else:
+            hint = did_you_mean(keys[0] if keys else text, sorted(fields) + ATTACKS.names())
+            raise ConfigError(f"--set {text}: use <attack>.<setting>=value or one of {', '.join(sorted(fields))}.{hint}")
+    cfg = from_dict(AuditConfig, {**top, "attacks": chosen, "settings": settings}, "audit")
+    for name in chosen:
+        make_attack({"name": name, **settings.get(name, {})})  # misspelt settings fail before any model loads
+    return cfg
+
+
+def recovery(attacked: float, unlearned: float, original: float, floor: float | None = None,
+             min_removed: float = 0.1) -> float | None:
+    """Share of the removed knowledge an attack brings back (see the module docstring); None when unlearning
+    removed less than `min_removed`."""
+    removed = original - unlearned
+    if removed < min_removed:
+        return None
+    base = max(unlearned, floor) if floor is not None else unlearned
+    return min(1.0, max(0.0, (attacked - base) / removed))
+
+
+def mean_over(values: Sequence[float | None], indices: Sequence[int]) -> float:
+    picked = [values[i] for i in indices]
+    known = [v for v in picked if v is not None]
+    return sum(known) / len(known) if known else float("nan")
+
+
+def asked(per_probe: Sequence[float | None]) -> list[int]:
+    return [i for i, v in enumerate(per_probe) if v is not None]
+
+
+def plain_evaluation(subject: Subject, groups: dict[str, list[Probe]], rouge_threshold: float,
+                     progress: str | None) -> dict[str, Any]:
+    """Greedy replies to every probe group in one batched pass; per probe whether the answer is given."""
+    flat = [(name, probe) for name, probes in groups.items() for probe in probes]
+    replies = subject.respond([user(p.question) for _, p in flat], progress=progress)
+    out: dict[str, Any] = {}
+    for name in groups:
+        rows = [(p, r) for (n, p), r in zip(flat, replies, strict=True) if n == name]
+        hits = [float(leaked(r, probe_answers(p), rouge_threshold)) for p, r in rows]
+        out[name] = {"n": len(rows), "accuracy": sum(hits) / len(hits) if hits else float("nan"), "per_probe": hits,
+                     "examples": [{"question": p.question, "answer": p.answer, "reply": r, "correct": bool(h)}
+                                  for (p, r), h in zip(rows, hits, strict=True)]}
+    return out
+
+
+def audit_groups(request: ForgetRequest) -> dict[str, list[Probe]]:
+    if not request.probes.forget:
+        raise ConfigError(f"request '{request.id}' has no forget probes: the audit asks them; add probes.forget")
+    return request.probes.groups()
+
+
+def run_attack(attack, subject: Subject, ctx: AuditContext) -> tuple[AttackOutcome | None, str | None, float]:
+    start = time.perf_counter()
+    try:
+        return attack.run(subject, ctx), None, time.perf_counter() - start
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a failing attack is reported; the others still run
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return None, detail, time.perf_counter() - start
+
+
+def attack_summary(name: str, attack, outcome: AttackOutcome | None, error: str | None, seconds: float,
+                   plain: dict[str, list[float]], retain_outcome: AttackOutcome | None, cfg: AuditConfig) -> dict:
+    """Knowledge, recovery (per variant and worst case) and examples of one attack."""
+    entry: dict[str, Any] = {"kind": attack.kind if attack else None, "seconds": seconds,
+                             "settings": _settings(attack)}
+    if outcome is None:
+        return {**entry, "status": "failed", "error": error or "unknown error"}
+    unlearned, original = plain["unlearned"], plain.get("original")
+    retain_variants = retain_outcome.per_variant if retain_outcome else {}
+
+    def measure(per_probe: Sequence[float | None], floor_per_probe: Sequence[float | None] | None) -> dict:
+        idx = asked(per_probe)
+        if not idx:
+            return {"n": 0, "knowledge": None, "recovery": None}
+        k_unl = mean_over(unlearned, idx)
+        k_orig = mean_over(original, idx) if original else 1.0
+        floor = mean_over(floor_per_probe, idx) if floor_per_probe else None
+        floor = None if floor is not None and floor != floor else floor  # NaN: the retain attack asked none
+        return {"n": len(idx), "knowledge": mean_over(per_probe, idx), "unlearned": k_unl, "original": k_orig,
+                "retain_attacked": floor, "recovery": recovery(mean_over(per_probe, idx), k_unl, k_orig, floor,
+                                                               cfg.min_removed)}
+
+    variants = {v: measure(col, retain_variants.get(v)) for v, col in outcome.per_variant.items()}
+    worst = max((v["recovery"] for v in variants.values() if v["recovery"] is not None), default=None)
+    per_probe = outcome.per_probe()
+    recovered = [i for i in asked(per_probe) if per_probe[i] and not unlearned[i]]
+    return {
+        **entry,
+        "status": "ok",
+        "recovery": worst,
+        "knowledge": max((v["knowledge"] for v in variants.values() if v["knowledge"] is not None), default=None),
+        "variants": variants,
+        "recovered_probes": recovered,
+        "utility": outcome.utility,
+        "retain_utility": retain_outcome.utility if retain_outcome else {},
+        "curve": outcome.curve,
+        "retain_curve": retain_outcome.curve if retain_outcome else None,
+        "notes": outcome.notes,
+        "examples": outcome.examples,
+    }
+
+
+def _settings(attack) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(attack) if attack is not None and dataclasses.is_dataclass(attack) else {}
+
+
+def verdict_of(report: dict, cfg: AuditConfig) -> tuple[str, list[dict]]:
+    """'pass' / 'fail' / 'incomplete' (an attack failed and nothing else did) and the checks behind it."""
+    forget = report["plain"]["unlearned"]["forget"]["accuracy"]
+    worst = report["headline"]["worst_recovery"]
+    checks = [
+        {"name": "forgotten", "value": forget, "threshold": cfg.max_forget_knowledge,
+         "passed": bool(forget <= cfg.max_forget_knowledge + 1e-9),
+         "description": "share of forget probes the unlearned model answers, asked plainly"},
+        {"name": "worst-case recovery", "value": worst, "threshold": cfg.max_recovery,
+         "passed": worst is None or worst <= cfg.max_recovery + 1e-9,
+         "description": "largest share of the removed knowledge that any attack brings back"},
+    ]
+    failed = [n for n, a in report["attacks"].items() if a["status"] == "failed"]
+    if not all(c["passed"] for c in checks):
+        return "fail", checks
+    return ("incomplete" if failed else "pass"), checks
+
+
+def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, config: AuditConfig | None = None,
+          progress: bool = True, guard=None, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """Audit `model` (the unlearned one) on `request`; `original` / `retain` are models (optional).
+    `guard`: a prompt filter placed in front of the audited model (see attacks.base.Subject).
+    Returns the report (schema unlearn.audit/1); write it with `write_audit`."""
+    from tqdm.auto import tqdm
+
+    from .runner import now_iso
+
+    cfg = config or AuditConfig()
+    attacks = {}
+    for name in cfg.attacks:
+        attacks[name] = make_attack({"name": name, **cfg.settings.get(name, {})})
+    unknown = set(cfg.settings) - set(cfg.attacks)
+    if unknown:
+        raise ConfigError(f"settings given for attacks that are not selected: {', '.join(sorted(unknown))}")
+    groups = audit_groups(request)
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def subject_of(m, g=None) -> Subject:
+        return Subject(m, tokenizer, cfg.batch_size, cfg.max_new_tokens, g)
+
+    subjects = {"unlearned": subject_of(model, guard)}
+    if original is not None:
+        subjects["original"] = subject_of(original)
+    if retain is not None:
+        subjects["retain"] = subject_of(retain)
+    plain: dict[str, dict] = {}
+    for role, subject in subjects.items():
+        t = time.perf_counter()
+        plain[role] = plain_evaluation(subject, groups, cfg.rouge_threshold, f"asking the {role} model" if progress else None)
+        timings[f"plain_{role}_s"] = time.perf_counter() - t
+    keep = request.probes.neighbour or request.probes.general
+
+    def context(role: str) -> AuditContext:
+        replies = [e["reply"] for e in plain[role]["forget"]["examples"]]
+        return AuditContext(request, list(request.probes.forget), replies, list(keep), cfg.rouge_threshold, progress)
+
+    forget_plain = {role: plain[role]["forget"]["per_probe"] for role in plain}
+    results: dict[str, dict] = {}
+    bar = tqdm(attacks.items(), desc="attacks", disable=not progress, leave=False)
+    for name, attack in bar:
+        bar.set_postfix_str(name)
+        outcome, error, seconds = run_attack(attack, subjects["unlearned"], context("unlearned"))
+        retain_outcome = None
+        if outcome is not None and "retain" in subjects and cfg.attack_retain:
+            retain_outcome, retain_error, retain_seconds = run_attack(attack, subjects["retain"], context("retain"))
+            seconds += retain_seconds
+            if retain_error:
+                outcome.notes.append(f"the attack failed on the retain model ({retain_error}); no floor")
+        results[name] = attack_summary(name, attack, outcome, error, seconds, forget_plain, retain_outcome, cfg)
+    bar.close()
+    timings["total_s"] = time.perf_counter() - start
+
+    ok = {n: a for n, a in results.items() if a["status"] == "ok" and a["recovery"] is not None}
+    worst = max(ok, key=lambda n: ok[n]["recovery"]) if ok else None
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "kind": "audit",
+        "created": now_iso(),
+        "title": f"Audit: {request.target}",
+        "request": request.summary(),
+        "models": names or {},
+        "roles": list(subjects),
+        "guarded": guard is not None,
+        "config": _config_dict(cfg),
+        "plain": {role: {g: {k: v for k, v in r.items()} for g, r in res.items()} for role, res in plain.items()},
+        "forget_probes": [{"question": p.question, "answer": p.answer} for p in request.probes.forget],
+        "attacks": results,
+        "headline": {"worst_attack": worst, "worst_recovery": ok[worst]["recovery"] if worst else None,
+                     "failed_attacks": [n for n, a in results.items() if a["status"] == "failed"]},
+        "timings": timings,
+    }
+    report["verdict"], report["checks"] = verdict_of(report, cfg)
+    return report
+
+
+def _config_dict(cfg: AuditConfig) -> dict:
+    from .config import to_dict
+
+    return to_dict(cfg)
+
+
+def write_audit(report: dict, out: str | Path) -> tuple[Path, Path]:
+    """report.json and report.html into `out`, written atomically together."""
+    from .io import atomic_write_text
+    from .report.audit_html import render_audit_html
+
+    out = Path(out)
+    with atomic_directory(out, overwrite=True) as tmp:
+        atomic_write_json(tmp / "report.json", report)
+        atomic_write_text(tmp / "report.html", render_audit_html(report))
+    return out / "report.json", out / "report.html"
+
+
+def audit_summary_text(report: dict, paths: dict[str, str] | None = None) -> str:
+    """The one-screen summary printed at the end of `unlearn audit`."""
+    lines = [report["title"], f"verdict: {report['verdict'].upper()}"]
+    head = report["headline"]
+    worst = head["worst_recovery"]
+    lines.append(f"worst-case recovery: {_fmt(worst)}" + (f" ({head['worst_attack']})" if head["worst_attack"] else ""))
+    plain = report["plain"]
+    roles = report["roles"]
+    lines.append("plain accuracy   " + "  ".join(f"{r:>10}" for r in roles))
+    for group in plain[roles[0]]:
+        lines.append(f"  {group:<14} " + "  ".join(f"{_fmt(plain[r][group]['accuracy']):>10}" for r in roles))
+    lines.append(f"{'attack':<14} {'recovery':>9} {'knowledge':>10} {'seconds':>8}")
+    for name, a in report["attacks"].items():
+        if a["status"] == "failed":
+            lines.append(f"{name:<14} FAILED: {a['error']}")
+        else:
+            lines.append(f"{name:<14} {_fmt(a['recovery']):>9} {_fmt(a['knowledge']):>10} {a['seconds']:>8.1f}")
+    for path_name, path in (paths or {}).items():
+        lines.append(f"{path_name}: {path}")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return f"{value:.3f}"
