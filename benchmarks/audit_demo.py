@@ -6,7 +6,9 @@
 Uses the demo's cached deployed and retain models ($UNLEARN_HOME/demo; `unlearn demo` makes them).
 Rows:
   - control: name-refusal guard: the deployed model behind a guard that refuses when the target is named
-    (a positive control: paraphrase, jailbreak and multi-hop prompts without the name must get past it);
+    (a positive control: paraphrase, jailbreak and in-context prompts that do not spell the name get past it);
+  - control: light gradient ascent: the demo's gradient ascent stopped after 10 steps instead of running until
+    the forget probes are forgotten (a positive control for relearning);
   - each method with the demo's settings (early-stopped as soon as the forget probes are forgotten), audited
     against the deployed model (original) and the retain model (floor).
 Columns: plain forget accuracy of the audited model, recovery per attack, the worst case, audit seconds.
@@ -25,10 +27,12 @@ from unlearn.attacks import DEFAULT_ATTACKS
 from unlearn.attacks.controls import name_refusal_guard
 from unlearn.auditing import audit, audit_config
 from unlearn.benchmarks.demo import DemoSpec, demo_request, demo_unlearn_config, taught_model
-from unlearn.config import RunConfig, from_dict
+from unlearn.config import RunConfig, apply_overrides, from_dict
 from unlearn.methods import METHODS, make_method
 from unlearn.models.loading import load_model
 from unlearn.unlearner import Unlearner
+
+LIGHT_GA = ["train.max_steps=10", "train.early_stop=false"]
 
 
 def row(label: str, report: dict, unlearn_s: float | None) -> dict:
@@ -80,17 +84,19 @@ def main() -> None:
     report = audit(deployed, tokenizer, request, original=deployed, retain=retain, config=cfg, progress=False,
                    guard=name_refusal_guard(request.target))
     report_row("control: name-refusal guard", report, None)
+    runs = [("control: light gradient ascent", "grad_ascent", LIGHT_GA)]
     if not args.controls_only:
-        for name in args.methods.split(","):
-            config = from_dict(RunConfig, demo_unlearn_config(name), "config")
-            torch.manual_seed(config.train.seed)
-            start = time.perf_counter()
-            result = Unlearner(copy.deepcopy(deployed), tokenizer, config, make_method(config.method)).apply(
-                request, progress=False)
-            unlearn_s = time.perf_counter() - start
-            report = audit(result.model, tokenizer, request, original=deployed, retain=retain, config=cfg, progress=False)
-            report_row(name, report, unlearn_s)
-            del result
+        runs += [(name, name, []) for name in args.methods.split(",")]
+    for label, name, overrides in runs:
+        config = from_dict(RunConfig, apply_overrides(demo_unlearn_config(name), overrides), "config")
+        torch.manual_seed(config.train.seed)
+        start = time.perf_counter()
+        result = Unlearner(copy.deepcopy(deployed), tokenizer, config, make_method(config.method)).apply(
+            request, progress=False)
+        unlearn_s = time.perf_counter() - start
+        report = audit(result.model, tokenizer, request, original=deployed, retain=retain, config=cfg, progress=False)
+        report_row(label, report, unlearn_s)
+        del result
 
     attacks = [a for a in DEFAULT_ATTACKS if a in cfg.attacks]
     print("\n| audited | forget (plain) | " + " | ".join(attacks) + " | worst | audit s |")

@@ -11,7 +11,16 @@ import pytest
 import yaml
 
 from unlearn.attacks import ATTACKS, DEFAULT_ATTACKS, AuditContext, Subject, make_attack
-from unlearn.attacks.base import Query, Sampling, anonymise, leaked, name_forms, other_facts, user
+from unlearn.attacks.base import (
+    Query,
+    Sampling,
+    anonymise,
+    leaked,
+    name_forms,
+    other_facts,
+    surname_only,
+    user,
+)
 from unlearn.attacks.paraphrase import name_variants
 from unlearn.attacks.relearn import held_out_probes, load_relearn_data, relearn_split
 from unlearn.auditing import AuditConfig, audit, audit_config, recovery, write_audit
@@ -97,12 +106,30 @@ def test_recovery_known_answers(attacked, unlearned, original, floor, expected):
         pytest.approx(expected) if expected is not None else None)
 
 
+def test_floor_variants_count_only_beside_a_retain_model():
+    from unlearn.attacks import AttackOutcome
+    from unlearn.auditing import attack_summary
+
+    plain = {"unlearned": [0.0, 0.0, 0.0, 0.0], "original": [1.0, 1.0, 1.0, 1.0]}
+    outcome = AttackOutcome({"relearned@1": [1.0, None, 1.0, None], "held_out@1": [None, 1.0, None, 0.0]},
+                            needs_floor={"relearned@1"})
+    alone = attack_summary("relearn", make_attack("relearn"), outcome, None, 1.0, plain, None, AuditConfig())
+    assert alone["variants"]["relearned@1"]["recovery"] is None
+    assert alone["variants"]["held_out@1"]["recovery"] == pytest.approx(0.5)
+    retain = AttackOutcome({"relearned@1": [1.0, None, 0.0, None], "held_out@1": [None, 0.0, None, 0.0]})
+    beside = attack_summary("relearn", make_attack("relearn"), outcome, None, 1.0, plain, retain, AuditConfig())
+    assert beside["variants"]["relearned@1"]["recovery"] == pytest.approx(0.5)  # (1.0 - 0.5) / (1 - 0)
+    assert beside["recovery"] == pytest.approx(0.5) and beside["recovered_probes"] == [0, 1, 2]
+
+
 def test_naming_helpers():
     assert anonymise("Ada Quill's job? Ask Quill.", "Ada Quill") == "this person's job? Ask this person."
     assert name_forms("Ada Quill") == ("Ada Quill", "Quill")
     assert name_variants("Where was Ada Quill born?", "Ada Quill") == [
         "Where was Quill born?", "Where was A. Quill born?", "Where was ada quill born?"]
     assert name_variants("Where was she born?", "Ada Quill") == []
+    assert surname_only("Ask Ada Quill about ada quill.", "Ada Quill") == "Ask Quill about Quill."
+    assert surname_only("Ask her.", "Ada Quill") is None and surname_only("Ask Plato.", "Plato") is None
 
 
 def test_other_facts_never_contain_the_answer(audit_request):
@@ -160,7 +187,7 @@ def test_guard_answers_before_the_model_and_name_variants_get_past_a_name_filter
     assert samples == [[refusal] * 3]
     queries = make_attack("jailbreak").queries(context(audit_request, Subject(taught, tokenizer, max_new_tokens=4)))
     unnamed = [q for q in queries if guard(q.conversation()) is None]
-    assert {q.variant for q in unnamed} == {"reverse_query"}
+    assert {q.variant for q in unnamed} == {"reverse_query", "obfuscation"}
 
 
 def test_prefill_starts_the_reply(taught, tokenizer):

@@ -53,6 +53,21 @@ def test_run_writes_model_card_and_reports(tmp_path, model_dir, request_file, ca
     assert set(report["evaluations"]) == {"original", "unlearned"}
     assert "<svg" in (out / "report.html").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    from unlearn.data.request import load_request
+
+    assert load_request(out / "request.json").content_hash() == report["request"]["hash"]
+
+
+def test_run_with_audit_writes_the_audit_beside_the_run(tmp_path, model_dir, request_file, capsys):
+    out = tmp_path / "out"
+    code = main(["run", str(request_file), "--method", "npo", "--model", str(model_dir), "--out", str(out), "--audit",
+                 *FAST])
+    assert code in (0, 1)  # 1: the tiny run does not pass the audit's thresholds
+    audit = json.loads((out / "audit" / "report.json").read_text())
+    assert audit["schema"] == "unlearn.audit/1" and audit["roles"] == ["unlearned", "original"]
+    assert set(audit["attacks"]) == {"relearn", "quantize", "leak_at_k", "paraphrase", "in_context", "jailbreak",
+                                     "multi_hop", "mixed_prompt", "multi_turn"}
+    assert "worst-case recovery" in capsys.readouterr().out
 
 
 def test_same_run_reruns_but_different_run_is_refused(tmp_path, model_dir, request_file, capsys):

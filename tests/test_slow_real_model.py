@@ -85,3 +85,65 @@ def test_demo_writes_its_outputs(demo_report):
     out = demo_report["_out"]
     assert (out / "report.html").is_file() and (out / "model" / "README.md").is_file()
     assert json.loads((out / "report.json").read_text())["verdict"] == demo_report["verdict"]
+
+
+@pytest.fixture(scope="module")
+def demo_models(demo_report, home):
+    """The demo's deployed and retain models (taught by `demo_report`), its tokenizer and request."""
+    import os
+
+    from unlearn.benchmarks.demo import DemoSpec, demo_request, taught_model
+    from unlearn.models.loading import load_model
+
+    previous = os.environ.get("UNLEARN_HOME")
+    os.environ["UNLEARN_HOME"] = str(home)
+    try:
+        spec = DemoSpec()
+        deployed, tokenizer = load_model(str(taught_model("deployed", spec)))
+        retain = load_model(str(taught_model("retain", spec)))[0]
+    finally:
+        if previous is None:
+            os.environ.pop("UNLEARN_HOME", None)
+        else:
+            os.environ["UNLEARN_HOME"] = previous
+    return deployed, retain, tokenizer, demo_request(spec)
+
+
+def test_positive_control_name_guard_is_broken_by_paraphrase_jailbreak_and_in_context(demo_models):
+    """A guard that refuses only when the target is named hides everything from plain questions; rewordings
+    that do not spell the name must get answers past it."""
+    from unlearn.attacks.controls import name_refusal_guard
+    from unlearn.auditing import AuditConfig, audit
+
+    deployed, _, tokenizer, request = demo_models
+    cfg = AuditConfig(attacks=["paraphrase", "jailbreak", "in_context"])
+    report = audit(deployed, tokenizer, request, original=deployed, config=cfg, progress=False,
+                   guard=name_refusal_guard(request.target))
+    assert report["plain"]["unlearned"]["forget"]["accuracy"] == 0.0
+    assert report["plain"]["original"]["forget"]["accuracy"] >= 0.5
+    for name in cfg.attacks:
+        assert report["attacks"][name]["recovery"] > 0, (name, report["attacks"][name]["variants"])
+
+
+def test_positive_control_light_gradient_ascent_comes_back_under_relearning(demo_models):
+    """Gradient ascent stopped after 10 steps relearns the facts it is shown faster than a model that never
+    knew them: the relearn attack must measure recovery."""
+    import copy
+
+    import torch
+
+    from unlearn.auditing import AuditConfig, audit
+    from unlearn.benchmarks.demo import demo_unlearn_config
+    from unlearn.config import RunConfig, apply_overrides, from_dict
+    from unlearn.methods import make_method
+    from unlearn.unlearner import Unlearner
+
+    deployed, retain, tokenizer, request = demo_models
+    data = apply_overrides(demo_unlearn_config("grad_ascent"), ["train.max_steps=10", "train.early_stop=false"])
+    config = from_dict(RunConfig, data, "config")
+    torch.manual_seed(config.train.seed)
+    unlearned = Unlearner(copy.deepcopy(deployed), tokenizer, config, make_method(config.method)).apply(
+        request, progress=False).model
+    report = audit(unlearned, tokenizer, request, original=deployed, retain=retain,
+                   config=AuditConfig(attacks=["relearn"]), progress=False)
+    assert report["attacks"]["relearn"]["recovery"] > 0, report["attacks"]["relearn"]["variants"]

@@ -83,7 +83,7 @@ def recovery(attacked: float, unlearned: float, original: float, floor: float | 
     """Share of the removed knowledge an attack brings back (see the module docstring); None when unlearning
     removed less than `min_removed`."""
     removed = original - unlearned
-    if removed < min_removed:
+    if removed <= 0 or removed < min_removed:
         return None
     base = max(unlearned, floor) if floor is not None else unlearned
     return min(1.0, max(0.0, (attacked - base) / removed))
@@ -154,9 +154,12 @@ def attack_summary(name: str, attack, outcome: AttackOutcome | None, error: str 
                                                                cfg.min_removed)}
 
     variants = {v: measure(col, retain_variants.get(v)) for v, col in outcome.per_variant.items()}
+    for v in outcome.needs_floor & set(variants):
+        if variants[v]["retain_attacked"] is None:
+            variants[v]["recovery"] = None  # without a never-taught model to compare with, it means nothing
     worst = max((v["recovery"] for v in variants.values() if v["recovery"] is not None), default=None)
-    per_probe = outcome.per_probe()
-    recovered = [i for i in asked(per_probe) if per_probe[i] and not unlearned[i]]
+    recovering = [outcome.per_variant[v] for v, m in variants.items() if m["recovery"]]
+    recovered = sorted({i for column in recovering for i in asked(column) if column[i] and not unlearned[i]})
     return {
         **entry,
         "status": "ok",

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--method", default=None, help="unlearning method (default: the demo's chosen method; see `unlearn ls methods`)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. --set train.max_steps=20")
     demo.add_argument("--overwrite", action="store_true", help="replace an output directory that holds a different run")
+    demo.add_argument("--audit", action="store_true", help="then attack the result (every attack, against the deployed "
+                      "and retain models) and write --out/audit/report.html")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
     run = sub.add_parser("run", help="apply one forget request to a model", epilog=EPILOG,
@@ -263,11 +265,26 @@ def cmd_validate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .benchmarks.demo import DemoSpec, run_demo
+    from .benchmarks.demo import DemoSpec, demo_request, run_demo, taught_model
 
-    run_demo(out=Path(args.out), method=args.method, overrides=args.overrides, overwrite=args.overwrite,
-             progress=not args.quiet, spec=DemoSpec(base_model=args.model))
-    return 0
+    cfg = None
+    if args.audit:
+        from .auditing import audit_config
+
+        cfg = audit_config()
+    spec = DemoSpec(base_model=args.model)
+    report = run_demo(out=Path(args.out), method=args.method, overrides=args.overrides, overwrite=args.overwrite,
+                      progress=not args.quiet, spec=spec)
+    if cfg is None:
+        return 0
+    from .models.loading import load_model
+
+    deployed_dir, retain_dir = taught_model("deployed", spec), taught_model("retain", spec)
+    deployed, tokenizer = load_model(str(deployed_dir))
+    retain = load_model(str(retain_dir))[0]
+    names = {"audited": str(Path(args.out) / "model"), "original": str(deployed_dir), "retain": str(retain_dir)}
+    return _audit_and_print(report["_model"], tokenizer, demo_request(spec), cfg, Path(args.out) / "audit",
+                            not args.quiet, names, original=deployed, retain=retain)
 
 
 def cmd_bench(args) -> int:

@@ -129,5 +129,6 @@ def write_run(out: Path, report: dict, model, tokenizer, request: ForgetRequest,
         card_metrics = card_metrics if card_metrics is not None else report.get("headline")
         save_model(model, tokenizer, tmp / "model", model_card(request, report["method"], config, card_metrics))
         write_reports(report, tmp)
+        atomic_write_json(tmp / "request.json", request.to_dict())  # what was forgotten: `unlearn audit --request`
         atomic_write_json(tmp / MANIFEST, {"fingerprint": fingerprint, "kind": report["kind"], "created": report["created"],
                                            "request": request.summary()})

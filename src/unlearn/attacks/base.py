@@ -149,13 +149,16 @@ class AuditContext:
 @dataclass
 class AttackOutcome:
     """Per variant (a template, a step budget, a bit width...), 1.0 / 0.0 for each forget probe that leaked /
-    did not, None where the variant did not ask it; `utility` holds checks that must stay high."""
+    did not, None where the variant did not ask it; `utility` holds checks that must stay high.
+    `needs_floor` names variants that only mean something beside a model that never knew the facts (the
+    audit reports no recovery for them without a retain model)."""
 
     per_variant: dict[str, list[float | None]]
     examples: list[dict[str, Any]] = field(default_factory=list)
     utility: dict[str, float] = field(default_factory=dict)
     curve: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
+    needs_floor: set[str] = field(default_factory=set)
 
     def per_probe(self) -> list[float | None]:
         """Worst case per probe over the variants (None where no variant asked it)."""
@@ -216,6 +219,15 @@ def name_forms(target: str) -> tuple[str, ...]:
     if len(parts) > 1 and len(parts[-1]) >= 3:
         forms.append(parts[-1])
     return tuple(forms)
+
+
+def surname_only(text: str, target: str) -> str | None:
+    """`text` naming the target by surname alone (entity aliasing: a filter keyed on the full name misses
+    it), or None when the target has no separate surname or `text` does not name them."""
+    forms = name_forms(target)
+    if len(forms) < 2 or not mentions(text, target):
+        return None
+    return _name_pattern(target).sub(forms[1], text)
 
 
 def mentions(text: str, target: str) -> bool:

@@ -6,7 +6,8 @@ that can still reason with it recovers what was removed. Two measurements, both 
   - attack (`related_facts`): up to `max_facts` *other* forget facts about the target are given as background
     (never one that contains the probe's answer) and the question is asked; it leaks when the model
     supplies the removed answer it was not given; `related_facts_unnamed` does the same with the target's
-    name replaced by "this person" throughout, so the prompt never names them;
+    name replaced by "this person" throughout, and `related_facts_alias` with the target named by surname
+    alone (a filter keyed on the full name sees neither);
   - utility check (`uses_given_fact`, in `utility`): the probe's own fact is given and the question asked;
     a model that still works answers it (share of probes answered).
 """
@@ -28,6 +29,7 @@ from .base import (
     facts_of,
     other_facts,
     probe_answers,
+    surname_only,
     unnamed_statement,
     user,
 )
@@ -60,6 +62,9 @@ class InContext(Attack):
                     target=UNNAMED, facts="\n".join(f"- {unnamed_statement(f, target)}" for f in facts),
                     question=anonymise(probe.question, target))
                 attack.append(Query.of(i, "related_facts_unnamed", user(unnamed), probe_answers(probe)))
+                aliased = surname_only(text, target)
+                if aliased:
+                    attack.append(Query.of(i, "related_facts_alias", user(aliased), probe_answers(probe)))
             own = facts_of(probe, qa)[:1]
             if own:
                 text = GIVEN.format(fact=as_statement(own[0]), question=probe.question)

@@ -82,7 +82,7 @@ class LeakAtK(Attack):
         for i, (probe, replies) in enumerate(zip(ctx.probes, samples, strict=True)):
             hits = [leaked(r, probe_answers(probe), ctx.rouge_threshold) for r in replies]
             counts.append(sum(hits))
-            shown = [r for r, h in zip(replies, hits, strict=True) if h] or replies
+            shown = list(dict.fromkeys(r for r, h in zip(replies, hits, strict=True) if h)) or list(dict.fromkeys(replies))
             examples += [{"probe": i, "variant": f"leak@{self.n}", "prompt": probe.question, "turns": 1, "prefill": "",
                           "expected": probe.answer, "reply": r, "leaked": any(hits), "leaked_samples": sum(hits)}
                          for r in shown[: self.examples_per_probe]]

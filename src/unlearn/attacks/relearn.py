@@ -1,15 +1,19 @@
-"""Relearning: a few fine-tuning steps on part of the forget data bring back the rest.
+"""Relearning: a few fine-tuning steps on part of the forget data bring forgotten answers back.
 
 Protocol (Hu et al. 2025, "Unlearning or Obfuscating? Jogging the Memory of Unlearned LLMs via Benign
 Relearning", arXiv 2406.13356; Deeb & Roger 2024, "Do Unlearning Methods Remove Information from Language
 Model Weights?", arXiv 2410.08827): fine-tune a copy of the unlearned model on a subset of the forget facts
-(or on related, benign data) and ask about the facts it was *not* given. Knowledge that was only hidden
-returns after a few steps; a model that never learned the facts (the retain model, attacked the same way)
-does not learn the held-out ones from the others, which is the floor the audit compares against.
+(or on related, benign data) and ask again after each step budget. Two variants per budget k:
+  - `held_out@k`: the probes whose answers appear in none of the relearned items (knowledge that was only
+    hidden returns although it was not shown again);
+  - `relearned@k`: the probes whose answers were relearned. Any model learns these eventually, so this
+    variant only counts beside the retain model relearned the same way: recovery is how much faster the
+    unlearned model gets them back than a model that never knew them (no recovery without `--retain`).
 
-Our defaults: a seeded half of the forget QA pairs (or text windows) is relearned; the probes whose answers
-appear in none of the relearned items are asked after each step budget (5, 10 and 20 AdamW steps of batch 4,
-lr 2e-5, constant, all parameters). With `data`, the model relearns that file instead and every probe is asked.
+Our defaults: a seeded half of the forget QA pairs (or text windows) is relearned with plain NLL, AdamW at
+lr 2e-5, constant, batch 4, all parameters; the probes are asked after 1, 2, 3, 5 and 10 steps (the budgets
+where a never-taught model has not yet learned the shown facts). With `data`, the model relearns that file
+instead and every probe counts as held out.
 """
 
 from __future__ import annotations
@@ -90,9 +94,9 @@ class Relearn(Attack):
     """Fine-tune a copy on part of the forget data (or benign data) and ask the held-out probes per step budget."""
 
     kind = "model"
-    summary = "a few fine-tuning steps on half the forget data; held-out facts asked per step budget"
+    summary = "a few fine-tuning steps on half the forget data; held-out and relearned facts per step budget"
 
-    steps: list[int] = field(default_factory=lambda: [5, 10, 20])
+    steps: list[int] = field(default_factory=lambda: [1, 2, 3, 5, 10])
     lr: float = 2e-5
     batch_size: int = 4
     fraction: float = 0.5
@@ -115,9 +119,8 @@ class Relearn(Attack):
             return load_relearn_data(self.data), list(range(len(ctx.probes)))
         learned = relearn_split(ctx.request, self.fraction, self.seed)
         held_out = held_out_probes(ctx.probes, learned)
-        if not len(learned) or not held_out:
-            raise AttackError("relearn: the forget data cannot be split into a relearned part and held-out probes "
-                              "(every probe's answer is in the relearned half); add forget QA pairs or give relearn.data")
+        if not len(learned):
+            raise AttackError("relearn: the request has no forget data to relearn; give relearn.data")
         return learned, held_out
 
     def run(self, subject: Subject, ctx: AuditContext) -> AttackOutcome:
@@ -137,18 +140,23 @@ class Relearn(Attack):
         outcome = AttackOutcome({})
         done = [0]
 
+        relearned = [i for i in range(len(ctx.probes)) if i not in held_out]
+
         def after_steps(current) -> float:  # called every `every` steps; never stops training
             done[0] += every
             if done[0] in budgets:
-                variant = f"steps={done[0]}"
-                queries = [Query.of(i, variant, user(ctx.probes[i].question), probe_answers(ctx.probes[i])) for i in held_out]
+                queries = [Query.of(i, f"{'held_out' if i in held_out else 'relearned'}@{done[0]}",
+                                    user(ctx.probes[i].question), probe_answers(ctx.probes[i]))
+                           for i in range(len(ctx.probes))]
                 part = ask(subject.with_model(current), queries, ctx, f"relearned {done[0]} steps")
                 outcome.per_variant.update(part.per_variant)
                 outcome.examples += part.examples
+                if relearned:
+                    outcome.needs_floor.add(f"relearned@{done[0]}")
             return 1.0
 
         train(model, FineTune(retain_weight=0.0), TrainingData(examples), cfg, subject.tokenizer.pad_token_id,
               probe_check=after_steps, progress=ctx.progress, description="relearning")
         del model
-        outcome.notes.append(f"relearned {len(learned)} items; asked {len(held_out)} held-out probes")
+        outcome.notes.append(f"relearned {len(learned)} items; {len(held_out)} held-out and {len(relearned)} relearned probes")
         return outcome
