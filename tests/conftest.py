@@ -120,6 +120,15 @@ def taught_model(tokenizer):
 
 
 @pytest.fixture()
+def model_dir(tmp_path, taught_model, tokenizer):
+    """The taught tiny model and its tokenizer saved as a local model directory (for the CLI)."""
+    path = tmp_path / "tiny-model"
+    taught_model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture()
 def taught(taught_model):
     """A fresh copy of the taught tiny model for one test."""
     return copy.deepcopy(taught_model)

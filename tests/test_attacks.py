@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -238,14 +237,6 @@ def test_request_without_forget_probes_is_refused(taught, tokenizer):
     del data["probes"]["forget"]
     with pytest.raises(ConfigError, match="no forget probes"):
         audit(taught, tokenizer, request_from_dict(data), config=AuditConfig(attacks=["paraphrase"]), progress=False)
-
-
-@pytest.fixture()
-def model_dir(tmp_path, taught_model, tokenizer) -> Path:
-    path = tmp_path / "tiny-model"
-    taught_model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def test_cli_audit_writes_reports(tmp_path, model_dir, capsys):

@@ -23,14 +23,6 @@ FAST = ["--set", "train.max_steps=3", "--set", "train.batch_size=2", "--set", "t
 
 
 @pytest.fixture()
-def model_dir(tmp_path, taught_model, tokenizer) -> Path:
-    path = tmp_path / "tiny-model"
-    taught_model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture()
 def request_file(tmp_path) -> Path:
     path = tmp_path / "request.yaml"
     path.write_text(yaml.safe_dump(tiny_request_dict()))

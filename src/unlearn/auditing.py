@@ -298,29 +298,23 @@ def write_audit(report: dict, out: str | Path) -> tuple[Path, Path]:
 
 def audit_summary_text(report: dict, paths: dict[str, str] | None = None) -> str:
     """The one-screen summary printed at the end of `unlearn audit`."""
+    from .report.summary import fmt
+
     lines = [report["title"], f"verdict: {report['verdict'].upper()}"]
     head = report["headline"]
     worst = head["worst_recovery"]
-    lines.append(f"worst-case recovery: {_fmt(worst)}" + (f" ({head['worst_attack']})" if head["worst_attack"] else ""))
+    lines.append(f"worst-case recovery: {fmt(worst)}" + (f" ({head['worst_attack']})" if head["worst_attack"] else ""))
     plain = report["plain"]
     roles = report["roles"]
     lines.append("plain accuracy   " + "  ".join(f"{r:>10}" for r in roles))
     for group in plain[roles[0]]:
-        lines.append(f"  {group:<14} " + "  ".join(f"{_fmt(plain[r][group]['accuracy']):>10}" for r in roles))
+        lines.append(f"  {group:<14} " + "  ".join(f"{fmt(plain[r][group]['accuracy']):>10}" for r in roles))
     lines.append(f"{'attack':<14} {'recovery':>9} {'knowledge':>10} {'seconds':>8}")
     for name, a in report["attacks"].items():
         if a["status"] == "failed":
             lines.append(f"{name:<14} FAILED: {a['error']}")
         else:
-            lines.append(f"{name:<14} {_fmt(a['recovery']):>9} {_fmt(a['knowledge']):>10} {a['seconds']:>8.1f}")
+            lines.append(f"{name:<14} {fmt(a['recovery']):>9} {fmt(a['knowledge']):>10} {a['seconds']:>8.1f}")
     for path_name, path in (paths or {}).items():
         lines.append(f"{path_name}: {path}")
     return "\n".join(lines)
-
-
-def _fmt(value) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float) and value != value:
-        return "nan"
-    return f"{value:.3f}"

@@ -56,13 +56,15 @@ class Subject:
     def with_model(self, model) -> Subject:
         return Subject(model, self.tokenizer, self.batch_size, self.max_new_tokens, self.guard)
 
-    def _prompts(self, conversations: Sequence[Sequence[Message]], prefills: Sequence[str]) -> list[str]:
+    def _split(self, conversations: Sequence[Sequence[Message]], prefills: Sequence[str]):
+        """The guard's replies (None where it lets a conversation through), the indices the model must answer,
+        and their prompts."""
         from ..data.formatting import conversation_text
 
-        return [conversation_text(self.tokenizer, list(c)) + p for c, p in zip(conversations, prefills, strict=True)]
-
-    def _blocked(self, conversations: Sequence[Sequence[Message]]) -> list[str | None]:
-        return [self.guard(list(c)) if self.guard else None for c in conversations]
+        blocked = [self.guard(list(c)) if self.guard else None for c in conversations]
+        todo = [i for i, b in enumerate(blocked) if b is None]
+        prompts = [conversation_text(self.tokenizer, list(conversations[i])) + prefills[i] for i in todo]
+        return blocked, todo, prompts
 
     def respond(self, conversations: Sequence[Sequence[Message]], prefills: Sequence[str] | None = None,
                 max_new_tokens: int | None = None, progress: str | None = None) -> list[str]:
@@ -70,9 +72,7 @@ class Subject:
         from ..metrics.generation import generate_answers
 
         prefills = list(prefills) if prefills is not None else [""] * len(conversations)
-        blocked = self._blocked(conversations)
-        todo = [i for i, b in enumerate(blocked) if b is None]
-        prompts = self._prompts([conversations[i] for i in todo], [prefills[i] for i in todo])
+        blocked, todo, prompts = self._split(conversations, prefills)
         texts = generate_answers(self.model, self.tokenizer, [], self.batch_size, max_new_tokens or self.max_new_tokens,
                                  prompts=prompts, progress=progress) if prompts else []
         replies: list[str] = [b or "" for b in blocked]
@@ -85,9 +85,7 @@ class Subject:
         """`sampling.n` sampled replies per conversation."""
         from ..metrics.generation import sample_answers
 
-        blocked = self._blocked(conversations)
-        todo = [i for i, b in enumerate(blocked) if b is None]
-        prompts = self._prompts([conversations[i] for i in todo], [""] * len(todo))
+        blocked, todo, prompts = self._split(conversations, [""] * len(conversations))
         samples = sample_answers(self.model, self.tokenizer, prompts, sampling.n, sampling.temperature, sampling.top_p,
                                  self.batch_size, max_new_tokens or self.max_new_tokens, sampling.seed,
                                  progress=progress) if prompts else []

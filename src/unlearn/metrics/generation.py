@@ -43,9 +43,19 @@ def _cut_at_eos(tokens: list[int], eos: set[int]) -> list[int]:
     return tokens[: next((k for k, t in enumerate(tokens) if t in eos), len(tokens))]
 
 
-def _length_order(tokenizer, prompts: list[str]) -> tuple[list[list[int]], list[int]]:
+def _batches(model, tokenizer, prompts: list[str], size: int, progress: str | None):
+    """Left-padded batches of `prompts`, sorted by length, on the model's device: yields (rows, ids, mask),
+    where `rows` are the prompts' indices."""
+    from tqdm.auto import tqdm
+
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    return encoded, sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    device = next(model.parameters()).device
+    starts = range(0, len(order), size)
+    for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
+        rows = order[start : start + size]
+        ids, mask = _left_padded(encoded, rows, tokenizer.pad_token_id)
+        yield rows, ids.to(device), mask.to(device)
 
 
 @torch.no_grad()
@@ -55,19 +65,12 @@ def generate_answers(
 ) -> list[Generation]:
     """Greedy answers to `questions` (chat-formatted), in padded batches sorted by length.
     `progress`: a description to show a progress bar with, or None for none."""
-    from tqdm.auto import tqdm
-
     prompts = prompts if prompts is not None else [prompt_text(tokenizer, q) for q in questions]
-    encoded, order = _length_order(tokenizer, prompts)
     eos = _eos_ids(model, tokenizer)
-    device = next(model.parameters()).device
     results: list[Generation | None] = [None] * len(prompts)
-    starts = range(0, len(order), batch_size)
-    for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
-        rows = order[start : start + batch_size]
-        ids, mask = _left_padded(encoded, rows, tokenizer.pad_token_id)
+    for rows, ids, mask in _batches(model, tokenizer, prompts, batch_size, progress):
         out = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+            input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
             do_sample=False, temperature=None, top_p=None, top_k=None, output_logits=True,
             return_dict_in_generate=True, pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos),
         )
@@ -88,24 +91,16 @@ def sample_answers(
 ) -> list[list[str]]:
     """`n` sampled answers to each already-formatted prompt (temperature and nucleus sampling), in padded
     batches of about `batch_size` sequences; seeded, so the same call gives the same samples."""
-    from tqdm.auto import tqdm
-
     if n < 1 or temperature <= 0 or not 0 < top_p <= 1:
         raise ValueError(f"sampling needs n >= 1, temperature > 0 and 0 < top_p <= 1 (got {n}, {temperature}, {top_p})")
-    encoded, order = _length_order(tokenizer, prompts)
     eos = _eos_ids(model, tokenizer)
-    device = next(model.parameters()).device
-    per_batch = max(1, batch_size // n)
     results: list[list[str]] = [[] for _ in prompts]
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        starts = range(0, len(order), per_batch)
-        for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
-            rows = order[start : start + per_batch]
-            ids, mask = _left_padded(encoded, rows, tokenizer.pad_token_id)
+        for rows, ids, mask in _batches(model, tokenizer, prompts, max(1, batch_size // n), progress):
             out = model.generate(
-                input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
+                input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                 do_sample=True, temperature=temperature, top_p=top_p, top_k=0, num_return_sequences=n,
                 pad_token_id=tokenizer.pad_token_id, eos_token_id=sorted(eos),
             )
