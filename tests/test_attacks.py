@@ -7,6 +7,7 @@ import hashlib
 import json
 
 import pytest
+import torch
 import yaml
 
 from unlearn.attacks import ATTACKS, DEFAULT_ATTACKS, AuditContext, Subject, make_attack
@@ -167,10 +168,26 @@ def test_attack_settings_are_checked():
         make_attack({"name": "quantize", "schemes": ["fp8"]})
     with pytest.raises(ConfigError, match="subset"):
         make_attack({"name": "jailbreak", "kinds": ["prefix_injection", "telepathy"]})
+    with pytest.raises(ConfigError, match="bitsandbytes_when_cuda takes"):
+        make_attack({"name": "quantize", "bitsandbytes_when_cuda": ["int8"]})
     cfg = audit_config(["relearn", "quantize"], ["relearn.steps=[2,4]", "max_recovery=0.1"])
     assert cfg.settings == {"relearn": {"steps": [2, 4]}} and cfg.max_recovery == 0.1
     with pytest.raises(ConfigError, match="--set"):
         audit_config(None, ["max_recovry=0.1"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback of the bitsandbytes schemes")
+def test_bitsandbytes_schemes_need_cuda_and_say_so():
+    from unlearn.attacks.base import AttackError
+    from unlearn.attacks.quantize import bitsandbytes_config
+
+    schemes, notes = make_attack("quantize").schemes_here()
+    assert schemes == ["int8", "int4_g128"] and "CUDA" in notes[0]
+    assert make_attack({"name": "quantize", "bitsandbytes_when_cuda": []}).schemes_here() == (["int8", "int4_g128"], [])
+    with pytest.raises(AttackError, match="bnb_nf4 cannot run.*CUDA"):
+        make_attack({"name": "quantize", "schemes": ["int8", "bnb_nf4"]}).schemes_here()
+    assert bitsandbytes_config("bnb_nf4").bnb_4bit_quant_type == "nf4"
+    assert bitsandbytes_config("bnb_int8").load_in_8bit
 
 
 def test_guard_answers_before_the_model_and_name_variants_get_past_a_name_filter(taught, tokenizer, audit_request):

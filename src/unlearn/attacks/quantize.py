@@ -16,8 +16,14 @@ GPTQ, AWQ and bitsandbytes leave them.
 
 The attack (`quantize`) asks the forget probes of RTN copies of the model, by default 8-bit per output
 channel and 4-bit in groups of 128 (asymmetric), the two settings closest to the paper's 8-bit and 4-bit
-results; a probe leaks when any copy gives its answer. Only RTN runs here: a bitsandbytes 4/8-bit backend
-for CUDA machines is not built yet.
+results; a probe leaks when any copy gives its answer.
+
+On a CUDA machine with `bitsandbytes` installed, the attack also asks bitsandbytes copies (`bnb_int8`:
+LLM.int8() with its default outlier threshold 6.0; `bnb_nf4`: 4-bit NormalFloat, blocks of 64, bf16 compute),
+the quantizers the paper's deployment scenario uses. The copy is made by saving the model's weights to a
+temporary directory and reloading them through transformers' `BitsAndBytesConfig`; the embeddings and the
+output layer stay in full precision there too. Without CUDA these schemes are skipped with a note, or are an
+error when named explicitly in `schemes`.
 """
 
 from __future__ import annotations
@@ -27,7 +33,18 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import ConfigError
-from .base import ATTACKS, Attack, AttackOutcome, AuditContext, Query, Subject, ask, probe_answers, user
+from .base import (
+    ATTACKS,
+    Attack,
+    AttackError,
+    AttackOutcome,
+    AuditContext,
+    Query,
+    Subject,
+    ask,
+    probe_answers,
+    user,
+)
 
 
 def quantize_rtn(weight: torch.Tensor, bits: int, group_size: int = 0, symmetric: bool = False) -> torch.Tensor:
@@ -86,6 +103,45 @@ def quantized_copy(model, bits: int, group_size: int = 0, symmetric: bool = Fals
     return attacked
 
 
+BNB_SCHEMES = ("bnb_int8", "bnb_nf4", "bnb_fp4")
+
+
+def bitsandbytes_available() -> str | None:
+    """None when bitsandbytes copies can be made here, else why not (with the fix)."""
+    if not torch.cuda.is_available():
+        return "bitsandbytes quantization needs a CUDA GPU; this machine has none (the RTN schemes run anywhere)"
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return "bitsandbytes is not installed: pip install bitsandbytes"
+    return None
+
+
+def bitsandbytes_config(scheme: str):
+    """transformers' BitsAndBytesConfig for a `bnb_*` scheme."""
+    from transformers import BitsAndBytesConfig
+
+    if scheme == "bnb_int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=scheme.removeprefix("bnb_"),
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def bitsandbytes_copy(model, scheme: str):
+    """A bitsandbytes-quantized copy of `model` on its CUDA device, through a temporary safetensors save."""
+    import tempfile
+
+    from transformers import AutoModelForCausalLM
+
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())
+    with tempfile.TemporaryDirectory(prefix="unlearn-bnb-") as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        return AutoModelForCausalLM.from_pretrained(tmp, quantization_config=bitsandbytes_config(scheme),
+                                                    device_map={"": device.index or 0}).eval()
+
+
 def parse_scheme(text: str) -> tuple[int, int]:
     """'int8' -> (8, 0) per channel; 'int4_g128' -> (4, 128) in groups of 128."""
     import re
@@ -93,35 +149,59 @@ def parse_scheme(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"int(\d+)(?:_g(\d+))?", text)
     if not match or not 2 <= int(match.group(1)) <= 16:
         raise ConfigError(f"quantize: scheme {text!r} is not of the form int<bits> or int<bits>_g<group>, "
-                          "e.g. int8 or int4_g128 (bits 2 to 16)")
+                          f"e.g. int8 or int4_g128 (bits 2 to 16), nor one of {', '.join(BNB_SCHEMES)}")
     return int(match.group(1)), int(match.group(2) or 0)
 
 
 @ATTACKS.register("quantize")
 @dataclass
 class Quantize(Attack):
-    """The forget probes asked of round-to-nearest quantized copies of the model (8-bit and 4-bit)."""
+    """The forget probes asked of quantized copies of the model: RTN 8-bit and 4-bit everywhere, and
+    bitsandbytes int8 / nf4 on CUDA."""
 
     kind = "model"
-    summary = "round-to-nearest weight quantization (int8 per channel, int4 groups of 128) on a copy"
+    summary = "weight quantization on a copy: RTN int8 / int4 (groups of 128), bitsandbytes int8 / nf4 on CUDA"
 
     schemes: list[str] = field(default_factory=lambda: ["int8", "int4_g128"])
     symmetric: bool = False
+    # Add the bitsandbytes schemes below to `schemes` when CUDA and bitsandbytes are present.
+    bitsandbytes_when_cuda: list[str] = field(default_factory=lambda: ["bnb_int8", "bnb_nf4"])
 
     def validate(self) -> None:
         if not self.schemes:
             raise ConfigError("quantize: schemes is empty; e.g. schemes=[int8,int4_g128]")
+        if any(s not in BNB_SCHEMES for s in self.bitsandbytes_when_cuda):
+            raise ConfigError(f"quantize: bitsandbytes_when_cuda takes {', '.join(BNB_SCHEMES)}, "
+                              f"got {self.bitsandbytes_when_cuda}")
         for scheme in self.schemes:
-            parse_scheme(scheme)
+            if scheme not in BNB_SCHEMES:
+                parse_scheme(scheme)
+
+    def schemes_here(self) -> tuple[list[str], list[str]]:
+        """The schemes to run on this machine, and notes on those left out."""
+        missing = bitsandbytes_available()
+        named = [s for s in self.schemes if s in BNB_SCHEMES]
+        if named and missing:
+            raise AttackError(f"quantize: {', '.join(named)} cannot run: {missing}")
+        if missing:
+            extra, notes = [], [f"bitsandbytes schemes skipped: {missing}"] if self.bitsandbytes_when_cuda else []
+        else:
+            extra, notes = [s for s in self.bitsandbytes_when_cuda if s not in self.schemes], []
+        return [*self.schemes, *extra], notes
 
     def run(self, subject: Subject, ctx: AuditContext) -> AttackOutcome:
-        outcome = AttackOutcome({})
-        for scheme in self.schemes:
-            bits, group = parse_scheme(scheme)
-            attacked = subject.with_model(quantized_copy(subject.model, bits, group, self.symmetric))
+        schemes, notes = self.schemes_here()
+        outcome = AttackOutcome({}, notes=notes)
+        for scheme in schemes:
+            if scheme in BNB_SCHEMES:
+                copy = bitsandbytes_copy(subject.model, scheme)
+            else:
+                bits, group = parse_scheme(scheme)
+                copy = quantized_copy(subject.model, bits, group, self.symmetric)
+            attacked = subject.with_model(copy)
             queries = [Query.of(i, scheme, user(p.question), probe_answers(p)) for i, p in enumerate(ctx.probes)]
             part = ask(attacked, queries, ctx, f"quantized {scheme}")
             outcome.per_variant.update(part.per_variant)
             outcome.examples += part.examples
-            del attacked
+            del attacked, copy
         return outcome
