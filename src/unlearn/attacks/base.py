@@ -53,8 +53,15 @@ class Subject:
         self.max_new_tokens = max_new_tokens
         self.guard = guard
 
+    @property
+    def weights(self):
+        """The model whose weights a model attack copies: under a GuardedModel, the model it guards."""
+        return getattr(self.model, "guarded_weights", self.model)
+
     def with_model(self, model) -> Subject:
-        return Subject(model, self.tokenizer, self.batch_size, self.max_new_tokens, self.guard)
+        """The subject with other weights (an attacked copy of `weights`), behind the same guards."""
+        wrapped = self.model.with_model(model) if hasattr(self.model, "guarded_weights") else model
+        return Subject(wrapped, self.tokenizer, self.batch_size, self.max_new_tokens, self.guard)
 
     def _split(self, conversations: Sequence[Sequence[Message]], prefills: Sequence[str]):
         """The guard's replies (None where it lets a conversation through), the indices the model must answer,

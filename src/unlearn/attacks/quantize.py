@@ -194,10 +194,10 @@ class Quantize(Attack):
         outcome = AttackOutcome({}, notes=notes)
         for scheme in schemes:
             if scheme in BNB_SCHEMES:
-                copy = bitsandbytes_copy(subject.model, scheme)
+                copy = bitsandbytes_copy(subject.weights, scheme)
             else:
                 bits, group = parse_scheme(scheme)
-                copy = quantized_copy(subject.model, bits, group, self.symmetric)
+                copy = quantized_copy(subject.weights, bits, group, self.symmetric)
             attacked = subject.with_model(copy)
             queries = [Query.of(i, scheme, user(p.question), probe_answers(p)) for i, p in enumerate(ctx.probes)]
             part = ask(attacked, queries, ctx, f"quantized {scheme}")

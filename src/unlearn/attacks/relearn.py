@@ -133,7 +133,7 @@ class Relearn(Attack):
         every = math.gcd(*budgets)
         trainable = TrainableConfig(mode="all") if self.trainable == "all" else TrainableConfig(mode="layers",
                                                                                                 layers=self.trainable)
-        model = select_trainable(copy.deepcopy(subject.model), trainable)
+        model = select_trainable(copy.deepcopy(subject.weights), trainable)
         examples = encode_spec(subject.tokenizer, learned, self.max_length)
         cfg = TrainConfig(lr=self.lr, max_steps=budgets[-1], batch_size=self.batch_size, max_length=self.max_length,
                           seed=self.seed, early_stop=True, early_stop_every=every, early_stop_accuracy=-1.0)
