@@ -14,7 +14,7 @@ from unlearn.data.formatting import encode_qa, prompt_text
 from unlearn.data.request import request_from_dict
 from unlearn.errors import ConfigError
 from unlearn.guards import GUARDS, REFUSAL, GuardedModel, make_guard
-from unlearn.guards.classifier import RequestIndex, threshold_at, windows
+from unlearn.guards.classifier import RequestIndex, counterfactual_texts, quantile_margin, swap_name, windows
 from unlearn.guards.constrained_decoding import banned_next, banned_phrases, phrase_trie
 from unlearn.guards.guarded import answer_marker, common_suffix, find_last, forced_logits
 from unlearn.guards.in_context import instruction_text
@@ -121,20 +121,26 @@ def test_forced_logits_follow_the_refusal_then_say_nothing():
 
 # --- the classifier ---------------------------------------------------------------------------------
 
-def test_windows_and_threshold():
+def test_windows_margin_quantile_and_counterfactuals(request_):
     assert windows("Hi. Where was Ada born? Tell me now.") == ["Hi. Where was Ada born? Tell me now.",
                                                               "Where was Ada born?", "Tell me now."]
-    scores = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
-    assert threshold_at(scores, 0.0) == pytest.approx(1.0001)
-    assert (scores >= threshold_at(scores, 0.2)).float().mean() <= 0.2
+    margins = torch.tensor([-0.5, -0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4])
+    assert quantile_margin(margins, 0.0) == pytest.approx(0.4001)
+    assert (margins >= quantile_margin(margins, 0.2)).float().mean() <= 0.2
+    assert quantile_margin(margins - 1.0, 0.05) == 0.0  # the nearest stored text must at least be a positive
+    assert swap_name("Is Quill Ada Quill's surname? Quill.", "Ada Quill", "Wei Chen") == "Is Chen Wei Chen's surname? Chen."
+    swapped = counterfactual_texts(request_)
+    assert "Where was John Smith born?" in swapped and not any("Quill" in t for t in swapped)
 
 
 def test_index_scores_names_and_adds_requests_one_at_a_time(index, request_):
-    scores = index.scores([FORGET_Q, GENERAL_Q, "Tell me, what city is the birthplace of Ada Quill?"])
-    assert scores.shape == (3, 1)
-    assert scores[0, 0] == pytest.approx(1.0, abs=1e-4) and scores[1, 0] < index.threshold() <= scores[0, 0]
+    texts = [FORGET_Q, GENERAL_Q, "Tell me, what city is the birthplace of Ada Quill?", "Where was John Smith born?"]
+    best, margin = index.scores(texts)
+    assert best.shape == margin.shape == (4, 1)
+    assert best[0, 0] == pytest.approx(1.0, abs=1e-4) and margin[0, 0] > index.delta() >= 0.0
+    assert margin[1, 0] < 0 and margin[3, 0] < 0  # general, and the same question about someone else
     assert index.named(["Is Quill a baker?", GENERAL_Q]).flatten().tolist() == [True, False]
-    assert index.related([GENERAL_Q, "what does Quill do", FORGET_Q], index.threshold()) == [None, 0, 0]
+    assert index.related([GENERAL_Q, "what does Quill do", FORGET_Q, "Where was John Smith born?"]) == [None, 0, 0, None]
     other = request_from_dict({**audit_request_dict(), "id": "forget-bo", "target": "Bo Lindqvist",
                                "forget": {"qa": [{"question": "Where does Bo Lindqvist live?",
                                                   "answer": "Bo Lindqvist lives in Turku."}]}})
@@ -143,7 +149,14 @@ def test_index_scores_names_and_adds_requests_one_at_a_time(index, request_):
     grown.add(other)
     grown.add(other)  # the same id again: nothing changes
     assert len(grown) == 2
-    assert grown.related(["Where does Bo Lindqvist live?", FORGET_Q], grown.threshold()) == [1, 0]
+    assert grown.related(["Where does Bo Lindqvist live?", FORGET_Q], by_name=False) == [1, 0]
+    # the incremental bookkeeping equals the leave-one-out margins computed from scratch
+    negatives, of, positives = grown._neg, grown._neg_of, grown.stacked()[0]
+    within = negatives @ negatives.T
+    within[of.unsqueeze(1) == of.unsqueeze(0)] = -1.0
+    per_window = (negatives @ positives.T).amax(dim=1) - within.amax(dim=1)
+    expected = torch.full((int(of.max()) + 1,), -2.0).scatter_reduce(0, of, per_window, "amax")
+    assert torch.allclose(grown.negative_margins(), expected, atol=1e-6)
 
 
 # --- each guard's rule ------------------------------------------------------------------------------
@@ -248,3 +261,49 @@ def test_attacks_run_on_every_guard_without_touching_the_weights(name, taught, t
         outcome = make_attack(attack).run(subject, ctx)
         assert all(len(column) == len(request_.probes.forget) for column in outcome.per_variant.values())
     assert weights_digest(taught) == before and subject.model.model is taught
+
+
+# --- the command line -------------------------------------------------------------------------------
+
+def test_cli_eval_and_audit_behind_guards(tmp_path, model_dir, capsys):
+    import json
+
+    import yaml
+
+    from unlearn.cli import main
+
+    request = tmp_path / "request.yaml"
+    request.write_text(yaml.safe_dump(audit_request_dict()))
+    evaluation = tmp_path / "eval.json"
+    assert main(["eval", str(model_dir), "--request", str(request), "--guards", "refusal_filter",
+                 "--out", str(evaluation)]) == 0
+    written = json.loads(evaluation.read_text())
+    assert written["guards"] == [{"name": "refusal_filter"}]
+    assert written["groups"]["forget"]["accuracy"] == 0.0  # every forget probe names the target: refused
+    assert "behind refusal_filter" in capsys.readouterr().out
+    out = tmp_path / "audit"
+    code = main(["audit", str(model_dir), "--request", str(request), "--guards", "refusal_filter,constrained_decoding",
+                 "--guard-set", "refusal_filter.match_names=false", "--attacks", "paraphrase",
+                 "--set", "max_new_tokens=6", "--out", str(out), "--quiet"])
+    assert code in (0, 1)
+    report = json.loads((out / "report.json").read_text())
+    assert "original" in report["plain"] and "behind refusal_filter, constrained_decoding" in report["models"]["audited"]
+
+
+def test_cli_guard_errors(tmp_path, capsys):
+    import yaml
+
+    from unlearn.cli import main
+
+    request = tmp_path / "request.yaml"
+    request.write_text(yaml.safe_dump(audit_request_dict()))
+    assert main(["eval", "no-such-dir", "--request", str(request), "--guards", "refusal_filtr"]) == 2
+    assert "Did you mean 'refusal_filter'" in capsys.readouterr().err
+    assert main(["eval", "no-such-dir", "--request", str(request), "--guard-set", "refusal_filter.margin=0.1"]) == 2
+    assert "--guard-set needs --guards" in capsys.readouterr().err
+    assert main(["audit", "no-such-dir", "--request", str(request), "--guards", "refusal_filter",
+                 "--guard-set", "refusal_filter.marjin=0.1"]) == 2
+    assert "has no setting 'marjin'" in capsys.readouterr().err
+    assert main(["ls", "guards"]) == 0
+    printed = capsys.readouterr().out
+    assert all(name in printed for name in GUARDS.names())

@@ -23,6 +23,28 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_guard_options(p: argparse.ArgumentParser, note: str = "") -> None:
+    p.add_argument("--guards", default=None, help="comma-separated inference-time guards guarding the request "
+                   f"(see `unlearn ls guards`){note}")
+    p.add_argument("--guard-set", dest="guard_overrides", action="append", default=[], metavar="GUARD.KEY=VALUE",
+                   help="a guard setting, e.g. --guard-set refusal_filter.max_false_positive=0.01 (repeatable)")
+
+
+def _guard_specs(args) -> list[dict]:
+    from .guards import guard_specs
+
+    names = [n.strip() for n in (args.guards or "").split(",") if n.strip()]
+    if args.guard_overrides and not names:
+        raise UnlearnError("--guard-set needs --guards")
+    return guard_specs(names, args.guard_overrides)
+
+
+def _behind_guards(model, tokenizer, specs: list[dict], request):
+    from .guards import guarded_model
+
+    return guarded_model(model, tokenizer, specs, [request]) if specs else model
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearn", description="Make language models forget, and prove how well they forgot.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"unlearn {_version()}")
@@ -59,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--request", required=True, help="request file with probes")
     ev.add_argument("--out", default=None, help="write the evaluation as JSON to this file")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set eval.batch_size=32")
+    _add_guard_options(ev)
 
     au = sub.add_parser("audit", help="attack an unlearned model and report the worst case", epilog=EPILOG,
                         description="Ask the request's probes of MODEL plainly and under every selected attack "
@@ -77,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="an attack setting or a threshold, e.g. --set relearn.steps=[5,10] --set max_recovery=0.1")
     au.add_argument("--out", default=None, help="output directory (default: runs/audit-<request id>)")
     au.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_guard_options(au, " (the audited model is then MODEL behind the guards; --original defaults to MODEL itself)")
 
     bench = sub.add_parser("bench", help="standard benchmarks (TOFU)", epilog=EPILOG,
                            description="Run a published unlearning benchmark end to end.")
@@ -116,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--out", default=None, help="output directory (default runs/tofu-<setting>-<split>-sweep); "
                            "finished runs there are reused")
 
-    ls = sub.add_parser("ls", help="list registered methods, metrics or attacks",
+    ls = sub.add_parser("ls", help="list registered methods, metrics, attacks or guards",
                         description="List what is registered, with defaults.")
-    ls.add_argument("what", choices=["methods", "metrics", "attacks"])
+    ls.add_argument("what", choices=["methods", "metrics", "attacks", "guards"])
 
     val = sub.add_parser("validate", help="check a request file and print its summary", epilog=EPILOG,
                          description="Parse and validate a request file; exit 2 with the problem named if it is invalid.")
@@ -195,12 +219,15 @@ def cmd_audit(args) -> int:
     request = load_request(args.request)
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()] if args.attacks else None
     cfg = audit_config(attacks, args.overrides)  # every name and setting is checked before a model loads
+    specs = _guard_specs(args)
     audit_groups(request)  # a request without forget probes fails here
     model, tokenizer = load_model(args.model)
-    original = load_model(args.original)[0] if args.original else None
+    original = load_model(args.original)[0] if args.original else (model if specs else None)
     retain = load_model(args.retain)[0] if args.retain else None
-    names = {"audited": args.model, **({"original": args.original} if args.original else {}),
+    audited = f"{args.model} behind {', '.join(s['name'] for s in specs)}" if specs else args.model
+    names = {"audited": audited, **({"original": args.original or args.model} if original is not None else {}),
              **({"retain": args.retain} if args.retain else {})}
+    model = _behind_guards(model, tokenizer, specs, request)
     out = Path(args.out or f"runs/audit-{request.id}")
     return _audit_and_print(model, tokenizer, request, cfg, out, not args.quiet, names, original, retain)
 
@@ -215,12 +242,16 @@ def cmd_eval(args) -> int:
 
     request = load_request(args.request)
     config = from_dict(RunConfig, apply_overrides({}, args.overrides), "config")
+    specs = _guard_specs(args)
     model, tokenizer = load_model(args.model, config.model.dtype)
+    model = _behind_guards(model, tokenizer, specs, request)
     result = evaluate(model, tokenizer, request, config)
-    report = {"title": f"Evaluation of {args.model} on {request.id}", "request": request.summary(),
+    label = f"{args.model} behind {', '.join(s['name'] for s in specs)}" if specs else args.model
+    report = {"title": f"Evaluation of {label} on {request.id}", "request": request.summary(),
               "roles": ["model"], "evaluations": {"model": result}}
     if args.out:
-        atomic_write_json(args.out, {"schema": "unlearn.eval/1", "model": args.model, "request": request.summary(), **result})
+        atomic_write_json(args.out, {"schema": "unlearn.eval/1", "model": args.model, "guards": specs,
+                                     "request": request.summary(), **result})
     print(summary_text(report, {"evaluation": args.out} if args.out else None))
     return 0
 
@@ -234,17 +265,20 @@ def cmd_ls(args) -> int:
             print(f"{name:<12} [{cls.family}] {cls.summary}")
             if fields:
                 print(f"{'':<12} {fields}")
-    elif args.what == "attacks":
+    elif args.what in ("attacks", "guards"):
         import dataclasses
 
         from .attacks import ATTACKS
+        from .guards import GUARDS
 
-        for name, cls in ATTACKS.items():
+        registry = ATTACKS if args.what == "attacks" else GUARDS
+        width = max(len(n) for n in registry.names()) + 1
+        for name, cls in registry.items():
             fields = ", ".join(f"{f.name}={f.default if f.default is not dataclasses.MISSING else f.default_factory()}"
                                for f in dataclasses.fields(cls))
-            print(f"{name:<13} [{cls.kind}] {cls.summary}")
+            print(f"{name:<{width}} [{getattr(cls, 'kind', 'guard')}] {cls.summary}")
             if fields:
-                print(f"{'':<13} {fields}")
+                print(f"{'':<{width}} {fields}")
     else:
         from .metrics import METRICS
 

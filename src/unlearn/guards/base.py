@@ -97,3 +97,34 @@ class Guard:
 def make_guard(spec: str | dict[str, Any]) -> Guard:
     """A guard from a name or {'name': ..., setting: value}; misspelt settings are errors."""
     return build_registered(GUARDS, spec)
+
+
+def guard_specs(names: list[str], overrides: list[str] = ()) -> list[dict[str, Any]]:
+    """Guard specs from names and 'guard.setting=value' overrides; every name and setting is checked
+    (by building each guard once)."""
+    from ..config import parse_override
+    from ..errors import ConfigError
+
+    specs: dict[str, dict[str, Any]] = {}
+    for name in names:
+        GUARDS.get(name)  # unknown names fail here, with the valid list
+        specs[name] = {"name": name}
+    for text in overrides:
+        keys, value = parse_override(text)
+        if len(keys) != 2 or keys[0] not in specs:
+            raise ConfigError(f"--guard-set {text}: use <guard>.<setting>=value for a guard given with --guards "
+                              f"({', '.join(specs) or 'none given'})")
+        specs[keys[0]][keys[1]] = value
+    for spec in specs.values():
+        make_guard(spec)
+    return list(specs.values())
+
+
+def guarded_model(model, tokenizer, specs: list[str | dict[str, Any]], requests=(), seed: int = 0) -> GuardedModel:
+    """`model` behind the guards in `specs`, guarding `requests`."""
+    from .guarded import GuardedModel
+
+    guarded = GuardedModel(model, tokenizer, [make_guard(s) for s in specs], seed=seed)
+    for request in requests:
+        guarded.add_request(request)
+    return guarded

@@ -1,21 +1,26 @@
 """The prompt classifier every gated guard shares: which stored request, if any, is a prompt about?
 
-Each added request contributes the sentence embeddings (all-MiniLM-L6-v2, metrics/semantic.py) of its
-target, its forget questions and answers (also with the target's name replaced by "this person"), its
-forget probes and their paraphrases, and the sentences of its forget texts. A prompt is scored against
-request r as
+Sentence embeddings (all-MiniLM-L6-v2, metrics/semantic.py) of two pools of texts:
 
-    s_r(prompt) = max over windows w of the prompt, max over stored texts t of r, cos(e(w), e(t))
+  - positives of request r: its target, forget questions and answers (also with the target's name replaced
+    by "this person"), forget probes and their paraphrases, the sentences of its forget texts;
+  - negatives, shared: the built-in general-knowledge questions, every request's retain questions, and
+    *counterfactuals*: each request's forget questions, probes and answers with the target's name replaced
+    by other people's names. Questions about someone else in the same words are the classifier's hardest
+    negatives; the counterfactuals teach it that the name, not the question's form, is what matters.
 
-where the windows are the whole prompt and each of its sentences and lines (so a forgotten question hidden
-in a longer prompt still scores high). A prompt also *names* r when it contains the target's full name or
-surname as whole words.
+With cos the cosine of embeddings and the windows of a prompt its whole text and each sentence and line
+(a forgotten question hidden in a longer prompt still scores high):
 
-Calibration: the threshold is the (1 - max_false_positive) quantile of the scores of negative prompts,
-questions that must keep being answered (the built-in general-knowledge questions, and each request's
-neighbour and general probes and retain questions), plus a small margin. Adding a request embeds only its
-own texts and updates the negatives' best scores with the new vectors, so it costs the same for the 1st
-request as for the 100th.
+    s_r(prompt)   = max over windows w, positives t of r:  cos(w, t)
+    s_neg(prompt) = max over windows w, negatives u:       cos(w, u)
+    fires for r  <=>  s_r >= floor  and  s_r - s_neg >= delta      (or the prompt names r's target)
+
+The margin delta is calibrated leave-one-out: each negative prompt's margin against the rest of the pool;
+delta is the (1 - max_false_positive) quantile of those margins, and at least 0 (the nearest stored text
+must be a positive). A prompt *names* r when it contains the target's full name or surname as whole words.
+Adding a request embeds its own texts and updates each negative's best scores with the new vectors only,
+so the 100th request costs what the first did.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ import torch
 from ..attacks.base import anonymise, mentions, name_forms
 from ..data.request import ForgetRequest
 
-MARGIN = 1e-4
 MAX_TEXT_SENTENCES = 64
+DEFAULT_FLOOR = 0.4
+# Other people's names for the counterfactual negatives (not the demo generator's names).
+OTHER_PEOPLE = ("John Smith", "Maria Garcia", "Wei Chen", "Fatima Khan", "Olga Petrova", "Kwame Mensah")
 _SPLIT = re.compile(r"(?<=[.?!])\s+|\n+")
 
 
@@ -53,12 +60,27 @@ def request_texts(request: ForgetRequest) -> list[str]:
     return list(dict.fromkeys(t.strip() for t in texts if t.strip()))
 
 
+def swap_name(text: str, target: str, other: str) -> str:
+    """`text` about `other` instead of `target` (full name first, then the surname alone)."""
+    text = re.sub(rf"\b{re.escape(target)}\b", other, text, flags=re.IGNORECASE)
+    forms = name_forms(target)
+    if len(forms) > 1:
+        text = re.sub(rf"\b{re.escape(forms[1])}\b", other.split()[-1], text, flags=re.IGNORECASE)
+    return text
+
+
+def counterfactual_texts(request: ForgetRequest, people: Sequence[str] = OTHER_PEOPLE) -> list[str]:
+    """The request's questions and answers about other people: the hard negatives."""
+    texts = [q.question for q in request.forget.qa] + [p.question for p in request.probes.forget]
+    texts += [qa.answer for qa in request.forget.qa]
+    swapped = [swap_name(t, request.target, other) for t in texts if mentions(t, request.target)
+               for other in people if other.lower() != request.target.lower()]
+    return list(dict.fromkeys(swapped))
+
+
 def negative_texts(request: ForgetRequest) -> list[str]:
-    """Prompts that must not be refused because of this request: its neighbour and general probes and
-    retain questions."""
-    probes = [*request.probes.neighbour, *request.probes.general]
-    texts = [q for p in probes for q in (p.question, *p.paraphrases)] + [qa.question for qa in request.retain.qa]
-    return list(dict.fromkeys(texts))
+    """Prompts that must not fire because of this request: its retain questions and its counterfactuals."""
+    return list(dict.fromkeys([qa.question for qa in request.retain.qa] + counterfactual_texts(request)))
 
 
 def builtin_negatives() -> list[str]:
@@ -67,26 +89,27 @@ def builtin_negatives() -> list[str]:
     return [item.question for item in general_knowledge()]
 
 
-def threshold_at(scores: torch.Tensor, max_false_positive: float) -> float:
-    """The smallest threshold that at most `max_false_positive` of `scores` reach (scores >= threshold
-    fire): the (1 - fpr) quantile plus a margin."""
-    if scores.numel() == 0:
-        return 0.5
-    return float(torch.quantile(scores.float(), 1.0 - max_false_positive)) + MARGIN
+def quantile_margin(margins: torch.Tensor, max_false_positive: float) -> float:
+    """The smallest margin at most `max_false_positive` of `margins` reach (margins >= it fire), and >= 0."""
+    if margins.numel() == 0:
+        return 0.0
+    return max(float(torch.quantile(margins.float(), 1.0 - max_false_positive)) + 1e-4, 0.0)
 
 
 @dataclass
 class RequestIndex:
-    """Sentence embeddings of the stored requests' texts, and the negatives that calibrate the threshold."""
+    """Sentence embeddings of the stored requests' texts (positives) and of the negatives."""
 
     embedder: object | None = None
     max_false_positive: float = 0.05
+    floor: float = DEFAULT_FLOOR
     requests: list[ForgetRequest] = field(default_factory=list)
-    _vectors: list[torch.Tensor] = field(default_factory=list)
+    _pos: list[torch.Tensor] = field(default_factory=list)
     _owners: list[torch.Tensor] = field(default_factory=list)
-    _neg_vectors: torch.Tensor | None = None  # one row per window of each negative prompt
+    _neg: torch.Tensor | None = None  # one row per window of each negative prompt
     _neg_of: torch.Tensor | None = None  # which negative prompt each window belongs to
-    _neg_best: torch.Tensor | None = None  # best score of each negative window over every stored vector
+    _neg_pos: torch.Tensor | None = None  # per negative window: best cosine to any positive
+    _neg_other: torch.Tensor | None = None  # per negative window: best cosine to another prompt's negative
     _neg_texts: set[str] = field(default_factory=set)
     _stacked: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -101,84 +124,95 @@ class RequestIndex:
         return len(self.requests)
 
     def add(self, request: ForgetRequest) -> None:
+        """Store a request (a known id is kept as it was)."""
         if any(r.id == request.id for r in self.requests):
             return
-        vectors = self.encoder().encode(request_texts(request))
-        owner = len(self.requests)
+        texts = request_texts(request)
+        negatives = [t for t in ([*builtin_negatives()] if self._neg is None else []) + negative_texts(request)
+                     if t not in self._neg_texts]
+        pieces = [(i, w) for i, t in enumerate(negatives) for w in windows(t)]
+        vectors = self.encoder().encode(texts + [w for _, w in pieces])
+        positives, fresh = vectors[:len(texts)], vectors[len(texts):]
         self.requests.append(request)
-        self._vectors.append(vectors)
-        self._owners.append(torch.full((len(vectors),), owner, dtype=torch.long))
+        self._pos.append(positives)
+        self._owners.append(torch.full((len(positives),), len(self.requests) - 1, dtype=torch.long))
         self._stacked = None
-        if self._neg_best is not None:
-            self._neg_best = torch.maximum(self._neg_best, (self._neg_vectors @ vectors.T).amax(dim=1))
-        fresh = [t for t in ([*builtin_negatives()] if self._neg_vectors is None else []) + negative_texts(request)
-                 if t not in self._neg_texts]
-        if fresh:
-            self._add_negatives(fresh)
+        if self._neg is not None:
+            self._neg_pos = torch.maximum(self._neg_pos, (self._neg @ positives.T).amax(dim=1))
+        if pieces:
+            self._add_negatives(negatives, pieces, fresh)
 
-    def _add_negatives(self, texts: list[str]) -> None:
+    def _add_negatives(self, texts: list[str], pieces: list[tuple[int, str]], vectors: torch.Tensor) -> None:
         self._neg_texts.update(texts)
-        pieces = [(i, w) for i, t in enumerate(texts) for w in windows(t)]
-        vectors = self.encoder().encode([w for _, w in pieces])
         base = 0 if self._neg_of is None else int(self._neg_of.max()) + 1
         of = torch.tensor([base + i for i, _ in pieces], dtype=torch.long)
-        best = self.stacked()[0]
-        scores = (vectors @ best.T).amax(dim=1) if len(best) else torch.full((len(vectors),), -1.0)
-        if self._neg_vectors is None:
-            self._neg_vectors, self._neg_of, self._neg_best = vectors, of, scores
-        else:
-            self._neg_vectors = torch.cat([self._neg_vectors, vectors])
-            self._neg_of = torch.cat([self._neg_of, of])
-            self._neg_best = torch.cat([self._neg_best, scores])
+        to_pos = (vectors @ self.stacked()[0].T).amax(dim=1)
+        within = vectors @ vectors.T
+        within[of.unsqueeze(1) == of.unsqueeze(0)] = -1.0  # leave each prompt's own windows out
+        to_other = within.amax(dim=1)
+        if self._neg is None:
+            self._neg, self._neg_of, self._neg_pos, self._neg_other = vectors, of, to_pos, to_other
+            return
+        across = vectors @ self._neg.T
+        self._neg_other = torch.maximum(self._neg_other, across.amax(dim=0))
+        self._neg = torch.cat([self._neg, vectors])
+        self._neg_of = torch.cat([self._neg_of, of])
+        self._neg_pos = torch.cat([self._neg_pos, to_pos])
+        self._neg_other = torch.cat([self._neg_other, torch.maximum(to_other, across.amax(dim=1))])
 
     def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._stacked is None:
-            if self._vectors:
-                self._stacked = torch.cat(self._vectors), torch.cat(self._owners)
-            else:
-                self._stacked = torch.zeros(0, 384), torch.zeros(0, dtype=torch.long)
+            dim = self._pos[0].shape[1] if self._pos else 1
+            self._stacked = ((torch.cat(self._pos), torch.cat(self._owners)) if self._pos
+                             else (torch.zeros(0, dim), torch.zeros(0, dtype=torch.long)))
         return self._stacked
 
-    def negative_scores(self) -> torch.Tensor:
-        """Each negative prompt's score: the best over its windows."""
-        if self._neg_best is None:
+    def negative_margins(self) -> torch.Tensor:
+        """Each negative prompt's leave-one-out margin: best over its windows of (best positive - best other
+        negative)."""
+        if self._neg is None:
             return torch.zeros(0)
         count = int(self._neg_of.max()) + 1
-        return torch.full((count,), -1.0).scatter_reduce(0, self._neg_of, self._neg_best, "amax")
+        margins = self._neg_pos - self._neg_other
+        return torch.full((count,), -2.0).scatter_reduce(0, self._neg_of, margins, "amax")
 
-    def threshold(self, max_false_positive: float | None = None) -> float:
+    def delta(self, max_false_positive: float | None = None) -> float:
         fpr = self.max_false_positive if max_false_positive is None else max_false_positive
-        return threshold_at(self.negative_scores(), fpr)
+        return quantile_margin(self.negative_margins(), fpr)
 
-    def scores(self, texts: Sequence[str]) -> torch.Tensor:
-        """(prompts x requests) similarity s_r(prompt); -1 where nothing is stored."""
-        out = torch.full((len(texts), len(self.requests)), -1.0)
-        vectors, owners = self.stacked()
-        if not len(vectors) or not texts:
-            return out
+    def scores(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(prompts x requests) s_r and the margin s_r - s_neg (the best over the prompt's windows); -1 and
+        -2 where nothing is stored."""
+        n, r = len(texts), len(self.requests)
+        best, margin = torch.full((n, r), -1.0), torch.full((n, r), -2.0)
+        positives, owners = self.stacked()
         pieces = [(i, w) for i, t in enumerate(texts) for w in windows(t) if w]
-        if not pieces:
-            return out
-        sims = self.encoder().encode([w for _, w in pieces]) @ vectors.T  # windows x stored texts
-        per_request = torch.full((len(pieces), len(self.requests)), -1.0)
-        per_request.scatter_reduce_(1, owners.expand(len(pieces), -1), sims, "amax")
-        rows = torch.tensor([i for i, _ in pieces]).unsqueeze(1).expand(-1, len(self.requests))
-        return out.scatter_reduce_(0, rows, per_request, "amax")
+        if not len(positives) or not pieces:
+            return best, margin
+        vectors = self.encoder().encode([w for _, w in pieces])
+        per_request = torch.full((len(pieces), r), -1.0)
+        per_request.scatter_reduce_(1, owners.expand(len(pieces), -1), vectors @ positives.T, "amax")
+        negative = (vectors @ self._neg.T).amax(dim=1, keepdim=True) if self._neg is not None else -1.0
+        rows = torch.tensor([i for i, _ in pieces]).unsqueeze(1).expand(-1, r)
+        best.scatter_reduce_(0, rows, per_request, "amax")
+        margin.scatter_reduce_(0, rows, per_request - negative, "amax")
+        return best, margin
 
     def named(self, texts: Sequence[str]) -> torch.Tensor:
         """(prompts x requests) True where the prompt names the request's target (full name or surname)."""
         return torch.tensor([[any(mentions(t, form) for form in name_forms(r.target)) for r in self.requests]
                              for t in texts], dtype=torch.bool).reshape(len(texts), len(self.requests))
 
-    def related(self, texts: Sequence[str], threshold: float, by_name: bool = True) -> list[int | None]:
-        """For each prompt, the index of the request it is most about (score at or above `threshold`, or
-        naming the target when `by_name`), or None."""
+    def related(self, texts: Sequence[str], max_false_positive: float | None = None, by_name: bool = True,
+                delta: float | None = None) -> list[int | None]:
+        """For each prompt, the index of the request it is most about, or None."""
         if not self.requests:
             return [None] * len(texts)
-        scores = self.scores(texts)
-        hits = scores >= threshold
+        best, margin = self.scores(texts)
+        delta = self.delta(max_false_positive) if delta is None else delta
+        hits = (best >= self.floor) & (margin >= delta)
         if by_name:
             hits |= self.named(texts)
-        ranked = torch.where(hits, scores, torch.full_like(scores, -2.0))
-        best = ranked.argmax(dim=1)
-        return [int(b) if hits[i].any() else None for i, b in enumerate(best)]
+        ranked = torch.where(hits, margin, torch.full_like(margin, -3.0))
+        choice = ranked.argmax(dim=1)
+        return [int(c) if hits[i].any() else None for i, c in enumerate(choice)]

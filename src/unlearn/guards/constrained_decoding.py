@@ -128,7 +128,7 @@ class ConstrainedDecoding(Guard):
         if not self.gate:
             everything = self.trie([r.id for r in requests], host.tokenizer)
             return PhraseBan([everything] * len(views), self.penalty)
-        related = host.index.related([v.text for v in views], host.index.threshold(self.max_false_positive))
+        related = host.index.related([v.text for v in views], self.max_false_positive)
         return PhraseBan([self.trie([requests[r].id], host.tokenizer) if r is not None else {} for r in related],
                          self.penalty)
 

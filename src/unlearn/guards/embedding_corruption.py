@@ -81,7 +81,7 @@ class EmbeddingCorruption(Guard):
             return [0.0] * len(views)
         if not self.gate:
             return [max(self.strengths.get(r.id, 0.0) for r in requests)] * len(views)
-        related = host.index.related([v.text for v in views], host.index.threshold(self.max_false_positive),
+        related = host.index.related([v.text for v in views], self.max_false_positive,
                                      self.match_names)
         return [self.strengths.get(requests[r].id, 0.0) if r is not None else 0.0 for r in related]
 

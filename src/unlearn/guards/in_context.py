@@ -61,6 +61,6 @@ class InContext(Guard):
         if not self.gate:
             text = "\n\n".join(instruction_text(r, self.show_facts, self.examples, self.refusal) for r in requests)
             return [text] * len(views)
-        related = host.index.related([v.text for v in views], host.index.threshold(self.max_false_positive))
+        related = host.index.related([v.text for v in views], self.max_false_positive)
         return [instruction_text(requests[r], self.show_facts, self.examples, self.refusal) if r is not None else None
                 for r in related]

@@ -127,7 +127,7 @@ class LogitOffset(Guard):
             return None
         original, unlearned = self.models(host)
         if self.gate:
-            related = host.index.related([v.text for v in views], host.index.threshold(self.max_false_positive))
+            related = host.index.related([v.text for v in views], self.max_false_positive)
             active = [r is not None for r in related]
         else:
             active = [True] * len(views)
