@@ -1,4 +1,4 @@
-"""The `unlearn` command: demo, run, eval, audit, bench, ls, validate."""
+"""The `unlearn` command: demo, run, eval, audit, serve, bench, ls, validate."""
 
 from __future__ import annotations
 
@@ -139,6 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination)")
             a.add_argument("--out", default=None, help="output directory (default runs/tofu-<setting>-<split>-sweep); "
                            "finished runs there are reused")
+
+    sv = sub.add_parser("serve", help="serve a model behind inference-time guards (OpenAI-compatible HTTP)",
+                        epilog=EPILOG, description="Serve MODEL behind guards on /v1/chat/completions and "
+                        "/v1/completions; POST /admin/requests (with 'Authorization: Bearer TOKEN') adds a forget "
+                        "request that takes effect on the next call. --state keeps the guards and requests across "
+                        "restarts. Binds to 127.0.0.1 unless --host says otherwise.")
+    sv.add_argument("model", help="'default', a hub id, a local model directory or a .gguf file")
+    sv.add_argument("--state", required=True, help="state directory (created on first start; holds state.json, "
+                    "requests/ and admin_token)")
+    sv.add_argument("--request", dest="requests", action="append", default=[], metavar="FILE",
+                    help="a request file to guard from the start (repeatable)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    sv.add_argument("--token", default=os.environ.get("UNLEARN_ADMIN_TOKEN"),
+                    help="admin token (default $UNLEARN_ADMIN_TOKEN, else one generated into STATE/admin_token)")
+    sv.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a call may ask for (default 256)")
+    sv.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes (default 1 MiB)")
+    _add_guard_options(sv, " (needed for a new --state directory)")
 
     ls = sub.add_parser("ls", help="list registered methods, metrics, attacks or guards",
                         description="List what is registered, with defaults.")
@@ -352,7 +370,36 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "eval": cmd_eval, "audit": cmd_audit, "bench": cmd_bench, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
+def cmd_serve(args) -> int:
+    from .data.request import load_request
+    from .guards.server import HTTPError, build_server
+
+    specs = _guard_specs(args)
+    requests = [load_request(path) for path in args.requests]
+    try:
+        httpd, app = build_server(args.model, args.state, specs, requests, args.token, args.host, args.port,
+                                  args.max_tokens, args.max_body)
+    except HTTPError as exc:
+        raise UnlearnError(exc.message) from None
+    except OSError as exc:
+        raise UnlearnError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port") from None
+    host, port = httpd.server_address[:2]
+    token_note = "the token given" if args.token else f"the token in {Path(args.state) / 'admin_token'}"
+    print(f"serving {args.model} behind {', '.join(g['name'] for g in app.state.guards)} "
+          f"({len(app.guarded.requests)} requests) on http://{host}:{port}/v1; admin: POST /admin/requests with "
+          f"{token_note}", flush=True)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {host}: other machines can reach this server", file=sys.stderr)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr)
+    finally:
+        httpd.server_close()
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "run": cmd_run, "eval": cmd_eval, "audit": cmd_audit, "bench": cmd_bench, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

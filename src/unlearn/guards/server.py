@@ -1,0 +1,336 @@
+"""`unlearn serve`: a guarded model behind a small OpenAI-compatible HTTP server.
+
+    POST /v1/chat/completions   {"messages": [...], "max_tokens", "temperature", "top_p", "n", "seed"}
+    POST /v1/completions        {"prompt": "...", same settings}
+    GET  /v1/models, GET /health
+    POST /admin/requests        a forget request (the request-file schema), with "Authorization: Bearer TOKEN";
+                                it guards the next call
+    GET  /admin/requests        the guarded requests (same token)
+
+The state directory keeps what a restart needs: `state.json` (model, guard settings, the guarded requests'
+ids in order), `requests/<id>.json` (each request as received) and `admin_token` (mode 0600) when no token
+is given. Every file is written atomically, a request before the index that names it. Guards that learn
+per request (embedding_corruption's strength) learn again when the server starts.
+
+The server binds to 127.0.0.1 by default. Calls run one at a time on the model (a lock; the HTTP side is
+threaded), bodies over `max_body` bytes are refused with 413, malformed JSON or settings with 400, a
+missing or wrong token with 401, and any failure inside a call with 500, without stopping the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from ..data.request import ForgetRequest, request_from_dict
+from ..errors import ConfigError, UnlearnError
+from ..io import atomic_write_json, atomic_write_text, sha256_json
+
+SCHEMA = "unlearn.serve/1"
+MAX_BODY = 1 << 20
+MAX_TOKENS = 256
+MAX_N = 8
+
+
+class HTTPError(Exception):
+    def __init__(self, status: HTTPStatus, message: str, kind: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+@dataclass
+class ServeState:
+    """The state directory: settings, guarded requests, admin token."""
+
+    directory: Path
+    model: str = ""
+    guards: list[dict[str, Any]] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "state.json"
+
+    @staticmethod
+    def open(directory: str | Path, model: str, guards: list[dict[str, Any]] | None) -> ServeState:
+        """Load the state directory, or start one with `guards`. Guards given for an existing directory must
+        match what it holds (to change them, start a new directory)."""
+        state = ServeState(Path(directory))
+        if state.state_file.is_file():
+            data = json.loads(state.state_file.read_text(encoding="utf-8"))
+            if data.get("schema") != SCHEMA:
+                raise ConfigError(f"{state.state_file}: not an unlearn serve state ({data.get('schema')!r})")
+            state.model, state.guards, state.request_ids = data["model"], data["guards"], data["requests"]
+            if guards and guards != state.guards:
+                raise ConfigError(f"{directory} already serves with guards {state.guards}; leave out --guards to "
+                                  "use them, or give a new --state directory")
+            if model != state.model:
+                raise ConfigError(f"{directory} belongs to model {state.model!r}, not {model!r}")
+            return state
+        if not guards:
+            raise ConfigError("a new state directory needs --guards (e.g. --guards refusal_filter)")
+        state.model, state.guards = model, guards
+        state.save()
+        return state
+
+    def save(self) -> None:
+        atomic_write_json(self.state_file, {"schema": SCHEMA, "model": self.model, "guards": self.guards,
+                                            "requests": self.request_ids})
+
+    def request_file(self, request_id: str) -> Path:
+        return self.directory / "requests" / f"{sha256_json(request_id)[:16]}.json"
+
+    def load_requests(self) -> list[ForgetRequest]:
+        out = []
+        for rid in self.request_ids:
+            path = self.request_file(rid)
+            out.append(request_from_dict(json.loads(path.read_text(encoding="utf-8")), str(path)))
+        return out
+
+    def record(self, request: ForgetRequest) -> None:
+        atomic_write_json(self.request_file(request.id), request.to_dict())
+        self.request_ids.append(request.id)
+        self.save()
+
+    def admin_token(self, given: str | None) -> str:
+        if given:
+            return given
+        path = self.directory / "admin_token"
+        if not path.is_file():
+            atomic_write_text(path, secrets.token_urlsafe(32))
+            os.chmod(path, 0o600)
+        return path.read_text(encoding="utf-8").strip()
+
+
+def _number(body: dict, key: str, default, low, high, kind=float):
+    value = body.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise HTTPError(HTTPStatus.BAD_REQUEST, f"'{key}' must be {'an integer' if kind is int else 'a number'}")
+    if not low <= value <= high:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, f"'{key}' must be between {low} and {high}, got {value}")
+    return kind(value)
+
+
+def _messages(body: dict) -> list[dict[str, str]]:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "'messages' must be a non-empty list of {role, content}")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(
+                m.get("content"), str):
+            raise HTTPError(HTTPStatus.BAD_REQUEST, f"messages[{i}] must be {{'role': system|user|assistant, "
+                                                    "'content': string}")
+        out.append({"role": m["role"], "content": m["content"]})
+    if out[-1]["role"] != "user":
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "the last message must be the user's")
+    return out
+
+
+class GuardServer:
+    """The guarded model and its state, shared by the handler threads."""
+
+    def __init__(self, guarded, state: ServeState, token: str, model_name: str, max_tokens: int = MAX_TOKENS,
+                 max_body: int = MAX_BODY):
+        self.guarded, self.state, self.token = guarded, state, token
+        self.model_name, self.max_tokens, self.max_body = model_name, max_tokens, max_body
+        self.lock = threading.Lock()
+
+    # --- endpoints ---------------------------------------------------------------------------------
+    def settings(self, body: dict) -> dict[str, Any]:
+        return {"max_tokens": _number(body, "max_tokens", 64, 1, self.max_tokens, int),
+                "temperature": _number(body, "temperature", 0.0, 0.0, 2.0),
+                "top_p": _number(body, "top_p", 1.0, 1e-6, 1.0),
+                "n": _number(body, "n", 1, 1, MAX_N, int),
+                "seed": _number(body, "seed", 0, 0, 2**31 - 1, int)}
+
+    def complete(self, prompt: str, s: dict[str, Any]) -> list[tuple[str, str, int]]:
+        """(text, finish reason, completion tokens) for each of the n choices."""
+        from ..metrics.generation import generate_answers, sample_answers
+
+        tokenizer = self.guarded.tokenizer
+        with self.lock:
+            if s["temperature"] == 0.0:
+                g = generate_answers(self.guarded, tokenizer, [], 1, s["max_tokens"], prompts=[prompt])[0]
+                texts = [(g.text, len(g.token_ids))] * s["n"]
+            else:
+                samples = sample_answers(self.guarded, tokenizer, [prompt], s["n"], s["temperature"], s["top_p"],
+                                         s["n"], s["max_tokens"], s["seed"])[0]
+                texts = [(t, len(tokenizer(t, add_special_tokens=False)["input_ids"])) for t in samples]
+        return [(t, "length" if n >= s["max_tokens"] else "stop", n) for t, n in texts]
+
+    def chat(self, body: dict) -> dict:
+        from ..data.formatting import conversation_text
+
+        s = self.settings(body)
+        prompt = conversation_text(self.guarded.tokenizer, _messages(body))
+        choices = self.complete(prompt, s)
+        return self._response("chat.completion", prompt, choices, lambda t: {"message": {"role": "assistant",
+                                                                                          "content": t}})
+
+    def completion(self, body: dict) -> dict:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, "'prompt' must be a non-empty string")
+        choices = self.complete(prompt, self.settings(body))
+        return self._response("text_completion", prompt, choices, lambda t: {"text": t})
+
+    def _response(self, kind: str, prompt: str, choices, content) -> dict:
+        prompt_tokens = len(self.guarded.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        completion_tokens = sum(n for _, _, n in choices)
+        return {"id": f"{'chatcmpl' if kind == 'chat.completion' else 'cmpl'}-{uuid.uuid4().hex[:24]}",
+                "object": kind, "created": int(time.time()), "model": self.model_name,
+                "choices": [{"index": i, **content(t), "finish_reason": f} for i, (t, f, _) in enumerate(choices)],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                          "total_tokens": prompt_tokens + completion_tokens}}
+
+    def add_request(self, body: dict) -> tuple[HTTPStatus, dict]:
+        try:
+            request = request_from_dict(body, "request")
+        except UnlearnError as exc:
+            raise HTTPError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        with self.lock:
+            known = {r.id: r for r in self.guarded.requests}
+            if request.id in known:
+                if known[request.id].content_hash() != request.content_hash():
+                    raise HTTPError(HTTPStatus.CONFLICT, f"request id {request.id!r} is already guarded with "
+                                                         "different content; give the new request another id",
+                                    "conflict")
+                return HTTPStatus.OK, {"id": request.id, "status": "already guarded",
+                                       "requests": len(self.guarded.requests)}
+            start = time.perf_counter()
+            self.guarded.add_request(request)
+            took = time.perf_counter() - start
+            self.state.record(request)
+        return HTTPStatus.CREATED, {"id": request.id, "status": "guarded", "requests": len(self.guarded.requests),
+                                    "took_ms": round(1000 * took, 1)}
+
+    def health(self) -> dict:
+        return {"status": "ok", "model": self.model_name, "guards": [g["name"] for g in self.state.guards],
+                "requests": len(self.guarded.requests)}
+
+
+def make_handler(server: GuardServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "unlearn-serve"
+
+        def log_message(self, format, *args):  # noqa: A002 - the base class's name
+            pass
+
+        def _send(self, status: HTTPStatus, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _error(self, error: HTTPError) -> None:
+            if error.status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.BAD_REQUEST, HTTPStatus.LENGTH_REQUIRED):
+                self.close_connection = True  # the unread body must not be taken for the next request
+            self._send(error.status, {"error": {"message": error.message, "type": error.kind,
+                                                "code": int(error.status)}})
+
+        def _authorised(self) -> None:
+            given = self.headers.get("Authorization", "")
+            if not secrets.compare_digest(given.encode(), f"Bearer {server.token}".encode()):
+                raise HTTPError(HTTPStatus.UNAUTHORIZED, "the admin endpoints need 'Authorization: Bearer TOKEN' "
+                                                         "(the token given to unlearn serve, or DIR/admin_token)",
+                                "authentication_error")
+
+        def _body(self) -> dict:
+            length = self.headers.get("Content-Length")
+            if length is None:
+                raise HTTPError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
+            try:
+                size = int(length)
+            except ValueError:
+                raise HTTPError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length!r}") from None
+            if size < 0:
+                raise HTTPError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length!r}")
+            if size > server.max_body:
+                raise HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                f"the body has {size} bytes; the limit is {server.max_body}")
+            raw = self.rfile.read(size)
+            try:
+                body = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise HTTPError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON ({exc})") from None
+            if not isinstance(body, dict):
+                raise HTTPError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
+            return body
+
+        def _dispatch(self, method: str) -> None:
+            path = self.path.split("?", 1)[0].rstrip("/")
+            routes = {("GET", "/health"): lambda: (HTTPStatus.OK, server.health()),
+                      ("GET", "/v1/models"): lambda: (HTTPStatus.OK, {"object": "list", "data": [
+                          {"id": server.model_name, "object": "model", "owned_by": "unlearn"}]}),
+                      ("POST", "/v1/chat/completions"): lambda: (HTTPStatus.OK, server.chat(self._body())),
+                      ("POST", "/v1/completions"): lambda: (HTTPStatus.OK, server.completion(self._body())),
+                      ("POST", "/admin/requests"): lambda: self._admin(lambda: server.add_request(self._body())),
+                      ("GET", "/admin/requests"): lambda: self._admin(lambda: (HTTPStatus.OK, {"requests": [
+                          {"id": r.id, "target": r.target, "kind": r.kind} for r in server.guarded.requests]}))}
+            try:
+                route = routes.get((method, path))
+                if route is None:
+                    known = {p for _, p in routes}
+                    if path in known:
+                        raise HTTPError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}")
+                    raise HTTPError(HTTPStatus.NOT_FOUND, f"no endpoint {path}; see /v1/chat/completions, "
+                                                          "/v1/completions, /v1/models, /health, /admin/requests")
+                status, payload = route()
+                self._send(status, payload)
+            except HTTPError as exc:
+                self._error(exc)
+            except Exception as exc:  # a failing call is reported, never fatal to the server
+                self._error(HTTPError(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}", "server_error"))
+
+        def _admin(self, action):
+            self._authorised()
+            return action()
+
+        def do_GET(self):  # noqa: N802 - the base class's name
+            self._dispatch("GET")
+
+        def do_POST(self):  # noqa: N802
+            self._dispatch("POST")
+
+        def do_PUT(self):  # noqa: N802
+            self._dispatch("PUT")
+
+        def do_DELETE(self):  # noqa: N802
+            self._dispatch("DELETE")
+
+    return Handler
+
+
+def build_server(model_name: str, state_dir: str | Path, guards: list[dict[str, Any]] | None = None,
+                 requests: list[ForgetRequest] = (), token: str | None = None, host: str = "127.0.0.1",
+                 port: int = 8000, max_tokens: int = MAX_TOKENS, max_body: int = MAX_BODY, model=None,
+                 tokenizer=None, progress: bool = False) -> tuple[ThreadingHTTPServer, GuardServer]:
+    """The HTTP server (not yet serving) and its GuardServer. `model`/`tokenizer` skip loading `model_name`."""
+    from ..models.loading import load_model
+    from .base import guarded_model
+
+    state = ServeState.open(state_dir, model_name, guards)
+    if model is None:
+        model, tokenizer = load_model(model_name)
+    guarded = guarded_model(model.eval(), tokenizer, state.guards, state.load_requests())
+    app = GuardServer(guarded, state, state.admin_token(token), model_name, max_tokens, max_body)
+    for request in requests:
+        app.add_request(request.to_dict())
+    httpd = ThreadingHTTPServer((host, port), make_handler(app))
+    httpd.daemon_threads = True
+    return httpd, app

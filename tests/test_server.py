@@ -1,0 +1,152 @@
+"""`unlearn serve` on localhost with a tiny model: concurrent clients, a forget request added through the
+admin endpoint taking effect, restarts from the state directory, and bad requests answered with proper
+HTTP errors without stopping the server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from unlearn.errors import ConfigError
+from unlearn.guards import REFUSAL
+from unlearn.guards.server import ServeState, build_server
+
+from .test_attacks import audit_request_dict
+
+TOKEN = "test-token"
+QUESTION = "Where was Ada Quill born?"
+
+
+@pytest.fixture()
+def running(tmp_path, taught, tokenizer):
+    """A server on a free localhost port, stopped after the test."""
+    started = []
+
+    def start(state=tmp_path / "state", guards=({"name": "refusal_filter"},), **kwargs):
+        httpd, app = build_server("tiny", state, list(guards) if guards else None, token=TOKEN, port=0,
+                                  model=taught, tokenizer=tokenizer, max_body=4096, max_tokens=64, **kwargs)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        started.append(httpd)
+        return f"http://127.0.0.1:{httpd.server_address[1]}", app
+
+    yield start
+    for httpd in started:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def call(url: str, path: str, body=None, token: str | None = None, raw: bytes | None = None, method=None):
+    """(status, parsed JSON) of one HTTP call."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url + path, data=data, method=method or ("POST" if data is not None else "GET"))
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def chat(url: str, question: str, **settings) -> str:
+    status, payload = call(url, "/v1/chat/completions", {"messages": [{"role": "user", "content": question}],
+                                                         "max_tokens": 64, **settings})
+    assert status == 200, payload
+    return payload["choices"][0]["message"]["content"]
+
+
+def test_clients_in_parallel_and_a_request_added_through_the_admin_endpoint(running, tmp_path):
+    url, app = running()
+    status, health = call(url, "/health")
+    assert status == 200 and health["requests"] == 0 and health["guards"] == ["refusal_filter"]
+    before = chat(url, QUESTION)
+    assert before != REFUSAL
+
+    questions = [QUESTION, "What is the capital of France?", "Who wrote Hamlet?", "Name a colour."] * 3
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replies = list(pool.map(lambda q: chat(url, q), questions))
+    assert replies[0] == before and len(set(replies[0::4])) == 1  # the same greedy answer under concurrency
+
+    status, added = call(url, "/admin/requests", audit_request_dict(), token=TOKEN)
+    assert status == 201 and added["requests"] == 1 and added["status"] == "guarded"
+    assert chat(url, QUESTION) == REFUSAL
+    assert chat(url, "What is the capital of France?") == replies[1]
+    assert call(url, "/admin/requests", audit_request_dict(), token=TOKEN)[1]["status"] == "already guarded"
+    changed = {**audit_request_dict(), "description": "another text"}
+    assert call(url, "/admin/requests", changed, token=TOKEN)[0] == 409
+    status, listed = call(url, "/admin/requests", token=TOKEN)
+    assert status == 200 and [r["id"] for r in listed["requests"]] == ["forget-ada"]
+
+    status, completion = call(url, "/v1/completions", {"prompt": "The capital of France is", "max_tokens": 4})
+    assert status == 200 and completion["object"] == "text_completion" and completion["usage"]["completion_tokens"] <= 4
+    status, sampled = call(url, "/v1/chat/completions", {"messages": [{"role": "user", "content": QUESTION}],
+                                                         "temperature": 1.0, "n": 3, "max_tokens": 8})
+    assert status == 200 and [c["message"]["content"] for c in sampled["choices"]] == [REFUSAL[:len(c["message"]["content"])] for c in sampled["choices"]]
+
+
+def test_restart_keeps_guards_and_requests(running, tmp_path):
+    url, _ = running()
+    assert call(url, "/admin/requests", audit_request_dict(), token=TOKEN)[0] == 201
+    again, app = running(guards=None)  # the state directory remembers the guards and the request
+    assert app.state.guards == [{"name": "refusal_filter"}] and len(app.guarded.requests) == 1
+    assert chat(again, QUESTION) == REFUSAL
+    with pytest.raises(ConfigError, match="already serves with guards"):
+        ServeState.open(tmp_path / "state", "tiny", [{"name": "constrained_decoding"}])
+    with pytest.raises(ConfigError, match="belongs to model"):
+        ServeState.open(tmp_path / "state", "other-model", None)
+    with pytest.raises(ConfigError, match="needs --guards"):
+        ServeState.open(tmp_path / "fresh", "tiny", None)
+
+
+def test_bad_requests_get_http_errors_and_the_server_keeps_going(running):
+    url, _ = running()
+    bad = [
+        (call(url, "/v1/chat/completions", raw=b"{not json"), 400),
+        (call(url, "/v1/chat/completions", raw=b"[1, 2]"), 400),
+        (call(url, "/v1/chat/completions", {"messages": []}), 400),
+        (call(url, "/v1/chat/completions", {"messages": [{"role": "robot", "content": "hi"}]}), 400),
+        (call(url, "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**6}), 400),
+        (call(url, "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}), 400),
+        (call(url, "/v1/completions", {"prompt": 7}), 400),
+        (call(url, "/v1/chat/completions", raw=json.dumps({"messages": [{"role": "user", "content": "x" * 5000}]}).encode()), 413),
+        (call(url, "/admin/requests", audit_request_dict()), 401),
+        (call(url, "/admin/requests", audit_request_dict(), token="wrong"), 401),
+        (call(url, "/admin/requests", {"id": "x"}, token=TOKEN), 400),
+        (call(url, "/nowhere"), 404),
+        (call(url, "/v1/chat/completions", method="GET"), 405),
+    ]
+    for (status, payload), expected in bad:
+        assert status == expected, payload
+        assert payload["error"]["message"] and payload["error"]["code"] == expected
+    assert call(url, "/health")[1]["requests"] == 0  # nothing was added, and the server still answers
+    assert chat(url, QUESTION)
+
+
+def test_cli_serve_starts_answers_and_stops(tmp_path, model_dir):
+    import re
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "unlearn.cli", "serve", str(model_dir), "--state",
+                                str(tmp_path / "state"), "--guards", "refusal_filter", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/v1", line)
+        assert match, line + process.stderr.read() if process.poll() is not None else line
+        url = f"http://127.0.0.1:{match.group(1)}"
+        token = (tmp_path / "state" / "admin_token").read_text().strip()
+        assert (tmp_path / "state" / "admin_token").stat().st_mode & 0o077 == 0
+        assert call(url, "/health")[0] == 200
+        assert call(url, "/admin/requests", audit_request_dict(), token=token)[0] == 201
+        assert chat(url, QUESTION) == REFUSAL
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
