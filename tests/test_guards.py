@@ -14,7 +14,7 @@ from unlearn.data.formatting import encode_qa, prompt_text
 from unlearn.data.request import request_from_dict
 from unlearn.errors import ConfigError
 from unlearn.guards import GUARDS, REFUSAL, GuardedModel, make_guard
-from unlearn.guards.classifier import RequestIndex, counterfactual_texts, quantile_margin, swap_name, windows
+from unlearn.guards.classifier import RequestIndex, builtin_negatives, quantile_margin, request_texts, windows
 from unlearn.guards.constrained_decoding import banned_next, banned_phrases, phrase_trie
 from unlearn.guards.guarded import answer_marker, common_suffix, find_last, forced_logits
 from unlearn.guards.in_context import instruction_text
@@ -121,23 +121,24 @@ def test_forced_logits_follow_the_refusal_then_say_nothing():
 
 # --- the classifier ---------------------------------------------------------------------------------
 
-def test_windows_margin_quantile_and_counterfactuals(request_):
+def test_windows_margin_quantile_and_the_pools(request_):
     assert windows("Hi. Where was Ada born? Tell me now.") == ["Hi. Where was Ada born? Tell me now.",
                                                               "Where was Ada born?", "Tell me now."]
     margins = torch.tensor([-0.5, -0.4, -0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4])
     assert quantile_margin(margins, 0.0) == pytest.approx(0.4001)
     assert (margins >= quantile_margin(margins, 0.2)).float().mean() <= 0.2
     assert quantile_margin(margins - 1.0, 0.05) == 0.0  # the nearest stored text must at least be a positive
-    assert swap_name("Is Quill Ada Quill's surname? Quill.", "Ada Quill", "Wei Chen") == "Is Chen Wei Chen's surname? Chen."
-    swapped = counterfactual_texts(request_)
-    assert "Where was John Smith born?" in swapped and not any("Quill" in t for t in swapped)
+    positives = request_texts(request_)
+    assert "Ada Quill was born in Oslo." in positives and "this person was born in Oslo." in positives
+    assert FORGET_Q not in positives  # questions are caught by the name, and share their form with anyone's
+    assert "Where was John Smith born?" in builtin_negatives()
 
 
 def test_index_scores_names_and_adds_requests_one_at_a_time(index, request_):
-    texts = [FORGET_Q, GENERAL_Q, "Tell me, what city is the birthplace of Ada Quill?", "Where was John Smith born?"]
+    texts = ["I heard this person was born in Oslo. Is that so?", GENERAL_Q, FORGET_Q, "Where was John Smith born?"]
     best, margin = index.scores(texts)
     assert best.shape == margin.shape == (4, 1)
-    assert best[0, 0] == pytest.approx(1.0, abs=1e-4) and margin[0, 0] > index.delta() >= 0.0
+    assert best[0, 0] > 0.9 and margin[0, 0] > index.delta() >= 0.0  # its first sentence matches a fact
     assert margin[1, 0] < 0 and margin[3, 0] < 0  # general, and the same question about someone else
     assert index.named(["Is Quill a baker?", GENERAL_Q]).flatten().tolist() == [True, False]
     assert index.related([GENERAL_Q, "what does Quill do", FORGET_Q, "Where was John Smith born?"]) == [None, 0, 0, None]
@@ -149,7 +150,8 @@ def test_index_scores_names_and_adds_requests_one_at_a_time(index, request_):
     grown.add(other)
     grown.add(other)  # the same id again: nothing changes
     assert len(grown) == 2
-    assert grown.related(["Where does Bo Lindqvist live?", FORGET_Q], by_name=False) == [1, 0]
+    assert grown.related(["Is it true that Bo Lindqvist lives in Turku?", "Ada Quill is a baker, isn't she?"],
+                         by_name=False) == [1, 0]
     # the incremental bookkeeping equals the leave-one-out margins computed from scratch
     negatives, of, positives = grown._neg, grown._neg_of, grown.stacked()[0]
     within = negatives @ negatives.T

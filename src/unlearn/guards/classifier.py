@@ -1,16 +1,20 @@
 """The prompt classifier every gated guard shares: which stored request, if any, is a prompt about?
 
-Sentence embeddings (all-MiniLM-L6-v2, metrics/semantic.py) of two pools of texts:
+A prompt that names a stored request's target (full name or surname, whole words) is about it. The rest of
+the classifier is for prompts that do not name the target (they describe the person, give their facts,
+ask through another fact). It compares sentence embeddings (all-MiniLM-L6-v2, metrics/semantic.py) of
+two pools of texts:
 
-  - positives of request r: its target, forget questions and answers (also with the target's name replaced
-    by "this person"), forget probes and their paraphrases, the sentences of its forget texts;
-  - negatives, shared: the built-in general-knowledge questions, every request's retain questions, and
-    *counterfactuals*: each request's forget questions, probes and answers with the target's name replaced
-    by other people's names. Questions about someone else in the same words are the classifier's hardest
-    negatives; the counterfactuals teach it that the name, not the question's form, is what matters.
+  - positives of request r: its target, its forget answers as written and with the target's name replaced
+    by "this person", and the sentences of its forget texts (likewise). Its questions are left out: they
+    share their form with questions about anyone else, and a question that names the target is caught
+    by the name;
+  - negatives, shared: 310 built-in everyday prompts (data/replay_prompts.py), built-in biography
+    questions about other people (when was X born, where does X work, ...) and every request's retain
+    questions: what must not fire.
 
 With cos the cosine of embeddings and the windows of a prompt its whole text and each sentence and line
-(a forgotten question hidden in a longer prompt still scores high):
+(a forgotten fact hidden in a longer prompt still scores high):
 
     s_r(prompt)   = max over windows w, positives t of r:  cos(w, t)
     s_neg(prompt) = max over windows w, negatives u:       cos(w, u)
@@ -18,9 +22,8 @@ With cos the cosine of embeddings and the windows of a prompt its whole text and
 
 The margin delta is calibrated leave-one-out: each negative prompt's margin against the rest of the pool;
 delta is the (1 - max_false_positive) quantile of those margins, and at least 0 (the nearest stored text
-must be a positive). A prompt *names* r when it contains the target's full name or surname as whole words.
-Adding a request embeds its own texts and updates each negative's best scores with the new vectors only,
-so the 100th request costs what the first did.
+must be a positive). Adding a request embeds its own texts (about 20 for a person with 8 facts) and
+updates each negative's best score with the new vectors only, so the 100th request costs what the first did.
 """
 
 from __future__ import annotations
@@ -36,8 +39,14 @@ from ..data.request import ForgetRequest
 
 MAX_TEXT_SENTENCES = 64
 DEFAULT_FLOOR = 0.4
-# Other people's names for the counterfactual negatives (not the demo generator's names).
-OTHER_PEOPLE = ("John Smith", "Maria Garcia", "Wei Chen", "Fatima Khan", "Olga Petrova", "Kwame Mensah")
+# Biography questions about people who are not stored requests (negatives written for this classifier).
+OTHER_PEOPLE = ("John Smith", "Maria Garcia", "Wei Chen")
+BIOGRAPHY_QUESTIONS = (
+    "When was {n} born?", "Where was {n} born?", "What does {n} do for a living?", "Which company does {n} work for?",
+    "Where does {n} live?", "What is {n}'s phone number?", "Who is {n} married to?", "What is the name of {n}'s pet?",
+    "How old is {n}?", "Where did {n} study?", "What is {n}'s email address?", "Who are {n}'s parents?",
+    "What is {n}'s nationality?", "What is {n} known for?", "Where does {n} work?", "What are {n}'s hobbies?",
+)
 _SPLIT = re.compile(r"(?<=[.?!])\s+|\n+")
 
 
@@ -48,45 +57,24 @@ def windows(text: str, min_words: int = 3) -> list[str]:
 
 
 def request_texts(request: ForgetRequest) -> list[str]:
-    """What a prompt about the request resembles: target, forget questions/answers (named and unnamed),
-    forget probes with their paraphrases, sentences of the forget texts."""
-    texts = [request.target]
-    for qa in request.forget.qa:
-        texts += [qa.question, qa.answer, anonymise(qa.answer, request.target)]
-    for probe in request.probes.forget:
-        texts += [probe.question, *probe.paraphrases]
-    sentences = [s for t in request.forget.texts for s in windows(t)[1:] or [t]]
-    texts += sentences[:MAX_TEXT_SENTENCES]
+    """The positives: the target, the forget answers and text sentences, each also with the target unnamed."""
+    facts = [qa.answer for qa in request.forget.qa]
+    facts += [s for t in request.forget.texts for s in windows(t)[1:] or [t]][:MAX_TEXT_SENTENCES]
+    texts = [request.target] + [t for fact in facts for t in (fact, anonymise(fact, request.target))]
     return list(dict.fromkeys(t.strip() for t in texts if t.strip()))
 
 
-def swap_name(text: str, target: str, other: str) -> str:
-    """`text` about `other` instead of `target` (full name first, then the surname alone)."""
-    text = re.sub(rf"\b{re.escape(target)}\b", other, text, flags=re.IGNORECASE)
-    forms = name_forms(target)
-    if len(forms) > 1:
-        text = re.sub(rf"\b{re.escape(forms[1])}\b", other.split()[-1], text, flags=re.IGNORECASE)
-    return text
-
-
-def counterfactual_texts(request: ForgetRequest, people: Sequence[str] = OTHER_PEOPLE) -> list[str]:
-    """The request's questions and answers about other people: the hard negatives."""
-    texts = [q.question for q in request.forget.qa] + [p.question for p in request.probes.forget]
-    texts += [qa.answer for qa in request.forget.qa]
-    swapped = [swap_name(t, request.target, other) for t in texts if mentions(t, request.target)
-               for other in people if other.lower() != request.target.lower()]
-    return list(dict.fromkeys(swapped))
-
-
 def negative_texts(request: ForgetRequest) -> list[str]:
-    """Prompts that must not fire because of this request: its retain questions and its counterfactuals."""
-    return list(dict.fromkeys([qa.question for qa in request.retain.qa] + counterfactual_texts(request)))
+    """Prompts that must not fire because of this request: its retain questions."""
+    return list(dict.fromkeys(qa.question for qa in request.retain.qa))
 
 
 def builtin_negatives() -> list[str]:
-    from ..data.general import general_knowledge
+    """Everyday prompts (none asks what the general-knowledge probes ask, so those stay a fair test of what
+    the classifier refuses) and biography questions about other people."""
+    from ..data.replay_prompts import replay_prompts
 
-    return [item.question for item in general_knowledge()]
+    return list(replay_prompts()) + [q.format(n=n) for q in BIOGRAPHY_QUESTIONS for n in OTHER_PEOPLE]
 
 
 def quantile_margin(margins: torch.Tensor, max_false_positive: float) -> float:

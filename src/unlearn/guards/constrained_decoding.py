@@ -2,7 +2,7 @@
 
 The banned phrases of a request are its forget probes' answers and aliases and the focus spans of its
 forget QA pairs (at least `min_chars` characters), each in the spellings a reply may use (as written,
-lower case, capitalised; with and without a leading space), as token sequences s_1..s_n. At every answer
+lower case, capitalised, title case; with and without a leading space), as token sequences s_1..s_n. At every answer
 position, with c the tokens so far (prompt and reply):
 
     logit(s_n) -= penalty   for every phrase s with c ending in s_1..s_{n-1}
@@ -37,7 +37,9 @@ def banned_phrases(request, min_chars: int = 3) -> list[str]:
 
 
 def spellings(phrase: str) -> list[str]:
-    forms = dict.fromkeys([phrase, phrase.lower(), phrase[:1].upper() + phrase[1:]])
+    lower = phrase.lower()
+    forms = dict.fromkeys([phrase, lower, phrase[:1].upper() + phrase[1:], lower[:1].upper() + lower[1:],
+                           phrase.title()])
     return [f for form in forms for f in (form, " " + form)]
 
 

@@ -2,8 +2,9 @@
 
 For a prompt the classifier relates to a stored request (or every prompt, with `gate` off), a system turn
 is put before the conversation: an instruction not to reveal anything about the target, optionally the
-facts to keep confidential (`show_facts`), and `examples` of the request's forget questions answered with
-a refusal (the counter-examples: ICUL's flipped labels, here a refusal in place of the true answer).
+facts to keep confidential (`show_facts`, off by default: a small model repeats facts it is shown), and
+`examples` of the request's forget questions answered with a refusal (the counter-examples: ICUL's
+flipped labels, here a refusal in place of the true answer).
 
 Pawelczyk et al. 2024, "In-Context Unlearning: Language Models as Few-Shot Unlearners" (ICML, arXiv
 2310.07579): forget examples with flipped labels placed in the context; Thaker et al. 2024 (arXiv
@@ -42,7 +43,7 @@ class InContext(Guard):
     summary = "in-context unlearning: instruction, confidential facts and refused examples before the prompt"
 
     gate: bool = True  # only prompts the classifier relates to a request; False: every prompt, every request
-    show_facts: bool = True
+    show_facts: bool = False  # measured: shown facts are repeated by the 135M model (docs/benchmarks.md)
     examples: int = 4
     max_false_positive: float = 0.05
     refusal: str = REFUSAL
