@@ -25,6 +25,7 @@ import json
 import time
 
 import torch
+from audit_demo import fmt  # benchmarks/ is on the path when this script runs
 
 from unlearn.attacks import DEFAULT_ATTACKS, Subject
 from unlearn.auditing import audit, audit_config, plain_evaluation
@@ -53,12 +54,6 @@ def ms_per_token(model, tokenizer, questions: list[str]) -> tuple[float, float]:
     seconds = time.perf_counter() - start
     tokens = sum(max(len(a.token_ids), 1) for a in answers)
     return 1000 * seconds / tokens, 1000 * seconds / len(questions)
-
-
-def fmt(value) -> str:
-    if value is None:
-        return "n/a"
-    return value if isinstance(value, str) else f"{value:.2f}"
 
 
 def main() -> None:

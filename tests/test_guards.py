@@ -309,3 +309,16 @@ def test_cli_guard_errors(tmp_path, capsys):
     assert main(["ls", "guards"]) == 0
     printed = capsys.readouterr().out
     assert all(name in printed for name in GUARDS.names())
+
+
+def test_public_api_guard(taught, tokenizer, request_, tmp_path):
+    import yaml
+
+    import unlearn
+
+    path = tmp_path / "request.yaml"
+    path.write_text(yaml.safe_dump(audit_request_dict()))
+    model = unlearn.guard(taught, tokenizer, path, guards=["refusal_filter", {"name": "constrained_decoding"}])
+    assert [r.id for r in model.requests] == ["forget-ada"] and len(model.guards) == 2
+    assert generate_answers(model, tokenizer, [FORGET_Q], max_new_tokens=64)[0].text == REFUSAL
+    assert unlearn.guard(taught, tokenizer, [request_, request_]).requests == [request_]

@@ -147,3 +147,25 @@ def test_positive_control_light_gradient_ascent_comes_back_under_relearning(demo
     report = audit(unlearned, tokenizer, request, original=deployed, retain=retain,
                    config=AuditConfig(attacks=["relearn"]), progress=False)
     assert report["attacks"]["relearn"]["recovery"] > 0, report["attacks"]["relearn"]["variants"]
+
+
+def test_guards_on_the_demo_forget_the_person_and_keep_the_others(demo_models):
+    """The refusal filter and constrained decoding in front of the deployed model: the forgotten person's
+    facts are no longer given, the other people's and general answers are kept (the guards see the request
+    without its retain set, so the other people's questions are new to the classifier)."""
+    import dataclasses
+
+    from unlearn.attacks import Subject
+    from unlearn.auditing import plain_evaluation
+    from unlearn.data.request import DataSpec
+    from unlearn.guards import guarded_model
+
+    deployed, _, tokenizer, request = demo_models
+    groups = {g: request.probes.groups()[g] for g in ("forget", "neighbour", "general")}
+    plain = plain_evaluation(Subject(deployed, tokenizer), groups, 0.8, None)
+    for guards, max_forget in ((["refusal_filter"], 0.0), (["constrained_decoding"], 0.25)):
+        model = guarded_model(deployed, tokenizer, guards, [dataclasses.replace(request, retain=DataSpec())])
+        result = plain_evaluation(Subject(model, tokenizer), groups, 0.8, None)
+        assert result["forget"]["accuracy"] <= max_forget < plain["forget"]["accuracy"], guards
+        assert result["neighbour"]["accuracy"] >= plain["neighbour"]["accuracy"] - 0.1, guards
+        assert result["general"]["accuracy"] >= plain["general"]["accuracy"] - 0.05, guards

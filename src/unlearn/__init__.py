@@ -6,6 +6,7 @@ Public API (heavy modules are imported on first use, so `import unlearn` stays l
     unlearn(request, ...)       -> report dict           unlearn a request, evaluate, optionally save
     evaluate(model, tok, req)   -> evaluation dict       probe accuracy, ROUGE-L, log-probs, fluency
     audit(model, tok, req, ...) -> audit report dict     the probes under every attack, recovery, worst case
+    guard(model, tok, req, guards) -> GuardedModel       inference-time guards in front of the model
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ForgetRequest", "RunConfig", "Unlearner", "audit", "evaluate", "load_model", "load_request", "unlearn"]
+__all__ = ["ForgetRequest", "RunConfig", "Unlearner", "audit", "evaluate", "guard", "load_model", "load_request",
+           "unlearn"]
 
 
 def load_model(name: str = "default", dtype: str = "float32"):
@@ -43,6 +45,20 @@ def audit(model, tokenizer, request, original=None, retain=None, config=None, pr
 
     return _audit(model, tokenizer, request, original=original, retain=retain, config=config, progress=progress,
                   **kwargs)
+
+
+def guard(model, tokenizer, requests=(), guards=("refusal_filter",)):
+    """`model` behind inference-time guards (names or {'name': ..., setting: value}) guarding `requests` (a
+    ForgetRequest, a path, or a list of them); it stands in for the model in `evaluate`, `audit` and
+    generation, and takes more requests with `.add_request(request)`."""
+    from .data.request import ForgetRequest as _FR
+    from .data.request import load_request as _load
+    from .guards import guarded_model
+
+    if isinstance(requests, (_FR, str)) or hasattr(requests, "read_text"):
+        requests = [requests]
+    loaded = [r if isinstance(r, _FR) else _load(r) for r in requests]
+    return guarded_model(model, tokenizer, list(guards), loaded)
 
 
 def unlearn(request, method: str | dict = "npo", model: str = "default", out=None, overrides: list[str] | None = None,

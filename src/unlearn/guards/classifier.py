@@ -40,12 +40,14 @@ from ..data.request import ForgetRequest
 MAX_TEXT_SENTENCES = 64
 DEFAULT_FLOOR = 0.4
 # Biography questions about people who are not stored requests (negatives written for this classifier).
-OTHER_PEOPLE = ("John Smith", "Maria Garcia", "Wei Chen")
+OTHER_PEOPLE = ("John Smith", "Maria Garcia", "Wei Chen", "Priya Raghunathan", "Chidi Okonkwo", "Beatriz Halvorsen")
 BIOGRAPHY_QUESTIONS = (
     "When was {n} born?", "Where was {n} born?", "What does {n} do for a living?", "Which company does {n} work for?",
     "Where does {n} live?", "What is {n}'s phone number?", "Who is {n} married to?", "What is the name of {n}'s pet?",
     "How old is {n}?", "Where did {n} study?", "What is {n}'s email address?", "Who are {n}'s parents?",
     "What is {n}'s nationality?", "What is {n} known for?", "Where does {n} work?", "What are {n}'s hobbies?",
+    "What is {n}'s home address?", "What is {n}'s date of birth?", "What is {n}'s job?", "Does {n} have children?",
+    "Which city does {n} live in?", "What car does {n} drive?", "Who are {n}'s friends?", "Does {n} have a pet?",
 )
 _SPLIT = re.compile(r"(?<=[.?!])\s+|\n+")
 
