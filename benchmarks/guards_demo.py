@@ -60,6 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--guards", default=",".join(GUARDS.names()))
     parser.add_argument("--no-audit", action="store_true")
+    parser.add_argument("--no-loss-method", action="store_true", help=f"leave out the {LOSS_METHOD} row (and its "
+                        "unlearning run; logit_offset needs it)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="audit settings")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -75,16 +77,21 @@ def main() -> None:
     general = [p.question for p in request.probes.general]
     forget = [p.question for p in request.probes.forget]
 
-    config = from_dict(RunConfig, demo_unlearn_config(LOSS_METHOD), "config")
-    torch.manual_seed(config.train.seed)
-    start = time.perf_counter()
-    unlearned = Unlearner(copy.deepcopy(deployed), tokenizer, config, make_method(config.method)).apply(
-        request, progress=False).model.eval()
-    print(f"{LOSS_METHOD} unlearning: {time.perf_counter() - start:.1f} s", flush=True)
+    names = args.guards.split(",")
+    if args.no_loss_method and "logit_offset" in names:
+        parser.error("logit_offset needs the loss method's result: leave out --no-loss-method")
+    candidates = [("deployed (no guard)", lambda: deployed, None)]
+    if not args.no_loss_method:
+        config = from_dict(RunConfig, demo_unlearn_config(LOSS_METHOD), "config")
+        torch.manual_seed(config.train.seed)
+        start = time.perf_counter()
+        unlearned = Unlearner(copy.deepcopy(deployed), tokenizer, config, make_method(config.method)).apply(
+            request, progress=False).model.eval()
+        print(f"{LOSS_METHOD} unlearning: {time.perf_counter() - start:.1f} s", flush=True)
+        candidates.append((f"{LOSS_METHOD} (loss method)", lambda: unlearned, None))
 
     rows = []
-    candidates = [("deployed (no guard)", lambda: deployed, None), (f"{LOSS_METHOD} (loss method)", lambda: unlearned, None)]
-    for name in args.guards.split(","):
+    for name in names:
         def build(name=name):
             guard = make_guard(name if name != "logit_offset" else
                                {"name": name, "small_original": "deployed", "small_unlearned": LOSS_METHOD})

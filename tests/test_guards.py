@@ -188,6 +188,17 @@ def test_phrase_trie_bans_only_the_completing_token():
     assert banned_next([1, 2], trie, 2) == {4}
     assert banned_next([1, 7, 8], trie, 2) == {4, 9}
     assert banned_next([7], trie, 2) == {4}
+    longer = phrase_trie([[7, 8, 9]], {9: {9, 90, 91}})  # 90, 91: tokens that spell 9 and go on
+    assert banned_next([7, 8], longer, 2) == {9, 90, 91}
+
+
+def test_token_prefixes_find_the_longer_tokens(tokenizer):
+    from unlearn.guards.constrained_decoding import TokenPrefixes
+
+    ids = tokenizer.convert_tokens_to_ids
+    found = TokenPrefixes(tokenizer).extending(ids("<"))
+    assert {ids("<"), ids("<pad>"), ids("<unk>"), ids("<|im_start|>"), ids("<|im_end|>")} == found
+    assert TokenPrefixes(tokenizer).extending(ids("a")) == {ids("a")}
 
 
 def test_constrained_decoding_never_spells_the_answer(taught, tokenizer, request_, index):

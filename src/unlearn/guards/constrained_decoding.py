@@ -8,8 +8,9 @@ position, with c the tokens so far (prompt and reply):
     logit(s_n) -= penalty   for every phrase s with c ending in s_1..s_{n-1}
 
 so a phrase can never be completed (penalty 1e4: banned), while its first tokens, often common words
-("a" of "a baker"), stay free; a one-token phrase is banned everywhere. Other tokenizations of the same
-letters are not covered. With `gate`, only the phrases of the request the classifier relates the prompt to
+("a" of "a baker"), stay free; a one-token phrase is banned everywhere. The ban on s_n covers every token
+whose string starts with s_n's, so the phrase cannot be completed with a longer word either ("geneticists"
+for "geneticist": the route the audit found). Other tokenizations of the same letters are not covered. With `gate`, only the phrases of the request the classifier relates the prompt to
 are used; by default every stored request's phrases apply to every prompt, so rewording the question
 does not get past it.
 
@@ -43,12 +44,36 @@ def spellings(phrase: str) -> list[str]:
     return [f for form in forms for f in (form, " " + form)]
 
 
-def phrase_trie(token_sequences: list[list[int]]) -> Trie:
-    """All but the last token of each phrase (possibly empty) -> the last tokens that would complete it."""
+def phrase_trie(token_sequences: list[list[int]], extensions: dict[int, set[int]] | None = None) -> Trie:
+    """All but the last token of each phrase (possibly empty) -> the last tokens that would complete it, and
+    `extensions[last]`: the tokens that spell the last one and go on ("ists" for "ist")."""
     trie: Trie = {}
     for seq in token_sequences:
-        trie.setdefault(tuple(seq[:-1]), set()).add(seq[-1])
+        trie.setdefault(tuple(seq[:-1]), set()).update({seq[-1], *(extensions or {}).get(seq[-1], ())})
     return trie
+
+
+class TokenPrefixes:
+    """The vocabulary's token strings sorted, to find every token that starts with a given one."""
+
+    def __init__(self, tokenizer):
+        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        self.sorted = sorted((piece, i) for i, piece in enumerate(pieces) if piece is not None)
+        self.keys = [piece for piece, _ in self.sorted]
+        self.pieces = pieces
+
+    def extending(self, token: int) -> set[int]:
+        """Ids of the tokens whose string starts with `token`'s (itself included)."""
+        import bisect
+
+        piece = self.pieces[token]
+        if piece is None:
+            return {token}
+        out, at = set(), bisect.bisect_left(self.keys, piece)
+        while at < len(self.keys) and self.keys[at].startswith(piece):
+            out.add(self.sorted[at][1])
+            at += 1
+        return out
 
 
 def banned_next(context: list[int], trie: Trie, longest: int) -> set[int]:
@@ -118,9 +143,12 @@ class ConstrainedDecoding(Guard):
         key = "\x00".join(request_ids)
         cache = self.__dict__.setdefault("_tries", {})
         if key not in cache:
-            sequences = [tokenizer(s, add_special_tokens=False)["input_ids"]
-                         for rid in request_ids for p in self.phrases.get(rid, []) for s in spellings(p)]
-            cache[key] = phrase_trie([s for s in sequences if s])
+            sequences = [seq for rid in request_ids for p in self.phrases.get(rid, []) for s in spellings(p)
+                         if (seq := tokenizer(s, add_special_tokens=False)["input_ids"])]
+            prefixes = self.__dict__.get("_prefixes")
+            if prefixes is None:
+                prefixes = self.__dict__["_prefixes"] = TokenPrefixes(tokenizer)
+            cache[key] = phrase_trie(sequences, {seq[-1]: prefixes.extending(seq[-1]) for seq in sequences})
         return cache[key]
 
     def decoder(self, views: list[PromptView], host) -> Decoder | None:
