@@ -333,3 +333,15 @@ def test_public_api_guard(taught, tokenizer, request_, tmp_path):
     assert [r.id for r in model.requests] == ["forget-ada"] and len(model.guards) == 2
     assert generate_answers(model, tokenizer, [FORGET_Q], max_new_tokens=64)[0].text == REFUSAL
     assert unlearn.guard(taught, tokenizer, [request_, request_]).requests == [request_]
+
+
+def test_prepared_index_equals_one_built_on_first_add(index, request_):
+    prepared = RequestIndex(embedder=index.encoder())
+    prepared.prepare()
+    margins_before = prepared.negative_margins()
+    assert len(margins_before) > 0 and prepared.related([FORGET_Q]) == [None]  # nothing stored: nothing fires
+    prepared.add(request_)
+    lazy = RequestIndex(embedder=index.encoder())
+    lazy.add(request_)
+    assert torch.allclose(prepared.negative_margins(), lazy.negative_margins(), atol=1e-5)
+    assert prepared.related([FORGET_Q, GENERAL_Q]) == lazy.related([FORGET_Q, GENERAL_Q]) == [0, None]

@@ -113,6 +113,14 @@ class RequestIndex:
     def __len__(self) -> int:
         return len(self.requests)
 
+    def prepare(self) -> None:
+        """Embed the built-in negatives now (otherwise the first `add` does), so that adding the first
+        request is as fast as adding any other."""
+        if self._neg is None:
+            texts = builtin_negatives()
+            pieces = [(i, w) for i, t in enumerate(texts) for w in windows(t)]
+            self._add_negatives(texts, pieces, self.encoder().encode([w for _, w in pieces]))
+
     def add(self, request: ForgetRequest) -> None:
         """Store a request (a known id is kept as it was)."""
         if any(r.id == request.id for r in self.requests):
@@ -136,7 +144,8 @@ class RequestIndex:
         self._neg_texts.update(texts)
         base = 0 if self._neg_of is None else int(self._neg_of.max()) + 1
         of = torch.tensor([base + i for i, _ in pieces], dtype=torch.long)
-        to_pos = (vectors @ self.stacked()[0].T).amax(dim=1)
+        positives = self.stacked()[0]
+        to_pos = (vectors @ positives.T).amax(dim=1) if len(positives) else torch.full((len(vectors),), -1.0)
         within = vectors @ vectors.T
         within[of.unsqueeze(1) == of.unsqueeze(0)] = -1.0  # leave each prompt's own windows out
         to_other = within.amax(dim=1)

@@ -328,6 +328,7 @@ def build_server(model_name: str, state_dir: str | Path, guards: list[dict[str, 
     if model is None:
         model, tokenizer = load_model(model_name)
     guarded = guarded_model(model.eval(), tokenizer, state.guards, state.load_requests())
+    guarded.index.prepare()  # the first request added over HTTP then costs what any other does
     app = GuardServer(guarded, state, state.admin_token(token), model_name, max_tokens, max_body)
     for request in requests:
         app.add_request(request.to_dict())
