@@ -3,8 +3,8 @@
     python benchmarks/guard_speed.py [--requests 100] [--prompts 50]
 
 Requests: one fictitious person each (the demo's generator: 8 facts, 8 probes with paraphrases). Adding
-request k times `GuardedModel.add_request` (embedding its texts and counterfactuals, updating the
-negatives). The per-prompt decision times the refusal filter's `reply` on one prompt at a time, as a
+request k times what `GuardedModel.add_request` does for this guard: the shared index's `add` (embedding
+the request's facts, updating the negatives) and the guard's own `add`. The per-prompt decision times the refusal filter's `reply` on one prompt at a time, as a
 server sees them, over general questions (let through) and forget questions (refused): view extraction
 is not included (it is a decode of the prompt's tokens). No language model runs here: only the
 sentence-embedding model.
@@ -48,8 +48,7 @@ def main() -> None:
     parser.add_argument("--prepare", action="store_true", help="embed the built-in negatives before the first add")
     parser.add_argument("--show", action="store_true", help="print the general prompts that were refused")
     parser.add_argument("--distinct", action="store_true", help="start each request's questions with its own "
-                        "case number, so its counterfactual negatives are all new (the demo's questions are templates: "
-                        "after the first request most are already stored)")
+                        "case number, so no text is shared between requests (the demo's questions are templates)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 

@@ -345,3 +345,4 @@ def test_prepared_index_equals_one_built_on_first_add(index, request_):
     lazy.add(request_)
     assert torch.allclose(prepared.negative_margins(), lazy.negative_margins(), atol=1e-5)
     assert prepared.related([FORGET_Q, GENERAL_Q]) == lazy.related([FORGET_Q, GENERAL_Q]) == [0, None]
+    assert prepared.related([FORGET_Q]) == [0]  # the same prompt as before the add: not the remembered answer

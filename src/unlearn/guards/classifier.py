@@ -102,6 +102,7 @@ class RequestIndex:
     _neg_other: torch.Tensor | None = None  # per negative window: best cosine to another prompt's negative
     _neg_texts: set[str] = field(default_factory=set)
     _stacked: tuple[torch.Tensor, torch.Tensor] | None = None
+    _last_scores: tuple[tuple, tuple[torch.Tensor, torch.Tensor]] | None = None  # every gated guard asks the same
 
     def encoder(self):
         if self.embedder is None:
@@ -181,7 +182,14 @@ class RequestIndex:
 
     def scores(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """(prompts x requests) s_r and the margin s_r - s_neg (the best over the prompt's windows); -1 and
-        -2 where nothing is stored."""
+        -2 where nothing is stored. The last answer is kept: the guards of one call ask about the same prompts."""
+        key = (tuple(texts), len(self.requests), 0 if self._neg is None else len(self._neg))
+        if self._last_scores is None or self._last_scores[0] != key:
+            self._last_scores = key, self._scores(texts)
+        best, margin = self._last_scores[1]
+        return best.clone(), margin.clone()
+
+    def _scores(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         n, r = len(texts), len(self.requests)
         best, margin = torch.full((n, r), -1.0), torch.full((n, r), -2.0)
         positives, owners = self.stacked()

@@ -195,6 +195,13 @@ class GuardedModel:
         return self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
 
     # --- embedding noise ---------------------------------------------------------------------------
+    def _embedding_rms(self, weight: torch.Tensor) -> torch.Tensor:
+        """sqrt(mean of E_ij^2), computed again only when the embedding matrix is another or has changed."""
+        cached = self.__dict__.get("_rms")
+        if cached is None or cached[0] is not weight or cached[1] != weight._version:
+            cached = self.__dict__["_rms"] = (weight, weight._version, weight.detach().float().pow(2).mean().sqrt())
+        return cached[2]
+
     @contextmanager
     def _noise(self, sigma: list[float], prompt_mask: torch.Tensor):
         """Add N(0, (sigma * rms(E))^2) to the embeddings where `prompt_mask` is 1, on the next call whose
@@ -203,7 +210,7 @@ class GuardedModel:
             yield
             return
         embeddings = self.model.get_input_embeddings()
-        rms = embeddings.weight.detach().float().pow(2).mean().sqrt()
+        rms = self._embedding_rms(embeddings.weight)
         strength = torch.tensor(sigma, dtype=torch.float32).view(-1, 1, 1) * rms
         self._noise_plan = (prompt_mask, strength)
 

@@ -9,7 +9,7 @@ embeds its texts and nothing else, so a new request takes effect on the next cal
 
 The prompt-classifier guard of the guardrail baselines in Thaker et al. 2024, "Guardrail Baselines for
 Unlearning in LLMs" (arXiv 2403.03329), and the classifier half of Liu et al. 2024's embedding-corrupted
-prompts (arXiv 2406.07933); the counterfactual negatives, the margin rule and the name match are ours.
+prompts (arXiv 2406.07933); the biography negatives, the margin rule and the name match are ours.
 """
 
 from __future__ import annotations
@@ -44,6 +44,3 @@ class RefusalFilter(Guard):
     def reply(self, views: list[PromptView], host) -> list[str | None]:
         related = host.index.related([v.text for v in views], self.max_false_positive, self.match_names, self.margin)
         return [self.refusal if r is not None else None for r in related]
-
-    def state(self) -> dict:
-        return {}
