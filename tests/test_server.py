@@ -150,3 +150,11 @@ def test_cli_serve_starts_answers_and_stops(tmp_path, model_dir):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_taken_port_is_a_clear_error(running, tmp_path, taught, tokenizer):
+    url, _ = running()
+    port = int(url.rsplit(":", 1)[1])
+    with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
+        build_server("tiny", tmp_path / "other", [{"name": "refusal_filter"}], token=TOKEN, port=port,
+                     model=taught, tokenizer=tokenizer)

@@ -39,6 +39,10 @@ def _guard_specs(args) -> list[dict]:
     return guard_specs(names, args.guard_overrides)
 
 
+def _guarded_label(model: str, specs: list[dict]) -> str:
+    return f"{model} behind {', '.join(s['name'] for s in specs)}" if specs else model
+
+
 def _behind_guards(model, tokenizer, specs: list[dict], request):
     from .guards import guarded_model
 
@@ -242,7 +246,7 @@ def cmd_audit(args) -> int:
     model, tokenizer = load_model(args.model)
     original = load_model(args.original)[0] if args.original else (model if specs else None)
     retain = load_model(args.retain)[0] if args.retain else None
-    audited = f"{args.model} behind {', '.join(s['name'] for s in specs)}" if specs else args.model
+    audited = _guarded_label(args.model, specs)
     names = {"audited": audited, **({"original": args.original or args.model} if original is not None else {}),
              **({"retain": args.retain} if args.retain else {})}
     model = _behind_guards(model, tokenizer, specs, request)
@@ -264,7 +268,7 @@ def cmd_eval(args) -> int:
     model, tokenizer = load_model(args.model, config.model.dtype)
     model = _behind_guards(model, tokenizer, specs, request)
     result = evaluate(model, tokenizer, request, config)
-    label = f"{args.model} behind {', '.join(s['name'] for s in specs)}" if specs else args.model
+    label = _guarded_label(args.model, specs)
     report = {"title": f"Evaluation of {label} on {request.id}", "request": request.summary(),
               "roles": ["model"], "evaluations": {"model": result}}
     if args.out:
@@ -381,8 +385,6 @@ def cmd_serve(args) -> int:
                                   args.max_tokens, args.max_body)
     except HTTPError as exc:
         raise UnlearnError(exc.message) from None
-    except OSError as exc:
-        raise UnlearnError(f"cannot listen on {args.host}:{args.port} ({exc.strerror}); pick another --port") from None
     host, port = httpd.server_address[:2]
     token_note = "the token given" if args.token else f"the token in {Path(args.state) / 'admin_token'}"
     print(f"serving {args.model} behind {', '.join(g['name'] for g in app.state.guards)} "

@@ -332,6 +332,9 @@ def build_server(model_name: str, state_dir: str | Path, guards: list[dict[str, 
     app = GuardServer(guarded, state, state.admin_token(token), model_name, max_tokens, max_body)
     for request in requests:
         app.add_request(request.to_dict())
-    httpd = ThreadingHTTPServer((host, port), make_handler(app))
+    try:
+        httpd = ThreadingHTTPServer((host, port), make_handler(app))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
     httpd.daemon_threads = True
     return httpd, app
