@@ -31,20 +31,15 @@ from unlearn.attacks import DEFAULT_ATTACKS, Subject
 from unlearn.auditing import audit, audit_config, plain_evaluation
 from unlearn.benchmarks.demo import DemoSpec, demo_request, demo_unlearn_config, taught_model
 from unlearn.config import RunConfig, from_dict
-from unlearn.data.request import DataSpec, Probe
+from unlearn.data.request import DataSpec
 from unlearn.guards import GUARDS, GuardedModel, make_guard
 from unlearn.methods import make_method
 from unlearn.metrics.generation import generate_answers
+from unlearn.metrics.probes import probe_groups
 from unlearn.models.loading import load_model
 from unlearn.unlearner import Unlearner
 
 LOSS_METHOD = "npo"
-
-
-def groups_of(request) -> dict[str, list[Probe]]:
-    paraphrases = [Probe(q, p.answer, aliases=p.aliases) for p in request.probes.forget for q in p.paraphrases]
-    return {"forget": request.probes.forget, "forget_paraphrase": paraphrases,
-            "neighbour": request.probes.neighbour, "general": request.probes.general}
 
 
 def ms_per_token(model, tokenizer, questions: list[str]) -> tuple[float, float]:
@@ -73,7 +68,7 @@ def main() -> None:
     deployed, tokenizer = load_model(str(taught_model("deployed", spec)))
     retain = load_model(str(taught_model("retain", spec)))[0]
     cfg = audit_config(None, args.overrides)
-    groups = groups_of(request)
+    groups = probe_groups(request)  # forget, neighbour, general, forget_paraphrase
     general = [p.question for p in request.probes.general]
     forget = [p.question for p in request.probes.forget]
 

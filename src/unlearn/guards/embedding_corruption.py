@@ -27,14 +27,13 @@ from .base import GUARDS, Guard, PromptView
 def forget_accuracy(model, tokenizer, request, batch_size: int = 16, max_new_tokens: int = 32) -> float:
     """Share of the request's forget probes (and paraphrases) whose greedy answer contains the answer."""
     from ..metrics.generation import generate_answers
-    from ..metrics.text import contains_answer
+    from ..metrics.probes import expand_paraphrases, probe_accuracy
 
-    pairs = [(q, (p.answer, *p.aliases)) for p in request.probes.forget for q in (p.question, *p.paraphrases)]
-    if not pairs:
+    probes = request.probes.forget + expand_paraphrases(request.probes.forget)
+    if not probes:
         return 0.0
-    replies = generate_answers(model, tokenizer, [q for q, _ in pairs], batch_size, max_new_tokens)
-    hits = [any(contains_answer(g.text, a) for a in answers) for g, (_, answers) in zip(replies, pairs, strict=True)]
-    return sum(hits) / len(hits)
+    replies = generate_answers(model, tokenizer, [p.question for p in probes], batch_size, max_new_tokens)
+    return probe_accuracy([g.text for g in replies], [p.answer for p in probes], [p.aliases for p in probes]).value
 
 
 @GUARDS.register("embedding_corruption")
