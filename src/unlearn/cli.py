@@ -1,4 +1,4 @@
-"""The `unlearn` command: demo, run, eval, audit, serve, bench, ls, validate."""
+"""The `unlearn` command: demo, run, eval, audit, apply, ledger, verify, remove, serve, bench, ls, validate."""
 
 from __future__ import annotations
 
@@ -161,6 +161,45 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a call may ask for (default 256)")
     sv.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes (default 1 MiB)")
     _add_guard_options(sv, " (needed for a new --state directory)")
+
+    ap = sub.add_parser("apply", help="apply removal requests in order to a state directory (ledger, verification, "
+                        "rollback)", epilog=EPILOG,
+                        description="Apply each REQUEST in order to the current model of the state directory --state "
+                        "(created on first use from --model): unlearn it, verify that it is forgotten, that earlier "
+                        "requests stay forgotten and that neighbour and general accuracy stay within tolerance of the "
+                        "model before the first request; roll back or reject it otherwise. Every step is recorded in "
+                        "STATE/ledger.sqlite; an interrupted run is resumed by running the same command again. The "
+                        "current model is written to STATE/model.")
+    ap.add_argument("requests", nargs="+", metavar="REQUEST", help="request files, applied in the order given")
+    ap.add_argument("--state", required=True, help="state directory (ledger, checkpoints, lock, current model)")
+    ap.add_argument("--method", default=None, help="method name (see `unlearn ls methods`); default npo or the config's")
+    ap.add_argument("--technique", default=None, choices=["sequential", "lora", "task_vector"],
+                    help="continual technique of a new state directory (default sequential; see docs/requests.md)")
+    ap.add_argument("--keep-data", action="store_true", help="a new state directory keeps the raw requests in its "
+                    "ledger (default: hashes, counts and sealed probes only)")
+    ap.add_argument("--retry", action="store_true", help="try again requests that were rejected or rolled back")
+    ap.add_argument("--no-export", action="store_true", help="do not write STATE/model")
+    _add_run_options(ap)
+
+    lg = sub.add_parser("ledger", help="list the requests of a state directory, or show one", epilog=EPILOG,
+                        description="List every request recorded in STATE/ledger.sqlite (status, method, forget "
+                        "accuracy before and after, reason), or show one request's full entry and events.")
+    lg.add_argument("request_id", nargs="?", default=None, help="show this request in full")
+    lg.add_argument("--state", required=True, help="state directory")
+    lg.add_argument("--json", action="store_true", help="print JSON")
+
+    vf = sub.add_parser("verify", help="re-check every applied request on the current model", epilog=EPILOG,
+                        description="Ask every applied request's forget probes again (and the general-knowledge "
+                        "probes) on the current model of --state; exit 1 if any request relapsed or general accuracy "
+                        "fell below tolerance.")
+    vf.add_argument("--state", required=True, help="state directory")
+    vf.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    rm = sub.add_parser("remove", help="take one applied request's update out again (task_vector, separate LoRA)",
+                        epilog=EPILOG, description="Remove the weight update of an applied request from the current "
+                        "model (the knowledge it removed may come back); only for techniques that keep updates apart.")
+    rm.add_argument("request_id")
+    rm.add_argument("--state", required=True, help="state directory")
 
     ls = sub.add_parser("ls", help="list registered methods, metrics, attacks or guards",
                         description="List what is registered, with defaults.")
@@ -401,7 +440,79 @@ def cmd_serve(args) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "run": cmd_run, "eval": cmd_eval, "audit": cmd_audit, "bench": cmd_bench, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
+def cmd_apply(args) -> int:
+    from .data.request import load_request
+    from .requests import apply_requests
+
+    requests = [load_request(path) for path in args.requests]
+    if args.technique:
+        args.overrides.insert(0, f"sequence.technique={args.technique}")
+    if args.keep_data:
+        args.overrides.insert(0, "sequence.keep_data=true")
+    config = _run_config(args, args.method)
+    explicit = any(o.strip().startswith("sequence.") for o in args.overrides)
+    outcomes = apply_requests(requests, args.state, args.model, config, config.sequence if explicit else None,
+                              retry=args.retry, progress=not args.quiet, export=not args.no_export)
+    return 0 if all(o.status in ("applied", "skipped") for o in outcomes) else 1
+
+
+def _ledger_rows(entries) -> list[str]:
+    lines = [f"{'#':>3}  {'id':<28} {'status':<11} {'method':<11} {'forget before->after':<21} finished / reason"]
+    for e in entries:
+        acc = [(m or {}).get("groups", {}).get("forget", {}).get("accuracy") for m in (e.metrics_before, e.metrics_after)]
+        forget = f"{acc[0]:.2f} -> {acc[1]:.2f}" if None not in acc else "-"
+        tail = e.reason if e.status in ("rejected", "rolled_back") else (e.finished or "")
+        lines.append(f"{e.seq:>3}  {e.id[:28]:<28} {e.status:<11} {e.method.get('name', '?')[:11]:<11} {forget:<21} {tail}")
+    return lines
+
+
+def cmd_ledger(args) -> int:
+    from .requests.state import LEDGER, StateDir
+
+    if not (Path(args.state) / LEDGER).is_file():
+        raise UnlearnError(f"{args.state} holds no ledger; create it with `unlearn apply ... --state {args.state}`")
+    with StateDir(args.state, lock=False) as state:
+        if args.request_id:
+            entry = state.ledger.get(args.request_id)
+            if entry is None:
+                raise UnlearnError(f"no request '{args.request_id}' in the ledger of {args.state}")
+            shown = {**entry.__dict__, "sealed_probes": f"{len(entry.sealed_probes)} sealed forget probes",
+                     "events": state.ledger.events(entry.id)}
+            print(json.dumps(shown, indent=2, default=str))
+            return 0
+        entries = state.ledger.entries()
+        meta = state.meta
+        if args.json:
+            print(json.dumps({"meta": {k: v for k, v in meta.items() if k != "salt"},
+                              "requests": [e.summary() for e in entries]}, indent=2, default=str))
+            return 0
+        print(f"state {args.state}: base model {meta.get('base_model')}, technique "
+              f"{meta.get('sequence', {}).get('technique')}, {len(entries)} request(s), checkpoints "
+              f"{state.size_bytes() / 1e6:.1f} MB")
+        print("\n".join(_ledger_rows(entries)))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .requests import verify_state
+
+    result = verify_state(args.state, progress=not args.quiet)
+    for check in result["checks"]:
+        print(f"  [{'PASS' if check['passed'] else 'FAIL'}] {check['name']}: {check['value']:.3f} "
+              f"({'<=' if check['at_most'] else '>='} {check['limit']:.3f})")
+    print(f"{result['requests']} applied request(s): {'all verified' if result['passed'] else 'VERIFICATION FAILED'}")
+    return 0 if result["passed"] else 1
+
+
+def cmd_remove(args) -> int:
+    from .requests import remove_request
+
+    out = remove_request(args.state, args.request_id)
+    print(f"removed the update of {args.request_id}; current model: {out}")
+    return 0
+
+
+COMMANDS = {"apply": cmd_apply, "ledger": cmd_ledger, "verify": cmd_verify, "remove": cmd_remove, "serve": cmd_serve, "run": cmd_run, "eval": cmd_eval, "audit": cmd_audit, "bench": cmd_bench, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,6 +75,25 @@ class EvalConfig:
 
 
 @dataclass
+class SequenceConfig:
+    """How `unlearn apply` processes requests over time in a state directory (docs/requests.md).
+
+    technique: 'sequential' (each request fine-tunes the current model; old updates are folded together),
+               'lora' (one LoRA adapter per request), 'task_vector' (each request's update is trained from the
+               base model and kept apart, so it can be removed again).
+    """
+
+    technique: str = "sequential"
+    lora_merge: bool = True  # lora: old adapters may be folded together (False: each stays separate, removable)
+    lora_orthogonal: float = 0.0  # lora: weight of the orthogonality penalty between a new adapter and earlier ones
+    keep_checkpoints: int = 2  # foldable techniques: newest per-request checkpoints kept apart; older ones folded
+    keep_data: bool = False  # keep the raw request in the ledger (default: hashes, counts and sealed probes only)
+    max_forget_accuracy: float = 0.1  # a request's forget probes count as forgotten at or below this accuracy
+    relapse_tolerance: float = 0.0  # an earlier request may rise this much above max(its value then, the above)
+    utility_tolerance: float = 0.1  # neighbour/general accuracy must stay >= (1 - this) x before the first request
+
+
+@dataclass
 class RunConfig:
     """Everything one unlearning run needs besides the request itself."""
 
@@ -83,6 +102,7 @@ class RunConfig:
     trainable: TrainableConfig = field(default_factory=TrainableConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    sequence: SequenceConfig = field(default_factory=SequenceConfig)
 
 
 def _field_types(cls: type) -> dict[str, Any]:

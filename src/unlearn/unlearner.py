@@ -79,8 +79,10 @@ class Unlearner:
         self.model = model
         self.tokenizer = tokenizer
 
-    def apply(self, request: ForgetRequest, progress: bool = True) -> UnlearnResult:
-        """Unlearn `request`; the model is changed in place (LoRA adapters are merged afterwards)."""
+    def apply(self, request: ForgetRequest, progress: bool = True, on_step=None, on_trained=None) -> UnlearnResult:
+        """Unlearn `request`; the model is changed in place (LoRA adapters are merged afterwards).
+        `on_step(n)` runs after each optimizer step; `on_trained(model)` sees the trained model (a peft
+        model in LoRA mode) before adapters are merged."""
         cfg = self.config
         method = self.method
         data = build_training_data(self.tokenizer, request, method, cfg.train.max_length)
@@ -90,8 +92,11 @@ class Unlearner:
         result = train(
             model, method, data, cfg.train, self.tokenizer.pad_token_id, reference=reference,
             probe_check=probe_check, progress=progress, description=f"unlearning ({method.registered_name})",
+            on_step=on_step,
         )
         del reference
+        if on_trained is not None:
+            on_trained(model)
         self.model = merge_if_lora(model)
         for p in self.model.parameters():
             p.requires_grad_(False)

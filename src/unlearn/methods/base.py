@@ -66,5 +66,8 @@ def make_method(spec: str | dict[str, Any]):
 
 
 def method_settings(method) -> dict[str, Any]:
-    """{'name': ..., **hyperparameters} for reports and model cards."""
+    """{'name': ..., **hyperparameters} for reports and model cards (a wrapper adds its own settings)."""
+    inner = getattr(method, "wrapped_method", None)
+    if inner is not None:
+        return {**method_settings(inner), **method.wrapper_settings()}
     return {"name": method.registered_name, **dataclasses.asdict(method)}

@@ -106,12 +106,13 @@ def train(
     probe_check: Callable[[object], float] | None = None,
     progress: bool = True,
     description: str = "unlearning",
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Run `method` on `data` for the configured budget; the model is updated in place.
 
     Stops early when `cfg.early_stop` and `probe_check(model)` (forget-probe accuracy) drops to
-    `cfg.early_stop_accuracy`. A NaN/inf loss or gradient restores the weights from before the last
-    update and raises TrainingDiverged.
+    `cfg.early_stop_accuracy`. `on_step(n)` is called after optimizer step n. A NaN/inf loss or gradient
+    restores the weights from before the last update and raises TrainingDiverged.
     """
     from accelerate import Accelerator
 
@@ -192,6 +193,8 @@ def train(
             result.history.append(record)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum:.3f}")
+            if on_step is not None:
+                on_step(step + 1)
             if cfg.early_stop and probe_check is not None and (step + 1) % cfg.early_stop_every == 0:
                 model.eval()
                 accuracy = probe_check(accelerator.unwrap_model(model))
