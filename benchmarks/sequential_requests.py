@@ -8,9 +8,8 @@ The embedded model is taught 13 fictitious people with the demo's recipe (cached
 $UNLEARN_HOME/demo). Request k asks to forget person k (k = 1..10); its retain set is every person not
 forgotten yet, its neighbour probes the last three people (never forgotten), its general probes the
 built-in general-knowledge questions. After request 5 comes a "stealthy" request: it names a person nobody
-taught the model, its forget answers are stuffed with the most common English words and its probes are
-general questions wearing that name, so unlearning it damages the model for everyone; verification must
-reject it.
+taught the model, its forget answers are stuffed with the most common English words and its probes' answers
+are common words, so unlearning it damages the model for everyone; verification must reject it.
 
 Each configuration (METHOD:TECHNIQUE) gets its own state directory. Read from the ledger after every
 request: its status, its own forget accuracy, the worst forget accuracy of the earlier requests (relapse),
@@ -26,56 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from unlearn.benchmarks.demo import (
-    DemoSpec,
-    demo_unlearn_config,
-    facts_probes,
-    facts_qa,
-    general_probes,
-    taught_model,
-)
+from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, taught_model
+from unlearn.benchmarks.sequential import N_PEOPLE, person_request, stealthy_request
 from unlearn.config import RunConfig, SequenceConfig, apply_overrides, from_dict
 from unlearn.data.people import generate_people
-from unlearn.data.request import QA, DataSpec, ForgetRequest, Probe, Probes
 from unlearn.requests import apply_requests
 from unlearn.requests.state import StateDir
 
-N_PEOPLE, N_NEIGHBOURS = 13, 3
-COMMON = ("the of and to in is was it for that on with as be at by this had not are but from or have an they "
-          "which one you were her all she there would their we him been has when who will more no if out so said")
 # LoRA adapters need a larger step than full-layer fine-tuning (Hu et al., 2022 use 2e-4 and above).
 TECHNIQUE_SETTINGS = {"lora": ["train.lr=2e-4", "trainable.lora_layers=-10:", "trainable.lora_r=8"]}
-
-
-def person_request(people, k: int, spec: DemoSpec) -> ForgetRequest:
-    person = people[k]
-    keep = people[k + 1:]
-    return ForgetRequest(
-        id=f"forget-{person.name.lower().replace(' ', '-')}", target=person.name, kind="privacy",
-        forget=DataSpec(qa=facts_qa([person], focus=True)),
-        retain=DataSpec(qa=facts_qa(keep, focus=True)),
-        probes=Probes(forget=facts_probes([person], paraphrases=True), neighbour=facts_probes(people[-N_NEIGHBOURS:]),
-                      general=general_probes(spec)),
-    )
-
-
-def stealthy_request(people, spec: DemoSpec) -> ForgetRequest:
-    """A request for a person nobody taught the model, whose forget answers are stuffed with the most common
-    English words and whose probes are general questions wearing the person's name (so training runs its
-    full budget): forgetting it is forgetting English."""
-    name = "Quillon Vasterby"
-    words = COMMON.split()
-    general = general_probes(spec)[:8]
-    stuffing = [" ".join(words[i:] + words[:i]) for i in range(0, 40, 5)]
-    questions = [f"{name} wants to know: {g.question}" for g in general]
-    qa = [QA(q, f"{g.answer}, {s}.") for q, g, s in zip(questions, general, stuffing, strict=True)]
-    qa += [QA(f"What should everyone know about {name}? ({i + 1})", s) for i, s in enumerate(stuffing)]
-    return ForgetRequest(
-        id="forget-quillon-vasterby", target=name, kind="privacy", forget=DataSpec(qa=qa),
-        retain=DataSpec(qa=facts_qa(people[-N_NEIGHBOURS:], focus=True)),
-        probes=Probes(forget=[Probe(q, g.answer, aliases=g.aliases) for q, g in zip(questions, general, strict=True)],
-                      neighbour=facts_probes(people[-N_NEIGHBOURS:]), general=general_probes(spec)),
-    )
 
 
 def curve(state_dir: Path) -> list[dict]:

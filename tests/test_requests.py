@@ -234,8 +234,11 @@ def test_task_vector_updates_can_be_removed(knowing_dir, tmp_path):
 
     state_dir = tmp_path / "state"
     requests = [person_request("Ada"), person_request("Bo")]
-    apply_requests(requests, state_dir, str(knowing_dir), config(), SequenceConfig(technique="task_vector",
-                   max_forget_accuracy=1.0, utility_tolerance=0.99), progress=False, echo=quiet)
+    import unlearn
+
+    outcomes = unlearn.apply(requests, state_dir, model=str(knowing_dir), overrides=BASE_OVERRIDES,
+                             technique="task_vector", progress=False)  # the public API
+    assert [o.status for o in outcomes] == ["applied", "applied"]
     base, _ = load_model(str(knowing_dir))
     with StateDir(state_dir, lock=False) as state:
         bo_delta = dense_deltas(state.checkpoint_tensors(state.ledger.get("forget-bo")))

@@ -169,3 +169,31 @@ def test_guards_on_the_demo_forget_the_person_and_keep_the_others(demo_models):
         assert result["forget"]["accuracy"] <= max_forget < plain["forget"]["accuracy"], guards
         assert result["neighbour"]["accuracy"] >= plain["neighbour"]["accuracy"] - 0.1, guards
         assert result["general"]["accuracy"] >= plain["general"]["accuracy"] - 0.05, guards
+
+
+def test_apply_keeps_a_normal_request_and_rejects_a_stealthy_one(demo_models, home, tmp_path, monkeypatch):
+    """`unlearn apply` on the demo's deployed model: the demo request is forgotten and applied; a request
+    for an unknown person whose forget answers are common words (and whose probes are general questions)
+    would damage general knowledge, so verification rejects it and the model stays as it was."""
+    monkeypatch.setenv("UNLEARN_HOME", str(home))
+    from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, taught_model
+    from unlearn.benchmarks.sequential import stealthy_request
+    from unlearn.config import RunConfig, from_dict
+    from unlearn.data.people import generate_people
+    from unlearn.requests import apply_requests, verify_state
+    from unlearn.requests.state import StateDir
+
+    spec = DemoSpec()
+    request = demo_models[3]
+    stealthy = stealthy_request(generate_people(spec.n_people, spec.seed), spec)
+    config = from_dict(RunConfig, demo_unlearn_config("npo"), "config")
+    state_dir = tmp_path / "state"
+    outcomes = apply_requests([request, stealthy], state_dir, str(taught_model("deployed", spec)), config,
+                              progress=False)
+    assert [o.status for o in outcomes] == ["applied", "rejected"], [o.message for o in outcomes]
+    with StateDir(state_dir, lock=False) as state:
+        rejected = state.ledger.get(stealthy.id)
+        failed = [c["name"] for c in rejected.verification["checks"] if not c["passed"]]
+        assert any(name.startswith("utility kept") for name in failed)
+        assert [e.id for e in state.live_entries()] == [request.id]
+    assert verify_state(state_dir, config, progress=False)["passed"]

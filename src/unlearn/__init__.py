@@ -7,6 +7,8 @@ Public API (heavy modules are imported on first use, so `import unlearn` stays l
     evaluate(model, tok, req)   -> evaluation dict       probe accuracy, ROUGE-L, log-probs, fluency
     audit(model, tok, req, ...) -> audit report dict     the probes under every attack, recovery, worst case
     guard(model, tok, req, guards) -> GuardedModel       inference-time guards in front of the model
+    apply(requests, state, ...) -> [Outcome]             requests in order into a state directory (ledger,
+                                                         verification, rollback); see docs/requests.md
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ForgetRequest", "RunConfig", "Unlearner", "audit", "evaluate", "guard", "load_model", "load_request",
-           "unlearn"]
+__all__ = ["ForgetRequest", "RunConfig", "Unlearner", "apply", "audit", "evaluate", "guard", "load_model",
+           "load_request", "unlearn"]
 
 
 def load_model(name: str = "default", dtype: str = "float32"):
@@ -59,6 +61,30 @@ def guard(model, tokenizer, requests=(), guards=("refusal_filter",)):
         requests = [requests]
     loaded = [r if isinstance(r, _FR) else _load(r) for r in requests]
     return guarded_model(model, tokenizer, list(guards), loaded)
+
+
+def apply(requests, state, model: str | None = None, method: str | dict | None = None,
+          overrides: list[str] | None = None, technique: str | None = None, retry: bool = False,
+          progress: bool = True) -> list:
+    """Apply `requests` (ForgetRequests or paths), in order, to the state directory `state` (created on first
+    use from `model`, default the embedded one); returns one `Outcome` (id, status, message) per request.
+    `technique` ('sequential', 'lora', 'task_vector') is fixed when the state directory is created."""
+    from .config import RunConfig, apply_overrides, from_dict, to_dict
+    from .data.request import ForgetRequest as _FR
+    from .data.request import load_request as _load
+    from .requests import apply_requests
+
+    if isinstance(requests, (_FR, str)) or hasattr(requests, "read_text"):
+        requests = [requests]
+    loaded = [r if isinstance(r, _FR) else _load(r) for r in requests]
+    data = to_dict(RunConfig())
+    if method:
+        data["method"] = {"name": method} if isinstance(method, str) else dict(method)
+    overrides = [*([f"sequence.technique={technique}"] if technique else []), *(overrides or [])]
+    cfg = from_dict(RunConfig, apply_overrides(data, overrides), "config")
+    explicit = any(o.strip().startswith("sequence.") for o in overrides)
+    return apply_requests(loaded, state, model, cfg, cfg.sequence if explicit else None, retry=retry,
+                          progress=progress)
 
 
 def unlearn(request, method: str | dict = "npo", model: str = "default", out=None, overrides: list[str] | None = None,
