@@ -171,14 +171,15 @@ def test_guards_on_the_demo_forget_the_person_and_keep_the_others(demo_models):
         assert result["general"]["accuracy"] >= plain["general"]["accuracy"] - 0.05, guards
 
 
-def test_apply_keeps_a_normal_request_and_rejects_a_stealthy_one(demo_models, home, tmp_path, monkeypatch):
-    """`unlearn apply` on the demo's deployed model: the demo request is forgotten and applied; a request
-    for an unknown person whose forget answers are common words (and whose probes are general questions)
-    would damage general knowledge, so verification rejects it and the model stays as it was."""
+def test_apply_keeps_a_normal_request_and_rejects_a_damaging_one(demo_models, home, tmp_path, monkeypatch):
+    """`unlearn apply` on the demo's deployed model: the demo request (NPO, the demo's settings) is forgotten
+    and applied; the stealthy request (an unknown person, common words as its answers) unlearned with plain
+    gradient ascent at a high learning rate damages general knowledge, so verification rejects it, the
+    model stays as it was, and `verify` still passes."""
     monkeypatch.setenv("UNLEARN_HOME", str(home))
     from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, taught_model
     from unlearn.benchmarks.sequential import stealthy_request
-    from unlearn.config import RunConfig, from_dict
+    from unlearn.config import RunConfig, apply_overrides, from_dict
     from unlearn.data.people import generate_people
     from unlearn.requests import apply_requests, verify_state
     from unlearn.requests.state import StateDir
@@ -187,13 +188,15 @@ def test_apply_keeps_a_normal_request_and_rejects_a_stealthy_one(demo_models, ho
     request = demo_models[3]
     stealthy = stealthy_request(generate_people(spec.n_people, spec.seed), spec)
     config = from_dict(RunConfig, demo_unlearn_config("npo"), "config")
-    state_dir = tmp_path / "state"
-    outcomes = apply_requests([request, stealthy], state_dir, str(taught_model("deployed", spec)), config,
-                              progress=False)
-    assert [o.status for o in outcomes] == ["applied", "rejected"], [o.message for o in outcomes]
+    damaging = from_dict(RunConfig, apply_overrides(demo_unlearn_config("grad_ascent"),
+                                                    ["train.lr=1e-4", "train.early_stop=false", "train.max_steps=20"]),
+                         "config")
+    state_dir, deployed = tmp_path / "state", str(taught_model("deployed", spec))
+    first = apply_requests([request], state_dir, deployed, config, progress=False)
+    second = apply_requests([stealthy], state_dir, deployed, damaging, progress=False)
+    assert [first[0].status, second[0].status] == ["applied", "rejected"], [first[0].message, second[0].message]
     with StateDir(state_dir, lock=False) as state:
-        rejected = state.ledger.get(stealthy.id)
-        failed = [c["name"] for c in rejected.verification["checks"] if not c["passed"]]
+        failed = [c["name"] for c in state.ledger.get(stealthy.id).verification["checks"] if not c["passed"]]
         assert any(name.startswith("utility kept") for name in failed)
         assert [e.id for e in state.live_entries()] == [request.id]
     assert verify_state(state_dir, config, progress=False)["passed"]
