@@ -14,12 +14,13 @@ from .errors import UnlearnError
 EPILOG = "Errors print one line naming the fix and exit with status 2; Ctrl-C exits 130 and writes nothing."
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def _add_run_options(p: argparse.ArgumentParser, overwrite: bool = True) -> None:
     p.add_argument("--model", default=None, help="'default' (embedded SmolLM2-135M-Instruct), a hub id, a local model directory or a .gguf file")
     p.add_argument("--config", default=None, help="YAML run configuration (see docs/configuration.md)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a configuration value, e.g. --set train.lr=1e-4 --set method.beta=0.2 (repeatable)")
-    p.add_argument("--overwrite", action="store_true", help="replace an output directory that holds a different run")
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true", help="replace an output directory that holds a different run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -179,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "ledger (default: hashes, counts and sealed probes only)")
     ap.add_argument("--retry", action="store_true", help="try again requests that were rejected or rolled back")
     ap.add_argument("--no-export", action="store_true", help="do not write STATE/model")
-    _add_run_options(ap)
+    _add_run_options(ap, overwrite=False)
 
     lg = sub.add_parser("ledger", help="list the requests of a state directory, or show one", epilog=EPILOG,
                         description="List every request recorded in STATE/ledger.sqlite (status, method, forget "
