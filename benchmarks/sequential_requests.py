@@ -40,18 +40,13 @@ def curve(state_dir: Path) -> list[dict]:
     with StateDir(state_dir, lock=False) as state:
         rows = []
         for e in state.ledger.entries():
-            after = e.metrics_after or {}
-            groups = after.get("groups", {})
-            earlier = after.get("earlier", {})
+            earlier = (e.metrics_after or {}).get("earlier", {})
             rows.append({
                 "id": e.id, "status": e.status, "reason": e.reason,
-                "forget": groups.get("forget", {}).get("accuracy"),
-                "forget_paraphrase": groups.get("forget_paraphrase", {}).get("accuracy"),
+                **{group: e.accuracy("after", group) for group in ("forget", "forget_paraphrase", "neighbour", "general")},
                 "earlier_worst": max(earlier.values()) if earlier else None,
                 "earlier_mean": sum(earlier.values()) / len(earlier) if earlier else None,
-                "neighbour": groups.get("neighbour", {}).get("accuracy"),
-                "general": groups.get("general", {}).get("accuracy"),
-                "forget_before": (e.metrics_before or {}).get("groups", {}).get("forget", {}).get("accuracy"),
+                "forget_before": e.accuracy("before"),
                 "baseline": (e.verification or {}).get("baseline"),
                 "train_s": (e.timings or {}).get("train_s"), "total_s": (e.timings or {}).get("total_s"),
                 "steps": (e.verification or {}).get("training", {}).get("steps"),

@@ -73,6 +73,7 @@ def apply(requests, state, model: str | None = None, method: str | dict | None =
     from .data.request import ForgetRequest as _FR
     from .data.request import load_request as _load
     from .requests import apply_requests
+    from .requests.apply import explicit_sequence
 
     if isinstance(requests, (_FR, str)) or hasattr(requests, "read_text"):
         requests = [requests]
@@ -82,8 +83,7 @@ def apply(requests, state, model: str | None = None, method: str | dict | None =
         data["method"] = {"name": method} if isinstance(method, str) else dict(method)
     overrides = [*([f"sequence.technique={technique}"] if technique else []), *(overrides or [])]
     cfg = from_dict(RunConfig, apply_overrides(data, overrides), "config")
-    explicit = any(o.strip().startswith("sequence.") for o in overrides)
-    return apply_requests(loaded, state, model, cfg, cfg.sequence if explicit else None, retry=retry,
+    return apply_requests(loaded, state, model, cfg, explicit_sequence(cfg, overrides), retry=retry,
                           progress=progress)
 
 

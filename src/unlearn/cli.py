@@ -444,6 +444,7 @@ def cmd_serve(args) -> int:
 def cmd_apply(args) -> int:
     from .data.request import load_request
     from .requests import apply_requests
+    from .requests.apply import explicit_sequence
 
     requests = [load_request(path) for path in args.requests]
     if args.technique:
@@ -451,8 +452,7 @@ def cmd_apply(args) -> int:
     if args.keep_data:
         args.overrides.insert(0, "sequence.keep_data=true")
     config = _run_config(args, args.method)
-    explicit = any(o.strip().startswith("sequence.") for o in args.overrides)
-    outcomes = apply_requests(requests, args.state, args.model, config, config.sequence if explicit else None,
+    outcomes = apply_requests(requests, args.state, args.model, config, explicit_sequence(config, args.overrides),
                               retry=args.retry, progress=not args.quiet, export=not args.no_export)
     return 0 if all(o.status in ("applied", "skipped") for o in outcomes) else 1
 
@@ -460,7 +460,7 @@ def cmd_apply(args) -> int:
 def _ledger_rows(entries) -> list[str]:
     lines = [f"{'#':>3}  {'id':<28} {'status':<11} {'method':<11} {'forget before->after':<21} finished / reason"]
     for e in entries:
-        acc = [(m or {}).get("groups", {}).get("forget", {}).get("accuracy") for m in (e.metrics_before, e.metrics_after)]
+        acc = [e.accuracy("before"), e.accuracy("after")]
         forget = f"{acc[0]:.2f} -> {acc[1]:.2f}" if None not in acc else "-"
         tail = e.reason if e.status in ("rejected", "rolled_back") else (e.finished or "")
         lines.append(f"{e.seq:>3}  {e.id[:28]:<28} {e.status:<11} {e.method.get('name', '?')[:11]:<11} {forget:<21} {tail}")

@@ -15,6 +15,7 @@ and redoes the request, ending in the state an uninterrupted run reaches.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import torch
 from ..config import RunConfig, SequenceConfig, from_dict, to_dict
 from ..data.request import ForgetRequest
 from ..errors import UnlearnError
+from ..io import atomic_write_json
 from ..methods import make_method, method_settings
 from ..models.params import is_peft_model
 from ..unlearner import Unlearner, save_model
@@ -188,8 +190,7 @@ class SequenceRunner:
         baseline = self.baseline(groups)
         earlier_entries = self.ledger.entries("applied")
         earlier = {e.id: e.sealed_probes for e in earlier_entries if e.sealed_probes}
-        earlier_then = {e.id: (e.metrics_after or {}).get("groups", {}).get("forget", {}).get("accuracy", 0.0)
-                        for e in earlier_entries}
+        earlier_then = {e.id: e.accuracy("after") or 0.0 for e in earlier_entries}
 
         t = time.perf_counter()
         current = self.state.assemble(self.base)
@@ -259,6 +260,12 @@ class SequenceRunner:
         return text if decision["status"] == "applied" else f"{decision['reason']} | {text}"
 
 
+def explicit_sequence(config: RunConfig, overrides: list[str]) -> SequenceConfig | None:
+    """`config.sequence` when the overrides set any sequence.* key, else None (an existing state directory
+    then keeps its own settings)."""
+    return config.sequence if any(o.strip().startswith("sequence.") for o in overrides) else None
+
+
 def _open_with_base(state: StateDir, model: str | None, config: RunConfig, sequence: SequenceConfig | None):
     """Load the base model and check it against (or record it in) the state directory."""
     from ..models.loading import load_model
@@ -285,8 +292,6 @@ def _open_with_base(state: StateDir, model: str | None, config: RunConfig, seque
 
 def export_current(state: StateDir, base, tokenizer) -> Path:
     """Write the current model to DIR/model (atomically), unless it already matches the ledger."""
-    import json
-
     applied = state.ledger.entries("applied")
     version = {"applied": [[e.id, e.content_hash] for e in applied], "folded": state.meta.get("folded"),
                "live": sorted(state.referenced_files())}
@@ -300,8 +305,6 @@ def export_current(state: StateDir, base, tokenizer) -> Path:
     lines += [f"- `{e.id}` ({e.kind}), content hash `{e.content_hash}`, method `{e.method.get('name')}`, {e.finished}"
               for e in applied] or ["- none"]
     model = state.assemble(base)
-    from ..io import atomic_write_json
-
     save_model(model, tokenizer, out, "\n".join(lines) + "\n")
     atomic_write_json(marker, version)
     return out
@@ -351,8 +354,7 @@ def verify_state(state_dir: str | Path, config: RunConfig | None = None, progres
         current = state.assemble(base)
         result = evaluate_sequence_probes(current, tokenizer, groups, {e.id: e.sealed_probes for e in applied},
                                           runner.salt, config.eval, runner._bar("verifying every applied request"))
-        then = {e.id: (e.metrics_after or {}).get("groups", {}).get("forget", {}).get("accuracy", 0.0)
-                for e in applied}
+        then = {e.id: e.accuracy("after") or 0.0 for e in applied}
         decision = verify(result, baseline, then, runner.sequence)
         with state.ledger.transaction() as conn:
             state.ledger.log(conn, now_iso(), None, "verified", "passed" if decision["status"] == "applied"

@@ -106,11 +106,6 @@ def add_deltas(model, deltas: dict[str, torch.Tensor], sign: float = 1.0) -> Non
             params[name].add_(delta.to(params[name].dtype).to(params[name].device), alpha=sign)
 
 
-def snapshot_trainable(model) -> dict[str, torch.Tensor]:
-    """Copies of the parameters that will train (requires_grad), by name."""
-    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-
-
 def dense_update(model, before: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """{'dense:<param>': after - before} for the parameters that changed."""
     params = dict(model.named_parameters())

@@ -89,10 +89,20 @@ class Entry:
     timings: dict | None = None
     request: dict | None = None
 
+    def accuracy(self, when: str, group: str = "forget") -> float | None:
+        """Accuracy of probe `group` in `metrics_before` or `metrics_after` (`when`), None when not measured."""
+        metrics = self.metrics_before if when == "before" else self.metrics_after
+        return (metrics or {}).get("groups", {}).get(group, {}).get("accuracy")
+
     def summary(self) -> dict[str, Any]:
         """The row without the bulky columns (probes, raw request, full metrics)."""
         return {k: v for k, v in self.__dict__.items() if k not in ("sealed_probes", "request", "metrics_before",
                                                                      "metrics_after", "verification")}
+
+
+def _encoded(columns: dict[str, Any]) -> list[Any]:
+    """Column values as stored: JSON columns as JSON text."""
+    return [json.dumps(v) if k in JSON_COLUMNS and v is not None else v for k, v in columns.items()]
 
 
 def _row_to_entry(row: sqlite3.Row) -> Entry:
@@ -156,15 +166,13 @@ class Ledger:
         return [_row_to_entry(r) for r in rows]
 
     def insert(self, conn: sqlite3.Connection, **columns: Any) -> None:
-        names = list(columns)
-        values = [json.dumps(columns[n]) if n in JSON_COLUMNS and columns[n] is not None else columns[n] for n in names]
+        names, values = list(columns), _encoded(columns)
         conn.execute(f"INSERT INTO requests({', '.join(names)}) VALUES ({', '.join('?' * len(names))})", values)
 
     def update(self, conn: sqlite3.Connection, request_id: str, **columns: Any) -> None:
         if "status" in columns and columns["status"] not in STATUSES:
             raise ValueError(f"unknown status {columns['status']}")
-        names = list(columns)
-        values = [json.dumps(columns[n]) if n in JSON_COLUMNS and columns[n] is not None else columns[n] for n in names]
+        names, values = list(columns), _encoded(columns)
         conn.execute(f"UPDATE requests SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?", [*values, request_id])
 
     # baselines and events ---------------------------------------------------------------------------------
