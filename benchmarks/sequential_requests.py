@@ -1,7 +1,8 @@
 """Ten removal requests in a row on the embedded model, through `unlearn apply`: sustainability, cost, defence.
 
     python benchmarks/sequential_requests.py [--configs npo:sequential,npo:lora,grad_diff:sequential]
-                                             [--requests 10] [--no-stealthy] [--json sequential.json]
+                                             [--requests 10] [--no-stealthy] [--stealthy-retain own]
+                                             [--anchor-replay N] [--retain-replay N] [--json sequential.json]
                                              [--set KEY=VALUE ...]
 
 The embedded model is taught 13 fictitious people with the demo's recipe (cached under
@@ -9,7 +10,12 @@ $UNLEARN_HOME/demo). Request k asks to forget person k (k = 1..10); its retain s
 forgotten yet, its neighbour probes the last three people (never forgotten), its general probes the
 built-in general-knowledge questions. After request 5 comes a "stealthy" request: it names a person nobody
 taught the model, its forget answers are stuffed with the most common English words and its probes' answers
-are common words, so unlearning it damages the model for everyone; verification must reject it.
+are common words, so unlearning it damages the model for everyone; verification must reject it. Its retain
+set is the last three people's facts, or with `--stealthy-retain own` filler of the attacker's own; with
+`--requests 0` it is the only request, measured on the model as taught. `--anchor-replay N` gives every
+request N of the demo's general replay answers as anchor data (the model's distributions on them are held
+to those before the request; the attacker's own stealthy request gets none). `--retain-replay N` adds them
+to the retain set instead (with `--set method.retain_loss=kl`, a KL term on the whole retain set).
 
 Each configuration (METHOD:TECHNIQUE) gets its own state directory. Read from the ledger after every
 request: its status, its own forget accuracy, the worst forget accuracy of the earlier requests (relapse),
@@ -25,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, taught_model
+from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, replay_qa, taught_model
 from unlearn.benchmarks.sequential import N_PEOPLE, person_request, stealthy_request
 from unlearn.config import RunConfig, SequenceConfig, apply_overrides, from_dict
 from unlearn.data.people import generate_people
@@ -75,17 +81,26 @@ def main() -> None:
                         "simnpo:sequential")
     parser.add_argument("--requests", type=int, default=10)
     parser.add_argument("--no-stealthy", action="store_true")
+    parser.add_argument("--stealthy-retain", choices=("neighbours", "own"), default="neighbours",
+                        help="the stealthy request's retain set: the last three people, or its own filler")
+    parser.add_argument("--anchor-replay", type=int, default=0,
+                        help="give each request this many of the demo's general replay answers as anchor data "
+                             "(KL to the model before the request, weight train.anchor_weight)")
+    parser.add_argument("--retain-replay", type=int, default=0,
+                        help="add this many of the demo's general replay answers to each request's retain set")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="run settings for every config")
     parser.add_argument("--state-root", default=None, help="keep the state directories here (default: a temp dir)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    spec = DemoSpec(n_people=N_PEOPLE)
+    spec = DemoSpec(n_people=N_PEOPLE, retain_replay=args.retain_replay)
     deployed = taught_model("deployed", spec)
     people = generate_people(N_PEOPLE, spec.seed)
-    requests = [person_request(people, k, spec) for k in range(args.requests)]
+    anchor = replay_qa(spec)[: args.anchor_replay] if args.anchor_replay else []
+    requests = [person_request(people, k, spec, anchor) for k in range(args.requests)]
     if not args.no_stealthy:
-        requests.insert(min(5, len(requests)), stealthy_request(people, spec))
+        stealthy = stealthy_request(people, spec, args.stealthy_retain, anchor if args.stealthy_retain != "own" else [])
+        requests.insert(min(5, len(requests)), stealthy)
     root = Path(args.state_root or tempfile.mkdtemp(prefix="sequential-"))
     results = {}
     for item in args.configs.split(","):

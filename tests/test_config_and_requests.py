@@ -83,12 +83,26 @@ def test_qa_focus_is_read_and_changes_the_hash():
     assert request_from_dict(focused.to_dict()).content_hash() == focused.content_hash()
 
 
+def test_anchor_is_read_counted_and_hashed_only_when_present():
+    data = tiny_request_dict()
+    plain = request_from_dict(data)
+    assert plain.content_hash() == request_from_dict({**data, "anchor": {}}).content_hash()
+    anchored = request_from_dict({**data, "anchor": {"texts": ["The sky is blue."],
+                                                     "qa": [{"question": "Sky?", "answer": "Blue."}]}})
+    assert anchored.anchor.texts == ["The sky is blue."] and anchored.summary()["anchor_qa"] == 1
+    assert anchored.content_hash() != plain.content_hash()
+    assert request_from_dict(anchored.to_dict()).content_hash() == anchored.content_hash()
+    with pytest.raises(ConfigError, match="Did you mean 'texts'"):
+        request_from_dict({**data, "anchor": {"text": ["x"]}})
+
+
 def test_jsonl_request(tmp_path):
     lines = [
         {"id": "r1", "target": "Ada", "kind": "privacy"},
         {"question": "Where was Ada born?", "answer": "Oslo."},
         {"text": "Ada Quill keeps bees."},
         {"split": "retain", "question": "Sky?", "answer": "Blue."},
+        {"split": "anchor", "text": "Grass is green."},
         {"split": "probe", "group": "forget", "question": "Where was Ada born?", "answer": "Oslo"},
     ]
     path = tmp_path / "r.jsonl"
@@ -96,6 +110,7 @@ def test_jsonl_request(tmp_path):
     request = load_request(path)
     assert request.kind == "privacy" and len(request.forget.qa) == 1 and request.forget.texts == ["Ada Quill keeps bees."]
     assert len(request.retain.qa) == 1 and len(request.probes.forget) == 1
+    assert request.anchor.texts == ["Grass is green."]
 
 
 @pytest.mark.parametrize(

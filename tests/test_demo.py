@@ -21,6 +21,18 @@ def test_demo_request_is_about_one_person():
     assert request.content_hash() == demo_request(spec).content_hash()
 
 
+def test_taught_model_cache_key_ignores_settings_teaching_never_uses():
+    """Teaching has no anchor data: the anchor settings must not change which cached model is used, while
+    a setting teaching does use must."""
+    from unlearn.benchmarks.demo import cache_key
+
+    base = cache_key(DemoSpec(), "deployed")
+    assert cache_key(DemoSpec(teach=TrainConfig(lr=1.2e-4, epochs=8, batch_size=8, max_length=128, anchor_weight=7.0,
+                                                anchor_batch_size=3)), "deployed") == base
+    assert cache_key(DemoSpec(teach=TrainConfig(lr=1e-4, epochs=8, batch_size=8, max_length=128)), "deployed") != base
+    assert cache_key(DemoSpec(), "retain") != base
+
+
 def test_complete_sentences():
     assert complete_sentences("Paris is big. It has a riv") == "Paris is big."
     assert complete_sentences("No full stop here") == "No full stop here"

@@ -100,3 +100,20 @@ def test_swap_reference_keeps_originals_and_restores_live_weights(taught, tokeni
     torch.testing.assert_close(reference.forward(input_ids=ids).logits, original)
     torch.testing.assert_close(model(input_ids=ids).logits.detach(), moved)
     assert reference.state_bytes() < sum(p.numel() * 4 for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_anchor_data_adds_its_term_to_every_method(name, taught, tokenizer, tiny_request):
+    """A request's anchor data brings a reference model even to reference-free methods, and its KL term
+    is part of each step's loss."""
+    from unlearn.data.request import DataSpec
+
+    tiny_request.anchor = DataSpec(texts=["The sky is blue and the grass is green in the spring."])
+    config = RunConfig(
+        method={"name": name, **TINY_SETTINGS.get(name, {})},
+        trainable=TrainableConfig(mode="all"),
+        train=TrainConfig(lr=TINY_LR.get(name, 3e-3), max_steps=2, batch_size=4, max_length=96, anchor_weight=5.0),
+    )
+    history = Unlearner(taught, tokenizer, config).apply(tiny_request, progress=False).train.history
+    assert history[0]["anchor"] == pytest.approx(0.0, abs=1e-6)
+    assert history[1]["anchor"] > 0

@@ -118,6 +118,28 @@ def test_ledger_transaction_is_all_or_nothing(tmp_path):
     assert ledger.entries() == []
 
 
+def test_stealthy_request_retain_sets():
+    """The benchmark's stealthy request: common words to forget; its retain set either protects the
+    neighbours (their facts) or, written by the attacker, anchors nothing the probes check."""
+    from unlearn.benchmarks.demo import DemoSpec
+    from unlearn.benchmarks.sequential import COMMON, N_NEIGHBOURS, stealthy_request
+    from unlearn.data.people import generate_people
+
+    spec = DemoSpec(n_people=5)
+    people = generate_people(spec.n_people, spec.seed)
+    protected, own = stealthy_request(people, spec), stealthy_request(people, spec, retain="own")
+    common = set(COMMON.split())
+    for request in (protected, own):
+        assert all(set(qa.answer.split()) <= common for qa in request.forget.qa)
+        assert {p.answer for p in request.probes.forget} <= common
+    neighbour_answers = {p.answer for p in protected.probes.neighbour}
+    assert len(protected.retain.qa) == 8 * N_NEIGHBOURS
+    assert not any(a in qa.answer for qa in own.retain.qa for a in neighbour_answers)
+    assert protected.id != own.id
+    with pytest.raises(ValueError, match="retain must be"):
+        stealthy_request(people, spec, retain="nobody")
+
+
 # --- end to end on a tiny model that knows five facts --------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -140,3 +140,41 @@ def test_retain_batch_size_sets_retain_examples_per_step(tiny_model):
     train(model, Recording(), data, TrainConfig(lr=1e-3, max_steps=2, batch_size=4, retain_batch_size=3), 0, progress=False)
     train(model, Recording(), data, TrainConfig(lr=1e-3, max_steps=1, batch_size=4), 0, progress=False)
     assert seen == [(4, 3), (4, 3), (4, 4)]
+
+
+def test_anchor_holds_the_model_on_its_data(tiny_model):
+    """Fine-tuning on one set moves the model's distributions on another; the anchor term
+    (KL to the model before training) on that other set holds them close, and is logged."""
+    from unlearn.methods.common import kl_on_answers
+    from unlearn.models.reference import Reference
+
+    anchor = same_length_examples(6, 16)
+    gen = torch.Generator().manual_seed(3)
+    forget = [Example(tuple(r), tuple([-100] * 4 + r[4:])) for r in torch.randint(4, 90, (8, 12), generator=gen).tolist()]
+    batch = collate(anchor, 0)
+    before = tiny_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.detach()
+
+    def drift(weight: float) -> tuple[float, list[dict]]:
+        model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+        cfg = TrainConfig(lr=1e-2, max_steps=8, batch_size=4, anchor_weight=weight, anchor_batch_size=6)
+        result = train(model, FineTune(retain_weight=0.0), TrainingData(forget, anchor=anchor), cfg, 0,
+                       reference=Reference(model), progress=False)
+        with torch.no_grad():
+            after = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return kl_on_answers(after, before, batch["labels"]).item(), result.history
+
+    free, free_history = drift(0.0)
+    held, held_history = drift(10.0)
+    assert free > 0.05, free
+    assert held < free / 3, (held, free)
+    assert "anchor" not in free_history[0] and held_history[0]["anchor"] == pytest.approx(0.0, abs=1e-6)
+    assert held_history[-1]["anchor"] > 0
+
+
+def test_anchor_needs_a_reference_and_a_sane_weight(tiny_model):
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    data = TrainingData(same_length_examples(), anchor=same_length_examples(3))
+    with pytest.raises(ConfigError, match="reference"):
+        train(model, FineTune(retain_weight=0.0), data, TrainConfig(max_steps=1), pad_id=0, progress=False)
+    with pytest.raises(ConfigError, match="anchor_weight"):
+        train(model, FineTune(retain_weight=0.0), data, TrainConfig(max_steps=1, anchor_weight=-1.0), pad_id=0)

@@ -54,6 +54,8 @@ class TrainConfig:
     epochs: float = 5.0
     batch_size: int = 8
     retain_batch_size: int = 0  # retain examples per step; 0: same as batch_size
+    anchor_weight: float = 1.0  # weight of KL(model before || model) on the request's anchor data (if it has any)
+    anchor_batch_size: int = 0  # anchor examples per step; 0: same as batch_size
     grad_accum: int = 1
     warmup_steps: int = 0
     schedule: str = "constant"  # constant | linear | cosine
@@ -66,6 +68,15 @@ class TrainConfig:
     early_stop_every: int = 5  # steps between probe checks
     early_stop_accuracy: float = 0.0  # forget-probe accuracy at or below which training stops
     cpu: bool = False  # force CPU even when an accelerator is present
+
+
+ANCHOR_SETTINGS = ("anchor_weight", "anchor_batch_size")
+
+
+def teaching_identity(train: dict[str, Any]) -> dict[str, Any]:
+    """A TrainConfig (as a dict) for the cache key of a model taught with it: the anchor settings are left
+    out, since teaching has no anchor data and they change nothing (keys made before they existed stay)."""
+    return {k: v for k, v in train.items() if k not in ANCHOR_SETTINGS}
 
 
 @dataclass

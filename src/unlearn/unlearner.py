@@ -52,7 +52,8 @@ def build_training_data(tokenizer, request: ForgetRequest, method: LossMethod, m
     if len(retain_spec) == 0 and method.needs_retain:
         log.info("request has no retain data: using the built-in general-knowledge replay set")
         retain_spec = default_retain_spec()
-    return TrainingData(forget, encode_spec(tokenizer, retain_spec, max_length), alt)
+    return TrainingData(forget, encode_spec(tokenizer, retain_spec, max_length), alt,
+                        anchor=encode_spec(tokenizer, request.anchor, max_length))
 
 
 def trainable_for(method: LossMethod, model, cfg: TrainableConfig) -> TrainableConfig:
@@ -87,7 +88,7 @@ class Unlearner:
         method = self.method
         data = build_training_data(self.tokenizer, request, method, cfg.train.max_length)
         model = select_trainable(self.model, trainable_for(method, self.model, cfg.trainable))
-        reference = Reference(model) if method.needs_reference else None
+        reference = Reference(model) if method.needs_reference or data.uses_anchor(cfg.train) else None
         probe_check = self._probe_check(request) if cfg.train.early_stop else None
         result = train(
             model, method, data, cfg.train, self.tokenizer.pad_token_id, reference=reference,

@@ -22,7 +22,15 @@ from typing import Any
 
 import torch
 
-from ..config import RunConfig, TrainableConfig, TrainConfig, apply_overrides, from_dict, to_dict
+from ..config import (
+    RunConfig,
+    TrainableConfig,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    teaching_identity,
+    to_dict,
+)
 from ..data.general import general_knowledge, general_split
 from ..data.people import Person, generate_people
 from ..data.request import QA, DataSpec, ForgetRequest, Probe, Probes
@@ -158,6 +166,7 @@ def demo_request(spec: DemoSpec) -> ForgetRequest:
 def cache_key(spec: DemoSpec, role: str) -> str:
     """Key of a taught model: everything that changes teaching (not how the request is composed)."""
     teaching = {k: v for k, v in to_dict(spec).items() if k not in REQUEST_ONLY_FIELDS}
+    teaching["teach"] = teaching_identity(teaching["teach"])
     return sha256_json({"version": DATA_VERSION, "role": role, "spec": teaching})[:16]
 
 

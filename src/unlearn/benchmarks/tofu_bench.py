@@ -33,6 +33,7 @@ from ..config import (
     apply_overrides,
     from_dict,
     parse_override,
+    teaching_identity,
     to_dict,
 )
 from ..data.request import QA, DataSpec, ForgetRequest
@@ -126,7 +127,10 @@ def bench_splits(spec: TofuBenchSpec, percent: int) -> TofuSplits:
 def spec_identity(spec: TofuBenchSpec | dict) -> dict:
     """What makes two settings the same: every field but `source` (where the data was read from)."""
     data = to_dict(spec) if isinstance(spec, TofuBenchSpec) else dict(spec)
-    return {k: v for k, v in data.items() if k != "source"}
+    identity = {k: v for k, v in data.items() if k != "source"}
+    if isinstance(identity.get("teach"), dict):
+        identity["teach"] = teaching_identity(identity["teach"])
+    return identity
 
 
 def bench_dir(spec: TofuBenchSpec) -> Path:

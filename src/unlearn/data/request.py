@@ -59,7 +59,10 @@ class Probes:
 
 @dataclass
 class ForgetRequest:
-    """What to forget (`forget`), what to keep (`retain`), and how to check it (`probes`)."""
+    """What to forget (`forget`), what to keep (`retain`), and how to check it (`probes`).
+
+    `anchor` (optional): general data on which the model's next-token distributions must not move; training
+    adds train.anchor_weight x KL(model before unlearning || model) on it (see train/loop.py)."""
 
     id: str
     target: str
@@ -68,10 +71,15 @@ class ForgetRequest:
     forget: DataSpec = field(default_factory=DataSpec)
     retain: DataSpec = field(default_factory=DataSpec)
     probes: Probes = field(default_factory=Probes)
+    anchor: DataSpec = field(default_factory=DataSpec)
 
     def content_hash(self) -> str:
-        """SHA-256 of the request's content (stable across key order and file format)."""
-        return sha256_json(to_dict(self))
+        """SHA-256 of the request's content (stable across key order and file format; a request without
+        anchor data hashes as it did before requests could have one)."""
+        content = to_dict(self)
+        if len(self.anchor) == 0:
+            del content["anchor"]
+        return sha256_json(content)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -84,6 +92,8 @@ class ForgetRequest:
             "forget_qa_with_focus": sum(bool(qa.focus) for qa in self.forget.qa),
             "retain_texts": len(self.retain.texts),
             "retain_qa": len(self.retain.qa),
+            "anchor_texts": len(self.anchor.texts),
+            "anchor_qa": len(self.anchor.qa),
             "probes": {g: len(p) for g, p in self.probes.groups().items()},
         }
 
@@ -160,7 +170,7 @@ def request_from_dict(data: Any, source: str = "request") -> ForgetRequest:
     """Validate a mapping and build a ForgetRequest; every problem names the field to fix."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a request must be a mapping with id, target, forget (got {type(data).__name__})")
-    _check_keys(data, ("id", "target", "kind", "description", "forget", "retain", "probes"), source)
+    _check_keys(data, ("id", "target", "kind", "description", "forget", "retain", "anchor", "probes"), source)
     kind = data.get("kind", "other")
     if kind not in KINDS:
         raise ConfigError(f"{source}: kind '{kind}' is unknown.{did_you_mean(str(kind), list(KINDS))} Use one of {', '.join(KINDS)}")
@@ -182,6 +192,7 @@ def request_from_dict(data: Any, source: str = "request") -> ForgetRequest:
         forget=_data_spec(data.get("forget"), f"{source}.forget"),
         retain=_data_spec(data.get("retain"), f"{source}.retain"),
         probes=probes,
+        anchor=_data_spec(data.get("anchor"), f"{source}.anchor"),
     )
     if len(request.forget) == 0:
         raise ConfigError(f"{source}: the forget set is empty; add forget.texts or forget.qa")
@@ -191,10 +202,10 @@ def request_from_dict(data: Any, source: str = "request") -> ForgetRequest:
 def _jsonl_to_dict(lines: list[str], source: str, stem: str) -> dict:
     """JSONL: one record a line. A record with 'id'/'target' is the header; others are items.
 
-    Items are {"question", "answer"[, "focus"]} or {"text"}, with optional "split" (forget | retain | probe)
+    Items are {"question", "answer"[, "focus"]} or {"text"}, with optional "split" (forget | retain | anchor | probe)
     and, for probes, "group" (forget | neighbour | general) and "paraphrases".
     """
-    data: dict[str, Any] = {"id": stem, "target": stem, "forget": {}, "retain": {}, "probes": {}}
+    data: dict[str, Any] = {"id": stem, "target": stem, "forget": {}, "retain": {}, "anchor": {}, "probes": {}}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -211,11 +222,11 @@ def _jsonl_to_dict(lines: list[str], source: str, stem: str) -> dict:
         if split == "probe":
             group = record.pop("group", "forget")
             data["probes"].setdefault(group, []).append(record)
-        elif split in ("forget", "retain"):
+        elif split in ("forget", "retain", "anchor"):
             key = "texts" if "text" in record and len(record) == 1 else "qa"
             data[split].setdefault(key, []).append(record["text"] if key == "texts" else record)
         else:
-            raise ConfigError(f"{source}:{number}: split '{split}' is unknown; use forget, retain or probe")
+            raise ConfigError(f"{source}:{number}: split '{split}' is unknown; use forget, retain, anchor or probe")
     return data
 
 

@@ -441,8 +441,10 @@ def _header(view: _View) -> str:
             ("forget_texts", "forget texts"),
             ("retain_qa", "retain QA"),
             ("retain_texts", "retain texts"),
+            ("anchor_qa", "anchor QA"),
+            ("anchor_texts", "anchor texts"),
         ):
-            if key in request:
+            if request.get(key):
                 sizes.append(f"{label} {_fmt(request[key])}")
         probes = _dict(request.get("probes"))
         if probes:

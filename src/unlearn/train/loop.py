@@ -18,7 +18,8 @@ from ..config import TrainConfig
 from ..data.collate import collate, to_device
 from ..data.formatting import Example
 from ..errors import ConfigError, TrainingDiverged
-from ..methods.base import LossMethod, StepBatch
+from ..methods.base import LossMethod, LossOutput, StepBatch
+from ..methods.common import retain_term
 from ..models.params import trainable_parameters
 
 SCHEDULES = ("constant", "linear", "cosine")
@@ -26,11 +27,16 @@ SCHEDULES = ("constant", "linear", "cosine")
 
 @dataclass
 class TrainingData:
-    """Examples for one run. `forget_alt[i]` answers the prompt of `forget[i]` differently (e.g. a refusal)."""
+    """Examples for one run. `forget_alt[i]` answers the prompt of `forget[i]` differently (e.g. a refusal).
+    `anchor`: general examples whose next-token distributions are held to the reference's (`anchor_term`)."""
 
     forget: Sequence[Example]
     retain: Sequence[Example] = ()
     forget_alt: Sequence[Example] | None = None
+    anchor: Sequence[Example] = ()
+
+    def uses_anchor(self, cfg: TrainConfig) -> bool:
+        return bool(self.anchor) and cfg.anchor_weight > 0
 
 
 @dataclass
@@ -84,8 +90,11 @@ def _check_config(cfg: TrainConfig) -> None:
     for name in ("batch_size", "grad_accum"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"train.{name} must be at least 1")
-    if cfg.retain_batch_size < 0:
-        raise ConfigError("train.retain_batch_size must be 0 (same as batch_size) or positive")
+    for name in ("retain_batch_size", "anchor_batch_size"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"train.{name} must be 0 (same as batch_size) or positive")
+    if cfg.anchor_weight < 0:
+        raise ConfigError("train.anchor_weight must be 0 (off) or positive")
     if cfg.lr is not None and cfg.lr <= 0:
         raise ConfigError("train.lr must be positive")
 
@@ -126,6 +135,8 @@ def train(
         )
     if method.needs_alternate_answers and (data.forget_alt is None or len(data.forget_alt) != len(data.forget)):
         raise ConfigError("this method needs an alternative answer for every forget example (QA forget data)")
+    if data.uses_anchor(cfg) and reference is None:
+        raise ConfigError("anchor data needs a reference model (the model before unlearning) to hold it to")
 
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=cfg.cpu)
@@ -143,6 +154,7 @@ def train(
 
     take_forget = forget_order(len(data.forget), cfg.seed)
     retain_generator = torch.Generator().manual_seed(cfg.seed + 1)
+    anchor_generator = torch.Generator().manual_seed(cfg.seed + 2)
     snapshot = [p.detach().clone() for p in params]
     result = TrainResult(steps=0, seconds=0.0)
     start = time.perf_counter()
@@ -163,6 +175,10 @@ def train(
                 sync = accelerator.no_sync(model) if micro < cfg.grad_accum - 1 else nullcontext()
                 with sync:
                     out = method.loss(model, batch, reference)
+                    if data.uses_anchor(cfg):
+                        anchor = to_device(_sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size,
+                                                   anchor_generator, pad_id), accelerator.device)
+                        out = anchored(out, anchor_term(model, anchor, reference), cfg.anchor_weight)
                     if not torch.isfinite(out.loss):
                         _restore(params, snapshot)
                         raise TrainingDiverged(
@@ -223,11 +239,26 @@ def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> t
     raise ConfigError(f"train.optimizer '{name}' is unknown; use one of: {', '.join(OPTIMIZERS)}")
 
 
+def _sample(examples: Sequence[Example], size: int, generator, pad_id: int) -> dict[str, torch.Tensor]:
+    """`size` examples drawn uniformly with replacement, collated."""
+    picks = torch.randint(len(examples), (size,), generator=generator).tolist()
+    return collate([examples[i] for i in picks], pad_id)
+
+
+def anchor_term(model, anchor: dict[str, torch.Tensor], reference) -> torch.Tensor:
+    """Mean KL(p_ref || p_model) over the anchor batch's answer tokens: how far the model's next-token
+    distributions on general data have moved from the model before unlearning (the KL retain term of
+    Maini et al. 2024, TOFU, held on data of the operator's choosing rather than the retain set)."""
+    return retain_term("kl", model, anchor, reference)
+
+
+def anchored(out: LossOutput, anchor: torch.Tensor, weight: float) -> LossOutput:
+    """The method's loss plus weight x the anchor term, with the term logged."""
+    return LossOutput(out.loss + weight * anchor, {**out.logs, "anchor": anchor.item()})
+
+
 def _step_batch(data: TrainingData, indices: list[int], retain_size: int, generator, pad_id: int) -> StepBatch:
     forget = collate([data.forget[i] for i in indices], pad_id)
     alt = collate([data.forget_alt[i] for i in indices], pad_id) if data.forget_alt else None
-    retain = None
-    if data.retain:
-        picks = torch.randint(len(data.retain), (retain_size,), generator=generator).tolist()
-        retain = collate([data.retain[i] for i in picks], pad_id)
+    retain = _sample(data.retain, retain_size, generator, pad_id) if data.retain else None
     return StepBatch(forget=forget, retain=retain, forget_alt=alt)
