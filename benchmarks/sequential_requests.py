@@ -3,7 +3,7 @@
     python benchmarks/sequential_requests.py [--configs npo:sequential,npo:lora,grad_diff:sequential]
                                              [--requests 10] [--no-stealthy] [--stealthy-retain own]
                                              [--anchor-replay N] [--retain-replay N] [--json sequential.json]
-                                             [--set KEY=VALUE ...]
+                                             [--state-root DIR [--resume]] [--set KEY=VALUE ...]
 
 The embedded model is taught 13 fictitious people with the demo's recipe (cached under
 $UNLEARN_HOME/demo). Request k asks to forget person k (k = 1..10); its retain set is every person not
@@ -17,7 +17,8 @@ request N of the demo's general replay answers as anchor data (the model's distr
 to those before the request; the attacker's own stealthy request gets none). `--retain-replay N` adds them
 to the retain set instead (with `--set method.retain_loss=kl`, a KL term on the whole retain set).
 
-Each configuration (METHOD:TECHNIQUE) gets its own state directory. Read from the ledger after every
+Each configuration (METHOD:TECHNIQUE) gets its own state directory (with `--resume`, an existing one is
+continued: requests already in its ledger are skipped, as `unlearn apply` does). Read from the ledger after every
 request: its status, its own forget accuracy, the worst forget accuracy of the earlier requests (relapse),
 neighbour and general accuracy, seconds per request, and the checkpoint storage.
 """
@@ -39,6 +40,7 @@ from unlearn.requests import apply_requests
 from unlearn.requests.state import StateDir
 
 # LoRA adapters need a larger step than full-layer fine-tuning (Hu et al., 2022 use 2e-4 and above).
+# `--set` comes after these, so `--set train.lr=...` replaces the LoRA rate too: run LoRA on its own.
 TECHNIQUE_SETTINGS = {"lora": ["train.lr=2e-4", "trainable.lora_layers=-10:", "trainable.lora_r=8"]}
 
 
@@ -90,6 +92,8 @@ def main() -> None:
                         help="add this many of the demo's general replay answers to each request's retain set")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="run settings for every config")
     parser.add_argument("--state-root", default=None, help="keep the state directories here (default: a temp dir)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the state directories under --state-root (same settings) instead of starting anew")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -108,7 +112,11 @@ def main() -> None:
         overrides = [*TECHNIQUE_SETTINGS.get(technique, []), *args.overrides]
         config = from_dict(RunConfig, apply_overrides(demo_unlearn_config(method), overrides), "config")
         state_dir = root / f"{method}-{technique}"
-        shutil.rmtree(state_dir, ignore_errors=True)
+        print(f"{item}: lr {config.train.lr}, at most {config.train.max_steps} steps, retain "
+              f"{config.method.get('retain_loss', 'nll')} x {config.method.get('retain_weight')}, anchor weight "
+              f"{config.train.anchor_weight if args.anchor_replay else 0}", flush=True)
+        if not args.resume:
+            shutil.rmtree(state_dir, ignore_errors=True)
         start = time.perf_counter()
         apply_requests(requests, state_dir, str(deployed), config, SequenceConfig(technique=technique),
                        progress=False, export=False)
