@@ -1,10 +1,11 @@
 """Requests for the sequential benchmark: one fictitious person per request, and a stealthy request.
 
 The embedded model is taught N_PEOPLE people (the demo's recipe); request k forgets person k, retains every
-person not forgotten yet (plus `spec.retain_replay` of the demo's general replay answers), and is checked on the last N_NEIGHBOURS people (never forgotten) and the general
-questions. The stealthy request names a person nobody taught the model; its forget answers are stuffed with
-the most common English words and so are its probes' answers, so unlearning it damages the model for
-everyone (the kind of request Huang et al. 2024, "Unlearn and Burn", craft).
+person not forgotten yet (plus `spec.retain_replay` of the demo's general replay answers), and is checked
+on the last N_NEIGHBOURS people (never forgotten) and the general questions. The stealthy request names a
+person nobody taught the model; its forget answers are stuffed with the most common English words and so
+are its probes' answers, so unlearning it damages the model for everyone (the kind of request Huang et al.
+2024, "Unlearn and Burn", craft).
 """
 
 from __future__ import annotations

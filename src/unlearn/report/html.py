@@ -444,7 +444,7 @@ def _header(view: _View) -> str:
             ("anchor_qa", "anchor QA"),
             ("anchor_texts", "anchor texts"),
         ):
-            if request.get(key):
+            if key in request:
                 sizes.append(f"{label} {_fmt(request[key])}")
         probes = _dict(request.get("probes"))
         if probes:
