@@ -3,7 +3,7 @@
     python benchmarks/sequential_requests.py [--configs npo:sequential,npo:lora,grad_diff:sequential]
                                              [--requests 10] [--no-stealthy] [--stealthy-retain own]
                                              [--anchor-replay N] [--retain-replay N] [--json sequential.json]
-                                             [--state-root DIR [--resume]] [--set KEY=VALUE ...]
+                                             [--state-root DIR [--resume [--retry]]] [--set KEY=VALUE ...]
 
 The embedded model is taught 13 fictitious people with the demo's recipe (cached under
 $UNLEARN_HOME/demo). Request k asks to forget person k (k = 1..10); its retain set is every person not
@@ -18,7 +18,8 @@ to those before the request; the attacker's own stealthy request gets none). `--
 to the retain set instead (with `--set method.retain_loss=kl`, a KL term on the whole retain set).
 
 Each configuration (METHOD:TECHNIQUE) gets its own state directory (with `--resume`, an existing one is
-continued: requests already in its ledger are skipped, as `unlearn apply` does). Read from the ledger after every
+continued: requests already in its ledger are skipped, as `unlearn apply` does; with `--retry` as well, the
+rejected and rolled-back ones are tried again with this call's settings, e.g. a larger step budget). Read from the ledger after every
 request: its status, its own forget accuracy, the worst forget accuracy of the earlier requests (relapse),
 neighbour and general accuracy, seconds per request, and the checkpoint storage.
 """
@@ -94,8 +95,12 @@ def main() -> None:
     parser.add_argument("--state-root", default=None, help="keep the state directories here (default: a temp dir)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the state directories under --state-root (same settings) instead of starting anew")
+    parser.add_argument("--retry", action="store_true",
+                        help="with --resume: try rejected and rolled-back requests again with this call's settings")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if args.retry and not args.resume:
+        parser.error("--retry continues existing state directories: give --resume (and --state-root) too")
 
     spec = DemoSpec(n_people=N_PEOPLE, retain_replay=args.retain_replay)
     deployed = taught_model("deployed", spec)
@@ -119,7 +124,7 @@ def main() -> None:
             shutil.rmtree(state_dir, ignore_errors=True)
         start = time.perf_counter()
         apply_requests(requests, state_dir, str(deployed), config, SequenceConfig(technique=technique),
-                       progress=False, export=False)
+                       retry=args.retry, progress=False, export=False)
         rows = curve(state_dir)
         results[item] = {"rows": rows, "seconds": time.perf_counter() - start}
         print_curve(item, rows)

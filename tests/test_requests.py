@@ -28,6 +28,7 @@ from unlearn.errors import UnlearnError
 from unlearn.metrics.text import contains_answer
 from unlearn.requests import apply_requests, remove_request, verify_state
 from unlearn.requests.checkpoints import LORA_A, LORA_B, dense_deltas, load_checkpoint, save_checkpoint
+from unlearn.requests.forgotten import data_fingerprints, without_forgotten
 from unlearn.requests.ledger import Ledger
 from unlearn.requests.orthogonal import orthogonality_penalty
 from unlearn.requests.sealed import seal_probe, sealed_correct
@@ -140,6 +141,31 @@ def test_stealthy_request_retain_sets():
         stealthy_request(people, spec, retain="nobody")
 
 
+def test_retain_items_that_requests_forget_are_left_out():
+    salt = "s"
+    forget = DataSpec(texts=["Ann lives at 4 Elm Road."], qa=[QA("Where was Ann born?", "Ghent.")])
+    forgotten = data_fingerprints(DataSpec(qa=[QA("Where was Bob born?", "Oslo.")]), salt)
+    request = ForgetRequest(
+        id="r", target="Ann", forget=forget,
+        retain=DataSpec(texts=["ann lives at  4 Elm road.", "Cy lives at 9 Oak Lane."],
+                        qa=[QA("where was BOB born?", "Oslo."), QA("Where was Bob born?", "Rome."),
+                            QA("Where was Ann born?", "Ghent.", focus=("Ghent",))]),
+        anchor=DataSpec(qa=[QA("Where was Bob born?", "Oslo."), QA("Sky colour?", "Blue.")]))
+    trained, dropped = without_forgotten(request, forgotten, salt)
+    # case and spacing do not matter, the answer does; focus marks do not
+    assert trained.retain.texts == ["Cy lives at 9 Oak Lane."]
+    assert trained.retain.qa == [QA("Where was Bob born?", "Rome.")]
+    assert trained.anchor.qa == [QA("Sky colour?", "Blue.")]
+    assert dropped == {"retain": 3, "anchor": 1}
+    assert trained.forget == forget and request.content_hash() != trained.content_hash()
+    assert len(request.retain) == 5  # the request itself is not changed
+    # another salt, other fingerprints: nothing from the earlier request matches
+    assert without_forgotten(request, data_fingerprints(DataSpec(qa=[QA("Where was Bob born?", "Oslo.")]), "t"),
+                             salt)[1] == {"retain": 2}
+    clean = ForgetRequest(id="c", target="Ann", forget=forget, retain=DataSpec(texts=["Cy lives at 9 Oak Lane."]))
+    assert without_forgotten(clean, forgotten, salt) == (clean, {})
+
+
 # --- end to end on a tiny model that knows five facts --------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -249,6 +275,29 @@ def test_a_request_that_is_not_forgotten_is_rolled_back_and_a_damaging_one_rejec
         assert state.ledger.get("forget-bo").attempts == 2
         assert [e["event"] for e in state.ledger.events("forget-bo")] == ["received", "rejected", "retried",
                                                                           retried[0].status]
+
+
+def test_retain_data_does_not_teach_back_an_applied_request(knowing_dir, tmp_path):
+    """Bo's retain set (written with Ada still in it) names Ada's fact after Ada was forgotten: it is left out
+    of training, also when the ledger predates fingerprints and Ada comes later in the list."""
+    state_dir = tmp_path / "state"
+    apply_requests([person_request("Ada")], state_dir, str(knowing_dir), config(), progress=False, echo=quiet)
+    with StateDir(state_dir, lock=False) as state, state.ledger.transaction() as conn:
+        assert state.ledger.has_forgotten("forget-ada")
+        conn.execute("DELETE FROM forgotten")  # as a ledger written before fingerprints were kept
+    said: list[str] = []
+    bo = person_request("Bo", anchor={"qa": [{"question": "Where was Ada born?", "answer": "oslo."},
+                                             {"question": "Sky colour?", "answer": "Blue."}]})
+    outcomes = apply_requests([bo, person_request("Ada")], state_dir, None, config(), progress=False, echo=said.append)
+    assert [o.status for o in outcomes] == ["applied", "skipped"]
+    assert "forget-bo: left out of training, as this or an applied request asks to forget them: 1 retain item(s), " \
+           "1 anchor item(s)" in said
+    with StateDir(state_dir, lock=False) as state:
+        assert state.ledger.get("forget-bo").verification["training"]["left_out"] == {"retain": 1, "anchor": 1}
+        assert state.ledger.get("forget-ada").verification["training"]["left_out"] == {}
+        assert state.ledger.has_forgotten("forget-ada") and state.ledger.has_forgotten("forget-bo")
+        ada = state.ledger.forgotten(["forget-ada"])  # one salted SHA-256 per forget item, not the item
+        assert len(ada) == 1 and all(len(d) == 64 and int(d, 16) >= 0 for d in ada)
 
 
 def test_task_vector_updates_can_be_removed(knowing_dir, tmp_path):

@@ -4,7 +4,8 @@ For each request, in order:
   1. the ledger gets a `pending` row (or, for a request already in it: skip it if applied, refuse it if its
      id names different content, redo it if it was interrupted);
   2. the current model is assembled (base + applied checkpoints) and evaluated on the request's probes;
-  3. the request is unlearned (the technique decides where training starts and how the update is stored);
+  3. the request is unlearned (the technique decides where training starts and how the update is stored),
+     its retain and anchor data without the items applied requests asked to forget (requests/forgotten.py);
   4. the update is written as a checkpoint file (atomic, checksummed);
   5. the model with the update is verified (requests/verification.py);
   6. one ledger transaction records the outcome; a rolled-back or rejected request's file is deleted.
@@ -33,6 +34,7 @@ from ..models.params import is_peft_model
 from ..unlearner import Unlearner, save_model
 from .checkpoints import dense_update, lora_a_factors, lora_update
 from .faults import kill_point
+from .forgotten import data_fingerprints, without_forgotten
 from .orthogonal import OrthogonalToEarlier
 from .sealed import seal_probe
 from .state import MODEL, StateDir, now_iso, weights_digest
@@ -84,6 +86,17 @@ def check_requests(requests: list[ForgetRequest], state: StateDir) -> None:
             raise UnlearnError(f"the ledger already has a request '{request.id}' with different content (hash "
                                f"{entry.content_hash[:12]}, this one {digest[:12]}); a request id names one request: "
                                "give the new request its own id")
+
+
+def record_missing_fingerprints(requests: list[ForgetRequest], state: StateDir) -> None:
+    """Fingerprint the forget items of requests the ledger has without them (a ledger written before they
+    were kept), all before the first request is trained: a later request in the list may be an applied one
+    whose items an earlier one's retain set must not re-teach."""
+    missing = [r for r in requests if state.ledger.get(r.id) and not state.ledger.has_forgotten(r.id)]
+    if missing:
+        with state.ledger.transaction() as conn:
+            for request in missing:
+                state.ledger.set_forgotten(conn, request.id, data_fingerprints(request.forget, state.meta["salt"]))
 
 
 class SequenceRunner:
@@ -148,6 +161,7 @@ class SequenceRunner:
                 sealed_probes=[seal_probe(p, self.salt) for p in request.probes.forget],
                 request=request.to_dict() if self.sequence.keep_data else None,
             )
+            self.ledger.set_forgotten(conn, request.id, data_fingerprints(request.forget, self.salt))
             self.ledger.log(conn, now, request.id, "received")
         return None
 
@@ -204,9 +218,14 @@ class SequenceRunner:
                 self.ledger.update(conn, request.id, metrics_before=before)
         timings["eval_before_s"] = time.perf_counter() - t
 
+        trained, dropped = without_forgotten(request, self.ledger.forgotten([e.id for e in earlier_entries]), self.salt)
+        if dropped:
+            self.echo(f"{request.id}: left out of training, as this or an applied request asks to forget them: "
+                      + ", ".join(f"{n} {part} item(s)" for part, n in dropped.items()))
         kill_point("before-training")
         start = copy.deepcopy(self.base) if self.traits.trains_from_base else current
-        tensors, training = self._train(request, start)
+        tensors, training = self._train(trained, start)
+        training["left_out"] = dropped
         timings["train_s"] = training["seconds"]
         del start, current
 
@@ -326,6 +345,7 @@ def apply_requests(requests: list[ForgetRequest], state_dir: str | Path, model: 
         removed = state.remove_orphans()
         if removed:
             echo(f"removed {len(removed)} file(s) left by an interrupted run: {', '.join(removed)}")
+        record_missing_fingerprints(requests, state)
         runner = SequenceRunner(state, base, tokenizer, config, progress, echo)
         if runner.traits.foldable:
             state.fold(runner.sequence.keep_checkpoints)

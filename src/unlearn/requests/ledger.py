@@ -3,7 +3,9 @@
 Each row is one request: its id, content hash, target, kind, counts, method and settings, technique,
 status (pending, applied, rejected, rolled_back), timestamps, checkpoint file and checksum, metrics before
 and after, the verification outcome, and the request's forget probes with sealed (hashed) answers for later
-relapse checks. The raw request is kept only when the state was created with `keep_data`.
+relapse checks. The table `forgotten` keeps salted fingerprints of each request's forget items, so that later
+retain sets can be kept from re-teaching them (requests/forgotten.py). The raw request is kept only when
+the state was created with `keep_data`.
 
 Every change is one SQLite transaction, so a crash leaves either the old or the new row, never half of one.
 """
@@ -52,6 +54,9 @@ CREATE TABLE IF NOT EXISTS requests (
     sealed_probes TEXT NOT NULL,
     timings TEXT,
     request TEXT
+);
+CREATE TABLE IF NOT EXISTS forgotten (
+    request_id TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (request_id, digest)
 );
 CREATE TABLE IF NOT EXISTS baselines (probe_hash TEXT PRIMARY KEY, metrics TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -174,6 +179,23 @@ class Ledger:
             raise ValueError(f"unknown status {columns['status']}")
         names, values = list(columns), _encoded(columns)
         conn.execute(f"UPDATE requests SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?", [*values, request_id])
+
+    # fingerprints of forget items ------------------------------------------------------------------------
+    def set_forgotten(self, conn: sqlite3.Connection, request_id: str, digests: set[str]) -> None:
+        conn.execute("DELETE FROM forgotten WHERE request_id = ?", (request_id,))
+        conn.executemany("INSERT INTO forgotten(request_id, digest) VALUES (?, ?)",
+                         [(request_id, d) for d in sorted(digests)])
+
+    def has_forgotten(self, request_id: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM forgotten WHERE request_id = ? LIMIT 1", (request_id,)).fetchone() is not None
+
+    def forgotten(self, request_ids: list[str]) -> set[str]:
+        """The forget-item fingerprints of the requests `request_ids`."""
+        digests: set[str] = set()
+        for request_id in request_ids:
+            rows = self.conn.execute("SELECT digest FROM forgotten WHERE request_id = ?", (request_id,))
+            digests.update(r["digest"] for r in rows)
+        return digests
 
     # baselines and events ---------------------------------------------------------------------------------
     def baseline(self, probe_hash: str) -> dict | None:
