@@ -3,7 +3,8 @@
     python benchmarks/sequential_requests.py [--configs npo:sequential,npo:lora,grad_diff:sequential]
                                              [--requests 10] [--no-stealthy] [--stealthy-retain own]
                                              [--anchor-replay N] [--retain-replay N] [--json sequential.json]
-                                             [--state-root DIR [--resume [--retry]]] [--set KEY=VALUE ...]
+                                             [--state-root DIR [--resume [--retry]]] [--keep-data]
+                                             [--set KEY=VALUE ...]
 
 The embedded model is taught 13 fictitious people with the demo's recipe (cached under
 $UNLEARN_HOME/demo). Request k asks to forget person k (k = 1..10); its retain set is every person not
@@ -97,6 +98,8 @@ def main() -> None:
                         help="continue the state directories under --state-root (same settings) instead of starting anew")
     parser.add_argument("--retry", action="store_true",
                         help="with --resume: try rejected and rolled-back requests again with this call's settings")
+    parser.add_argument("--keep-data", action="store_true",
+                        help="keep each request's data and probe answers in the ledger (to see which probes failed)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.retry and not args.resume:
@@ -123,7 +126,7 @@ def main() -> None:
         if not args.resume:
             shutil.rmtree(state_dir, ignore_errors=True)
         start = time.perf_counter()
-        apply_requests(requests, state_dir, str(deployed), config, SequenceConfig(technique=technique),
+        apply_requests(requests, state_dir, str(deployed), config, SequenceConfig(technique=technique, keep_data=args.keep_data),
                        retry=args.retry, progress=False, export=False)
         rows = curve(state_dir)
         results[item] = {"rows": rows, "seconds": time.perf_counter() - start}

@@ -30,6 +30,9 @@ def test_taught_model_cache_key_ignores_settings_teaching_never_uses():
     assert cache_key(DemoSpec(teach=TrainConfig(lr=1.2e-4, epochs=8, batch_size=8, max_length=128, anchor_weight=7.0,
                                                 anchor_batch_size=3)), "deployed") == base
     assert cache_key(DemoSpec(teach=TrainConfig(lr=1e-4, epochs=8, batch_size=8, max_length=128)), "deployed") != base
+    # retain_similar is off by default (keys made before it existed stay); teaching with it on is another model
+    assert cache_key(DemoSpec(teach=TrainConfig(lr=1.2e-4, epochs=8, batch_size=8, max_length=128, retain_similar=4)),
+                     "deployed") != base
     assert cache_key(DemoSpec(), "retain") != base
 
 

@@ -178,3 +178,61 @@ def test_anchor_needs_a_reference_and_a_sane_weight(tiny_model):
         train(model, FineTune(retain_weight=0.0), data, TrainConfig(max_steps=1), pad_id=0, progress=False)
     with pytest.raises(ConfigError, match="anchor_weight"):
         train(model, FineTune(retain_weight=0.0), data, TrainConfig(max_steps=1, anchor_weight=-1.0), pad_id=0)
+
+
+def test_similar_pools_rank_retain_items_by_shared_structure():
+    """Forget 'When was X born?': the retain items asking the same of others come first, whatever their names."""
+    from unlearn.train.similar import jaccard, similar_pools, structure_tokens
+
+    template = [1, 2]  # tokens every example has (a chat template): left out of the similarity
+    born, phone = [10, 11, 12], [20, 21, 22, 23]
+
+    def qa(question: list[int], name: list[int], answer: list[int]) -> Example:
+        prompt = template + question[:1] + name + question[1:]
+        return Example(tuple(prompt + answer), tuple([-100] * len(prompt) + answer))
+
+    forget = [qa(born, [50, 51], [70]), qa(phone, [50, 51], [71])]
+    retain = [qa(phone, [60, 61], [72]), qa(born, [62, 63, 64], [73]), qa(phone, [65], [74]), qa(born, [66], [75])]
+    assert structure_tokens(forget[0]) == frozenset(template + born + [50, 51])
+    assert jaccard(frozenset({1, 2}), frozenset({2, 3})) == pytest.approx(1 / 3)
+    assert jaccard(frozenset(), frozenset()) == 0.0
+    pools = similar_pools(forget, retain, pool=2)
+    assert [sorted(p) for p in pools] == [[1, 3], [0, 2]]
+    assert similar_pools(forget, [qa([30], [31], [76])]) == [[0], [0]]  # nothing shared: the whole set
+    assert pools[0] == [3, 1]  # the shorter name shares a larger part of the prompt
+    text = Example((5, 6, 7), (5, 6, 7))  # a text trains on every token: all of them describe it
+    assert structure_tokens(text) == frozenset({5, 6, 7})
+
+
+def test_retain_similar_draws_each_steps_retain_batch_from_the_forget_items_pools(tiny_model):
+    from unlearn.train.loop import retain_picks
+
+    pools = [[0, 1], [2], [3]]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        picks = retain_picks(10, 4, [1, 2], pools, similar=3, generator=gen)
+        assert len(picks) == 4 and picks[0] == 2 and picks[1] == 3 and picks[2] == 2
+    assert len(retain_picks(10, 2, [0], pools, similar=5, generator=gen)) == 2  # never more than the batch
+    assert all(p in (0, 1) for p in retain_picks(10, 2, [0], pools, similar=5, generator=gen))
+    assert len(retain_picks(10, 3, [0], None, similar=5, generator=gen)) == 3  # no pools: uniform
+
+    seen = []
+
+    class Recording(LossMethod):
+        def loss(self, model, batch, reference):
+            seen.append((batch.forget["input_ids"][0, -1].item(), batch.retain["input_ids"][0, -1].item()))
+            return LossOutput(model(input_ids=batch.forget["input_ids"]).logits.mean())
+
+    forget = [Example((1, 2, 30, 40), (-100, -100, -100, 40)), Example((1, 3, 31, 41), (-100, -100, -100, 41))]
+    retain = [Example((1, 2, 30, 50 + i), (-100, -100, -100, 50 + i)) for i in range(3)]
+    retain += [Example((1, 3, 31, 60 + i), (-100, -100, -100, 60 + i)) for i in range(3)]
+    retain += [Example((1, 9, 9, 70 + i), (-100, -100, -100, 70 + i)) for i in range(20)]
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    cfg = TrainConfig(lr=1e-3, max_steps=6, batch_size=1, retain_batch_size=2, retain_similar=1)
+    train(model, Recording(), TrainingData(forget, retain=retain), cfg, 0, progress=False)
+    # the first retain example of every step asks what that step's forget example asks
+    assert len(seen) == 6 and {f for f, _ in seen} == {40, 41}
+    assert all(50 <= r < 53 if f == 40 else 60 <= r < 63 for f, r in seen), seen
+    with pytest.raises(ConfigError, match="retain_similar"):
+        train(model, Recording(), TrainingData(forget, retain=retain),
+              TrainConfig(lr=1e-3, max_steps=1, retain_similar=-1), 0, progress=False)

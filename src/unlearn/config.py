@@ -54,6 +54,7 @@ class TrainConfig:
     epochs: float = 5.0
     batch_size: int = 8
     retain_batch_size: int = 0  # retain examples per step; 0: same as batch_size
+    retain_similar: int = 0  # of those, drawn from the retain items most like the step's forget items (train/similar.py)
     anchor_weight: float = 1.0  # weight of KL(model before || model) on the request's anchor data (if it has any)
     anchor_batch_size: int = 0  # anchor examples per step; 0: same as batch_size
     grad_accum: int = 1
@@ -75,8 +76,10 @@ ANCHOR_SETTINGS = ("anchor_weight", "anchor_batch_size")
 
 def teaching_identity(train: dict[str, Any]) -> dict[str, Any]:
     """A TrainConfig (as a dict) for the cache key of a model taught with it: the anchor settings are left
-    out, since teaching has no anchor data and they change nothing (keys made before they existed stay)."""
-    return {k: v for k, v in train.items() if k not in ANCHOR_SETTINGS}
+    out, since teaching has no anchor data and they change nothing, and so is retain_similar while it is off
+    (keys made before these settings existed stay)."""
+    return {k: v for k, v in train.items()
+            if k not in ANCHOR_SETTINGS and not (k == "retain_similar" and not v)}
 
 
 @dataclass

@@ -21,6 +21,7 @@ from ..errors import ConfigError, TrainingDiverged
 from ..methods.base import LossMethod, LossOutput, StepBatch
 from ..methods.common import retain_term
 from ..models.params import trainable_parameters
+from .similar import similar_pools
 
 SCHEDULES = ("constant", "linear", "cosine")
 
@@ -93,6 +94,8 @@ def _check_config(cfg: TrainConfig) -> None:
     for name in ("retain_batch_size", "anchor_batch_size"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"train.{name} must be 0 (same as batch_size) or positive")
+    if cfg.retain_similar < 0:
+        raise ConfigError("train.retain_similar must be 0 (retain examples drawn uniformly) or positive")
     if cfg.anchor_weight < 0:
         raise ConfigError("train.anchor_weight must be 0 (off) or positive")
     if cfg.lr is not None and cfg.lr <= 0:
@@ -154,6 +157,7 @@ def train(
 
     take_forget = forget_order(len(data.forget), cfg.seed)
     retain_generator = torch.Generator().manual_seed(cfg.seed + 1)
+    pools = similar_pools(data.forget, data.retain) if cfg.retain_similar and data.retain else None
     anchor_generator = torch.Generator().manual_seed(cfg.seed + 2)
     snapshot = [p.detach().clone() for p in params]
     result = TrainResult(steps=0, seconds=0.0)
@@ -166,7 +170,7 @@ def train(
             loss_sum = 0.0
             for micro in range(cfg.grad_accum):
                 batch = _step_batch(data, take_forget(cfg.batch_size), cfg.retain_batch_size or cfg.batch_size,
-                                    retain_generator, pad_id)
+                                    retain_generator, pad_id, pools, cfg.retain_similar)
                 batch = StepBatch(
                     forget=to_device(batch.forget, accelerator.device),
                     retain=to_device(batch.retain, accelerator.device) if batch.retain else None,
@@ -245,6 +249,18 @@ def _sample(examples: Sequence[Example], size: int, generator, pad_id: int) -> d
     return collate([examples[i] for i in picks], pad_id)
 
 
+def retain_picks(n_retain: int, size: int, forget_indices: list[int], pools: list[list[int]] | None, similar: int,
+                 generator) -> list[int]:
+    """Indices of one step's retain examples: min(similar, size) of them drawn, one per forget example of the
+    step in turn, from that example's pool of similar retain items (train/similar.py); the rest uniformly."""
+    matched = min(similar, size) if pools else 0
+    picks = []
+    for j in range(matched):
+        pool = pools[forget_indices[j % len(forget_indices)]]
+        picks.append(pool[int(torch.randint(len(pool), (1,), generator=generator))])
+    return picks + torch.randint(n_retain, (size - matched,), generator=generator).tolist()
+
+
 def anchor_term(model, anchor: dict[str, torch.Tensor], reference) -> torch.Tensor:
     """Mean KL(p_ref || p_model) over the anchor batch's answer tokens: how far the model's next-token
     distributions on general data have moved from the model before unlearning (the KL retain term of
@@ -257,8 +273,12 @@ def anchored(out: LossOutput, anchor: torch.Tensor, weight: float) -> LossOutput
     return LossOutput(out.loss + weight * anchor, {**out.logs, "anchor": anchor.item()})
 
 
-def _step_batch(data: TrainingData, indices: list[int], retain_size: int, generator, pad_id: int) -> StepBatch:
+def _step_batch(data: TrainingData, indices: list[int], retain_size: int, generator, pad_id: int,
+                pools: list[list[int]] | None = None, similar: int = 0) -> StepBatch:
     forget = collate([data.forget[i] for i in indices], pad_id)
     alt = collate([data.forget_alt[i] for i in indices], pad_id) if data.forget_alt else None
-    retain = _sample(data.retain, retain_size, generator, pad_id) if data.retain else None
+    retain = None
+    if data.retain:
+        picks = retain_picks(len(data.retain), retain_size, indices, pools, similar, generator)
+        retain = collate([data.retain[i] for i in picks], pad_id)
     return StepBatch(forget=forget, retain=retain, forget_alt=alt)
