@@ -236,3 +236,52 @@ def test_retain_similar_draws_each_steps_retain_batch_from_the_forget_items_pool
     with pytest.raises(ConfigError, match="retain_similar"):
         train(model, Recording(), TrainingData(forget, retain=retain),
               TrainConfig(lr=1e-3, max_steps=1, retain_similar=-1), 0, progress=False)
+
+
+def test_repair_steps_train_on_retain_alone_while_the_forget_probes_stay_forgotten(tiny_model):
+    """After the early stop, repair steps lower the retain loss further; when the forget probes come back the
+    weights return to the last checked point (here: the model as unlearning left it)."""
+    forget = same_length_examples(4)
+    retain = same_length_examples(6, 10)
+    batch = collate(retain, 0)
+
+    def run(repair_steps: int, answers_after_unlearning: float):
+        calls = []
+
+        def probe_check(model) -> float:
+            calls.append(1)
+            return 0.0 if len(calls) == 1 else answers_after_unlearning  # the first check stops unlearning
+
+        model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+        cfg = TrainConfig(lr=1e-2, max_steps=4, batch_size=4, early_stop=True, early_stop_every=2,
+                          repair_steps=repair_steps)
+        result = train(model, FineTune(retain_weight=0.1), TrainingData(forget, retain=retain), cfg, 0,
+                       probe_check=probe_check, progress=False)
+        with torch.no_grad():
+            loss = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         labels=batch["labels"]).loss.item()
+        return result, loss, {n: p.detach().clone() for n, p in model.named_parameters()}, len(calls)
+
+    plain, plain_loss, plain_params, _ = run(0, 0.0)
+    repaired, repaired_loss, _, checks = run(6, 0.0)
+    assert plain.steps == repaired.steps == 2 and plain.stopped_early and plain.repair_steps == 0
+    assert repaired.repair_steps == 6 and checks == 1 + 3
+    assert repaired_loss < plain_loss - 0.05, (repaired_loss, plain_loss)
+    undone, undone_loss, undone_params, checks = run(6, 1.0)
+    assert undone.repair_steps == 0 and checks == 2 and undone_loss == pytest.approx(plain_loss)
+    for name, p in plain_params.items():
+        torch.testing.assert_close(undone_params[name], p)
+
+
+def test_repair_steps_need_probe_checks_and_data_to_repair_with(tiny_model):
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    cfg = TrainConfig(lr=1e-3, max_steps=1, batch_size=4, repair_steps=2)
+    with pytest.raises(ConfigError, match="repair_steps"):
+        train(model, FineTune(retain_weight=0.0), TrainingData(same_length_examples(), retain=same_length_examples(3)),
+              cfg, 0, progress=False)
+    for data in (TrainingData(same_length_examples()), TrainingData(same_length_examples(), retain=same_length_examples(3))):
+        with pytest.raises(ConfigError, match="repair_steps"):  # nothing to repair with (no retain, or weight 0)
+            train(model, FineTune(retain_weight=0.0), data, cfg, 0, probe_check=lambda m: 0.0, progress=False)
+    with pytest.raises(ConfigError, match="repair_steps"):
+        train(model, FineTune(retain_weight=0.0), TrainingData(same_length_examples()),
+              TrainConfig(lr=1e-3, max_steps=1, repair_steps=-1), 0, progress=False)

@@ -68,18 +68,19 @@ class TrainConfig:
     early_stop: bool = False  # stop once the request's forget probes are forgotten
     early_stop_every: int = 5  # steps between probe checks
     early_stop_accuracy: float = 0.0  # forget-probe accuracy at or below which training stops
+    repair_steps: int = 0  # then at most this many retain/anchor-only steps, while the forget probes stay forgotten
     cpu: bool = False  # force CPU even when an accelerator is present
 
 
 ANCHOR_SETTINGS = ("anchor_weight", "anchor_batch_size")
+OFF_BY_DEFAULT = ("retain_similar", "repair_steps")  # unlearning settings that teaching could use, 0 = off
 
 
 def teaching_identity(train: dict[str, Any]) -> dict[str, Any]:
     """A TrainConfig (as a dict) for the cache key of a model taught with it: the anchor settings are left
-    out, since teaching has no anchor data and they change nothing, and so is retain_similar while it is off
-    (keys made before these settings existed stay)."""
-    return {k: v for k, v in train.items()
-            if k not in ANCHOR_SETTINGS and not (k == "retain_similar" and not v)}
+    out, since teaching has no anchor data and they change nothing, and so are the OFF_BY_DEFAULT settings while
+    they are off (keys made before these settings existed stay)."""
+    return {k: v for k, v in train.items() if k not in ANCHOR_SETTINGS and not (k in OFF_BY_DEFAULT and not v)}
 
 
 @dataclass

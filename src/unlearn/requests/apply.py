@@ -190,7 +190,8 @@ class SequenceRunner:
         result = Unlearner(start, self.tokenizer, config, self._method()).apply(
             request, progress=self.progress, on_step=lambda n: kill_point("training"), on_trained=on_trained)
         tensors = captured.get("lora") or dense_update(result.model, before)
-        info = {"steps": result.train.steps, "seconds": result.train.seconds, "stopped_early": result.train.stopped_early}
+        info = {"steps": result.train.steps, "seconds": result.train.seconds, "stopped_early": result.train.stopped_early,
+                "repair_steps": result.train.repair_steps}
         return tensors, info
 
     def process(self, request: ForgetRequest, retry: bool = False) -> Outcome:

@@ -46,6 +46,7 @@ class TrainResult:
     seconds: float
     stopped_early: bool = False
     history: list[dict] = field(default_factory=list)
+    repair_steps: int = 0  # retain-only steps kept after unlearning (train.repair_steps)
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
@@ -98,6 +99,8 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ConfigError("train.retain_similar must be 0 (retain examples drawn uniformly) or positive")
     if cfg.anchor_weight < 0:
         raise ConfigError("train.anchor_weight must be 0 (off) or positive")
+    if cfg.repair_steps < 0:
+        raise ConfigError("train.repair_steps must be 0 (off) or positive")
     if cfg.lr is not None and cfg.lr <= 0:
         raise ConfigError("train.lr must be positive")
 
@@ -140,6 +143,10 @@ def train(
         raise ConfigError("this method needs an alternative answer for every forget example (QA forget data)")
     if data.uses_anchor(cfg) and reference is None:
         raise ConfigError("anchor data needs a reference model (the model before unlearning) to hold it to")
+    can_repair = (data.retain and getattr(method, "retain_weight", 1.0) > 0) or data.uses_anchor(cfg)
+    if cfg.repair_steps and (probe_check is None or not can_repair):
+        raise ConfigError("train.repair_steps needs forget probes checked while repairing (train.early_stop and "
+                          "probes.forget in the request) and retain data with a retain weight, or anchor data, to repair with")
 
     torch.manual_seed(cfg.seed)
     accelerator = Accelerator(cpu=cfg.cpu)
@@ -223,11 +230,61 @@ def train(
                 if accuracy <= cfg.early_stop_accuracy:
                     result.stopped_early = True
                     break
+        if cfg.repair_steps and result.stopped_early:
+            result.repair_steps = repair(model, method, data, cfg, pad_id, reference, probe_check, accelerator,
+                                         params, lr, bar)
     finally:
         bar.close()
         model.eval()
         result.seconds = time.perf_counter() - start
     return result
+
+
+def repair(model, method: LossMethod, data: TrainingData, cfg: TrainConfig, pad_id: int, reference, probe_check,
+           accelerator, params: list, lr: float, bar=None) -> int:
+    """Up to `cfg.repair_steps` steps on the retain and anchor terms alone, after unlearning: they win back what
+    the forget term took from the data to keep. The forget probes are checked every `early_stop_every` steps;
+    once they are answered above `early_stop_accuracy` again, the weights go back to the last checked point.
+
+        L_repair = w_r · retain_term(retain batch) + w_a · KL(p_before ‖ p_θ) on the anchor batch
+
+    with the method's retain loss and weight (NLL, 1 for a method without them). A fresh optimizer: the
+    unlearning steps' moments point along the forget gradient. Returns the steps kept."""
+    optimizer = accelerator.prepare(make_optimizer(cfg.optimizer, params, lr, cfg.weight_decay))
+    kind, weight = getattr(method, "retain_loss", "nll"), getattr(method, "retain_weight", 1.0)
+    generator = torch.Generator().manual_seed(cfg.seed + 3)
+    kept, kept_steps = [p.detach().clone() for p in params], 0
+    model.train()
+    for step in range(cfg.repair_steps):
+        loss = torch.zeros((), device=accelerator.device)
+        if data.retain and weight > 0:
+            retain = to_device(_sample(data.retain, cfg.retain_batch_size or cfg.batch_size, generator, pad_id),
+                               accelerator.device)
+            loss = loss + weight * retain_term(kind, model, retain, reference)
+        if data.uses_anchor(cfg):
+            anchor = to_device(_sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size, generator, pad_id),
+                               accelerator.device)
+            loss = loss + cfg.anchor_weight * anchor_term(model, anchor, reference)
+        if not torch.isfinite(loss):
+            _restore(params, kept)
+            raise TrainingDiverged(f"repair loss became {loss.item()} at repair step {step}; weights restored to the "
+                                   f"last checked point. Lower train.lr (now {lr})")
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if bar is not None:
+            bar.set_postfix(repair=f"{step + 1}", loss=f"{loss.item():.3f}")
+        if (step + 1) % cfg.early_stop_every == 0 or step + 1 == cfg.repair_steps:
+            model.eval()
+            accuracy = probe_check(accelerator.unwrap_model(model))
+            model.train()
+            if accuracy > cfg.early_stop_accuracy:
+                _restore(params, kept)
+                break
+            kept, kept_steps = [p.detach().clone() for p in params], step + 1
+    model.eval()
+    return kept_steps
 
 
 OPTIMIZERS = ("adamw", "sgd")
