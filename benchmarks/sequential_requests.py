@@ -60,6 +60,7 @@ def curve(state_dir: Path) -> list[dict]:
                 "baseline": (e.verification or {}).get("baseline"),
                 "train_s": (e.timings or {}).get("train_s"), "total_s": (e.timings or {}).get("total_s"),
                 "steps": (e.verification or {}).get("training", {}).get("steps"),
+                "repair_steps": (e.verification or {}).get("training", {}).get("repair_steps"),
             })
         rows.append({"checkpoint_mb": state.size_bytes() / 1e6})
     return rows
@@ -69,13 +70,18 @@ def fmt(value, spec=".2f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def steps_text(row: dict) -> str:
+    """Unlearning steps, and '+N' repair steps kept (train.repair_steps)."""
+    return fmt(row["steps"], "d") + (f"+{row['repair_steps']}" if row.get("repair_steps") else "")
+
+
 def print_curve(name: str, rows: list[dict]) -> None:
     print(f"\n{name}  (checkpoints {rows[-1]['checkpoint_mb']:.1f} MB)")
     print(f"{'#':>2} {'request':<28} {'status':<11} {'forget':>6} {'para':>5} {'earlier':>7} {'neigh':>6} "
           f"{'general':>7} {'steps':>5} {'train s':>7} {'total s':>7}")
     for i, r in enumerate(rows[:-1], 1):
         print(f"{i:>2} {r['id'][:28]:<28} {r['status']:<11} {fmt(r['forget']):>6} {fmt(r['forget_paraphrase']):>5} "
-              f"{fmt(r['earlier_worst']):>7} {fmt(r['neighbour']):>6} {fmt(r['general']):>7} {fmt(r['steps'], 'd'):>5} "
+              f"{fmt(r['earlier_worst']):>7} {fmt(r['neighbour']):>6} {fmt(r['general']):>7} {steps_text(r):>5} "
               f"{fmt(r['train_s'], '.0f'):>7} {fmt(r['total_s'], '.0f'):>7}")
 
 
@@ -122,7 +128,8 @@ def main() -> None:
         state_dir = root / f"{method}-{technique}"
         print(f"{item}: lr {config.train.lr}, at most {config.train.max_steps} steps, retain "
               f"{config.method.get('retain_loss', 'nll')} x {config.method.get('retain_weight')}, anchor weight "
-              f"{config.train.anchor_weight if args.anchor_replay else 0}", flush=True)
+              f"{config.train.anchor_weight if args.anchor_replay else 0}, similar retain {config.train.retain_similar}, "
+              f"repair steps {config.train.repair_steps}", flush=True)
         if not args.resume:
             shutil.rmtree(state_dir, ignore_errors=True)
         start = time.perf_counter()
