@@ -111,6 +111,21 @@ def _restore(params: list[torch.nn.Parameter], snapshot: list[torch.Tensor]) -> 
             p.copy_(saved)
 
 
+def _save(params: list[torch.nn.Parameter], snapshot: list[torch.Tensor]) -> None:
+    """Copy the parameters into `snapshot` in place (the counterpart of `_restore`)."""
+    with torch.no_grad():
+        for p, saved in zip(params, snapshot, strict=True):
+            saved.copy_(p)
+
+
+def _forget_accuracy(model, probe_check, accelerator) -> float:
+    """The forget probes' accuracy, asked of the model in eval mode; the model is left in train mode."""
+    model.eval()
+    accuracy = probe_check(accelerator.unwrap_model(model))
+    model.train()
+    return accuracy
+
+
 def train(
     model,
     method: LossMethod,
@@ -208,9 +223,7 @@ def train(
                     f"gradient norm became {float(grad_norm)} at step {step}; weights restored to the last good "
                     f"step. Lower train.lr (now {lr})"
                 )
-            with torch.no_grad():
-                for p, saved in zip(params, snapshot, strict=True):
-                    saved.copy_(p)
+            _save(params, snapshot)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -223,16 +236,14 @@ def train(
             if on_step is not None:
                 on_step(step + 1)
             if cfg.early_stop and probe_check is not None and (step + 1) % cfg.early_stop_every == 0:
-                model.eval()
-                accuracy = probe_check(accelerator.unwrap_model(model))
-                model.train()
+                accuracy = _forget_accuracy(model, probe_check, accelerator)
                 record["forget_probe_accuracy"] = accuracy
                 if accuracy <= cfg.early_stop_accuracy:
                     result.stopped_early = True
                     break
         if cfg.repair_steps and result.stopped_early:
             result.repair_steps = repair(model, method, data, cfg, pad_id, reference, probe_check, accelerator,
-                                         params, lr, bar)
+                                         params, snapshot, lr, bar)
     finally:
         bar.close()
         model.eval()
@@ -241,7 +252,7 @@ def train(
 
 
 def repair(model, method: LossMethod, data: TrainingData, cfg: TrainConfig, pad_id: int, reference, probe_check,
-           accelerator, params: list, lr: float, bar=None) -> int:
+           accelerator, params: list, kept: list[torch.Tensor], lr: float, bar=None) -> int:
     """Up to `cfg.repair_steps` steps on the retain and anchor terms alone, after unlearning: they win back what
     the forget term took from the data to keep. The forget probes are checked every `early_stop_every` steps;
     once they are answered above `early_stop_accuracy` again, the weights go back to the last checked point.
@@ -249,11 +260,13 @@ def repair(model, method: LossMethod, data: TrainingData, cfg: TrainConfig, pad_
         L_repair = w_r · retain_term(retain batch) + w_a · KL(p_before ‖ p_θ) on the anchor batch
 
     with the method's retain loss and weight (NLL, 1 for a method without them). A fresh optimizer: the
-    unlearning steps' moments point along the forget gradient. Returns the steps kept."""
+    unlearning steps' moments point along the forget gradient. `kept`: a buffer shaped like `params` (the
+    loop's snapshot) that holds the last checked point. Returns the steps kept."""
     optimizer = accelerator.prepare(make_optimizer(cfg.optimizer, params, lr, cfg.weight_decay))
     kind, weight = getattr(method, "retain_loss", "nll"), getattr(method, "retain_weight", 1.0)
     generator = torch.Generator().manual_seed(cfg.seed + 3)
-    kept, kept_steps = [p.detach().clone() for p in params], 0
+    _save(params, kept)
+    kept_steps = 0
     model.train()
     for step in range(cfg.repair_steps):
         loss = torch.zeros((), device=accelerator.device)
@@ -276,13 +289,11 @@ def repair(model, method: LossMethod, data: TrainingData, cfg: TrainConfig, pad_
         if bar is not None:
             bar.set_postfix(repair=f"{step + 1}", loss=f"{loss.item():.3f}")
         if (step + 1) % cfg.early_stop_every == 0 or step + 1 == cfg.repair_steps:
-            model.eval()
-            accuracy = probe_check(accelerator.unwrap_model(model))
-            model.train()
-            if accuracy > cfg.early_stop_accuracy:
+            if _forget_accuracy(model, probe_check, accelerator) > cfg.early_stop_accuracy:
                 _restore(params, kept)
                 break
-            kept, kept_steps = [p.detach().clone() for p in params], step + 1
+            _save(params, kept)
+            kept_steps = step + 1
     model.eval()
     return kept_steps
 
