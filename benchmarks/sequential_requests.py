@@ -3,7 +3,7 @@
     python benchmarks/sequential_requests.py [--configs npo:sequential,npo:lora,grad_diff:sequential]
                                              [--requests 10] [--no-stealthy] [--stealthy-retain own]
                                              [--anchor-replay N] [--retain-replay N] [--json sequential.json]
-                                             [--state-root DIR [--resume [--retry]]] [--keep-data]
+                                             [--state-root DIR [--resume [--retry]]] [--keep-data] [--tries N]
                                              [--set KEY=VALUE ...]
 
 The embedded model is taught 13 fictitious people with the demo's recipe (cached under
@@ -22,7 +22,9 @@ Each configuration (METHOD:TECHNIQUE) gets its own state directory (with `--resu
 continued: requests already in its ledger are skipped, as `unlearn apply` does; with `--retry` as well, the
 rejected and rolled-back ones are tried again with this call's settings, e.g. a larger step budget). Read from the ledger after every
 request: its status, its own forget accuracy, the worst forget accuracy of the earlier requests (relapse),
-neighbour and general accuracy, seconds per request, and the checkpoint storage.
+neighbour and general accuracy, seconds per request (all tries), and the checkpoint storage. `--tries N`
+trains a request up to N times, each with the next seed, while its verification fails (`unlearn apply
+--tries`); the curve shows the try that was kept.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ def curve(state_dir: Path) -> list[dict]:
                 "train_s": (e.timings or {}).get("train_s"), "total_s": (e.timings or {}).get("total_s"),
                 "steps": (e.verification or {}).get("training", {}).get("steps"),
                 "repair_steps": (e.verification or {}).get("training", {}).get("repair_steps"),
+                "tries": (e.verification or {}).get("training", {}).get("tries", 1),
             })
         rows.append({"checkpoint_mb": state.size_bytes() / 1e6})
     return rows
@@ -71,17 +74,18 @@ def fmt(value, spec=".2f") -> str:
 
 
 def steps_text(row: dict) -> str:
-    """Unlearning steps, and '+N' repair steps kept (train.repair_steps)."""
-    return fmt(row["steps"], "d") + (f"+{row['repair_steps']}" if row.get("repair_steps") else "")
+    """Unlearning steps, '+N' repair steps kept (train.repair_steps), and '@k' when try k was kept."""
+    return (fmt(row["steps"], "d") + (f"+{row['repair_steps']}" if row.get("repair_steps") else "")
+            + (f"@{row['tries']}" if row.get("tries", 1) > 1 else ""))
 
 
 def print_curve(name: str, rows: list[dict]) -> None:
     print(f"\n{name}  (checkpoints {rows[-1]['checkpoint_mb']:.1f} MB)")
     print(f"{'#':>2} {'request':<28} {'status':<11} {'forget':>6} {'para':>5} {'earlier':>7} {'neigh':>6} "
-          f"{'general':>7} {'steps':>5} {'train s':>7} {'total s':>7}")
+          f"{'general':>7} {'steps':>7} {'train s':>7} {'total s':>7}")
     for i, r in enumerate(rows[:-1], 1):
         print(f"{i:>2} {r['id'][:28]:<28} {r['status']:<11} {fmt(r['forget']):>6} {fmt(r['forget_paraphrase']):>5} "
-              f"{fmt(r['earlier_worst']):>7} {fmt(r['neighbour']):>6} {fmt(r['general']):>7} {steps_text(r):>5} "
+              f"{fmt(r['earlier_worst']):>7} {fmt(r['neighbour']):>6} {fmt(r['general']):>7} {steps_text(r):>7} "
               f"{fmt(r['train_s'], '.0f'):>7} {fmt(r['total_s'], '.0f'):>7}")
 
 
@@ -106,6 +110,8 @@ def main() -> None:
                         help="with --resume: try rejected and rolled-back requests again with this call's settings")
     parser.add_argument("--keep-data", action="store_true",
                         help="keep each request's data and probe answers in the ledger (to see which probes failed)")
+    parser.add_argument("--tries", type=int, default=1,
+                        help="train each request up to this many times (next seed each time) while verification fails")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.retry and not args.resume:
@@ -129,12 +135,12 @@ def main() -> None:
         print(f"{item}: lr {config.train.lr}, at most {config.train.max_steps} steps, retain "
               f"{config.method.get('retain_loss', 'nll')} x {config.method.get('retain_weight')}, anchor weight "
               f"{config.train.anchor_weight if args.anchor_replay else 0}, similar retain {config.train.retain_similar}, "
-              f"repair steps {config.train.repair_steps}", flush=True)
+              f"repair steps {config.train.repair_steps}, tries {args.tries}", flush=True)
         if not args.resume:
             shutil.rmtree(state_dir, ignore_errors=True)
         start = time.perf_counter()
         apply_requests(requests, state_dir, str(deployed), config, SequenceConfig(technique=technique, keep_data=args.keep_data),
-                       retry=args.retry, progress=False, export=False)
+                       retry=args.retry, progress=False, export=False, tries=args.tries)
         rows = curve(state_dir)
         results[item] = {"rows": rows, "seconds": time.perf_counter() - start}
         print_curve(item, rows)

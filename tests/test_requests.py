@@ -253,8 +253,9 @@ def test_a_request_that_is_not_forgotten_is_rolled_back_and_a_damaging_one_rejec
     state_dir = tmp_path / "state"
     strict = ["sequence.max_forget_accuracy=0.0", "sequence.utility_tolerance=0.1"]
     weak = apply_requests([person_request("Ada")], state_dir, str(knowing_dir),
-                          config(*strict, "train.lr=1e-7", "train.max_steps=1"), progress=False, echo=quiet)
+                          config(*strict, "train.lr=1e-7", "train.max_steps=1"), progress=False, echo=quiet, tries=2)
     assert weak[0].status == "rolled_back" and "forgotten: forget" in weak[0].message
+    assert weak[0].message.startswith("on try 2 of 2: ")  # both tries failed; the last one is what the entry shows
     damaging = apply_requests([person_request("Bo")], state_dir, str(knowing_dir),
                               config("train.lr=3e-2", "train.max_steps=8", "method.name=grad_ascent"), progress=False,
                               echo=quiet)
@@ -262,6 +263,9 @@ def test_a_request_that_is_not_forgotten_is_rolled_back_and_a_damaging_one_rejec
     with StateDir(state_dir, lock=False) as state:
         assert state.live_entries() == [] and list(state.checkpoints.iterdir()) == []
         assert state.ledger.get("forget-bo").verification["status"] == "rejected"
+        ada = state.ledger.get("forget-ada").verification
+        assert [t["seed"] for t in ada["failed_tries"]] == [0] and ada["training"]["seed"] == 1
+        assert "forgotten: forget" in ada["failed_tries"][0]["reason"]
     # the current model is still the base model
     from safetensors.torch import load_file
 
@@ -275,6 +279,86 @@ def test_a_request_that_is_not_forgotten_is_rolled_back_and_a_damaging_one_rejec
         assert state.ledger.get("forget-bo").attempts == 2
         assert [e["event"] for e in state.ledger.events("forget-bo")] == ["received", "rejected", "retried",
                                                                           retried[0].status]
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL in the in-process crash test of tries."""
+
+
+@pytest.fixture
+def first_try_fails(monkeypatch):
+    """Every request's first try (training seed = the configured seed) fails verification; later tries are
+    judged by the real checks. Returns the list of training seeds used, in order."""
+    import unlearn.requests.apply as apply_module
+
+    seeds: list[int] = []
+    real_train, real_verify = apply_module.SequenceRunner._train, apply_module.verify
+
+    def train(self, request, start, seed):
+        seeds.append(seed)
+        return real_train(self, request, start, seed)
+
+    def verify_first_fails(after, baseline, earlier_then, cfg):
+        decision = real_verify(after, baseline, earlier_then, cfg)
+        if seeds[-1] == TrainConfig().seed:
+            return {**decision, "status": "rolled_back", "reason": "first try failed (test)"}
+        return decision
+
+    monkeypatch.setattr(apply_module.SequenceRunner, "_train", train)
+    monkeypatch.setattr(apply_module, "verify", verify_first_fails)
+    return seeds
+
+
+def test_a_failed_try_is_trained_again_with_the_next_seed(knowing_dir, tmp_path, first_try_fails):
+    state_dir = tmp_path / "state"
+    said: list[str] = []
+    outcomes = apply_requests([person_request("Ada"), person_request("Bo")], state_dir, str(knowing_dir),
+                              config("sequence.keep_checkpoints=2"), progress=False, echo=said.append, tries=3)
+    assert [o.status for o in outcomes] == ["applied", "applied"]
+    assert outcomes[0].message.startswith("on try 2 of 3: ")
+    assert first_try_fails == [0, 1, 0, 1]
+    assert "forget-ada: try 1 of 3 rolled back (first try failed (test)); training again with seed 1" in said
+    with StateDir(state_dir, lock=False) as state:
+        ada = state.ledger.get("forget-ada")
+        assert ada.verification["failed_tries"] == [{"try": 1, "seed": 0, "status": "rolled_back",
+                                                     "reason": "first try failed (test)", "steps": 3}]
+        assert ada.verification["training"]["seed"] == 1 and ada.verification["training"]["tries"] == 2
+        assert ada.attempts == 1 and ada.checkpoint.endswith("-1-try2.safetensors")
+        assert [e["event"] for e in state.ledger.events("forget-ada")] == ["received", "try 1 rolled_back", "applied"]
+        # the failed tries' files are gone: the directory holds exactly what the ledger names
+        assert sorted(p.name for p in state.checkpoints.iterdir()) == sorted(state.referenced_files())
+    with pytest.raises(UnlearnError, match="tries must be at least 1"):
+        apply_requests([person_request("Cy")], state_dir, None, config(), progress=False, echo=quiet, tries=0)
+
+
+@pytest.mark.parametrize("point, hit", [("training", 10), ("after-checkpoint", 2), ("before-training", 2)])
+def test_a_crash_during_a_later_try_resumes_to_the_uninterrupted_state(point, hit, knowing_dir, tmp_path,
+                                                                       first_try_fails, monkeypatch):
+    """Killed in Bo's second try (training), after Ada's second checkpoint, or before Ada's second training:
+    the rerun redoes the request from its first try and ends where an uninterrupted run ends."""
+    import unlearn.requests.apply as apply_module
+
+    requests = [person_request("Ada"), person_request("Bo")]
+    apply_requests(requests, tmp_path / "reference", str(knowing_dir), config(), progress=False, echo=quiet, tries=2)
+    expected = final_state(tmp_path / "reference")
+    hits = {"n": 0}
+
+    def kill_point(name: str) -> None:
+        if name == point:
+            hits["n"] += 1
+            if hits["n"] == hit:
+                raise Killed(name)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(apply_module, "kill_point", kill_point)
+        with pytest.raises(Killed):
+            apply_requests(requests, tmp_path / "state", str(knowing_dir), config(), progress=False, echo=quiet,
+                           tries=2)
+    apply_requests(requests, tmp_path / "state", str(knowing_dir), config(), progress=False, echo=quiet, tries=2)
+    got = final_state(tmp_path / "state")
+    assert got["rows"] == expected["rows"] and got["folded"] == expected["folded"] and got["files_ok"]
+    assert all(torch.equal(got["weights"][k], v) for k, v in expected["weights"].items())
+    assert [status for _, status, _, _ in got["rows"]] == ["applied", "applied"]
 
 
 def test_retain_data_does_not_teach_back_an_applied_request(knowing_dir, tmp_path):

@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--keep-data", action="store_true", help="a new state directory keeps the raw requests in its "
                     "ledger (default: hashes, counts and sealed probes only)")
     ap.add_argument("--retry", action="store_true", help="try again requests that were rejected or rolled back")
+    ap.add_argument("--tries", type=int, default=1, help="train a request up to this many times, each with the next "
+                    "seed, while its verification fails (default 1; each failed try is recorded)")
     ap.add_argument("--no-export", action="store_true", help="do not write STATE/model")
     _add_run_options(ap, overwrite=False)
 
@@ -453,7 +455,7 @@ def cmd_apply(args) -> int:
         args.overrides.insert(0, "sequence.keep_data=true")
     config = _run_config(args, args.method)
     outcomes = apply_requests(requests, args.state, args.model, config, explicit_sequence(config, args.overrides),
-                              retry=args.retry, progress=not args.quiet, export=not args.no_export)
+                              retry=args.retry, progress=not args.quiet, export=not args.no_export, tries=args.tries)
     return 0 if all(o.status in ("applied", "skipped") for o in outcomes) else 1
 
 

@@ -9,6 +9,8 @@ For each request, in order:
   4. the update is written as a checkpoint file (atomic, checksummed);
   5. the model with the update is verified (requests/verification.py);
   6. one ledger transaction records the outcome; a rolled-back or rejected request's file is deleted.
+With `tries` > 1, a try that fails verification is discarded and steps 3-5 run again from the same model
+with the next seed (train.seed + try - 1), up to `tries` times; the ledger keeps every failed try's reason.
 A crash anywhere leaves a `pending` row and possibly an unreferenced file: the next run deletes the file
 and redoes the request, ending in the state an uninterrupted run reaches.
 """
@@ -175,9 +177,11 @@ class SequenceRunner:
             method = OrthogonalToEarlier(method, earlier, self.sequence.lora_orthogonal)
         return method
 
-    def _train(self, request: ForgetRequest, start) -> tuple[dict[str, torch.Tensor], dict]:
-        """Unlearn `request` from `start` (changed in place); returns the checkpoint tensors and training info."""
+    def _train(self, request: ForgetRequest, start, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
+        """Unlearn `request` from `start` (changed in place) with training seed `seed`; returns the checkpoint
+        tensors and training info."""
         config = copy.deepcopy(self.config)
+        config.train.seed = seed
         if self.traits.lora:
             config.trainable.mode = "lora"
         before = None if config.trainable.mode == "lora" else {n: p.detach().clone() for n, p in start.named_parameters()}
@@ -191,10 +195,13 @@ class SequenceRunner:
             request, progress=self.progress, on_step=lambda n: kill_point("training"), on_trained=on_trained)
         tensors = captured.get("lora") or dense_update(result.model, before)
         info = {"steps": result.train.steps, "seconds": result.train.seconds, "stopped_early": result.train.stopped_early,
-                "repair_steps": result.train.repair_steps}
+                "repair_steps": result.train.repair_steps, "seed": seed}
         return tensors, info
 
-    def process(self, request: ForgetRequest, retry: bool = False) -> Outcome:
+    def process(self, request: ForgetRequest, retry: bool = False, tries: int = 1) -> Outcome:
+        """Apply one request (steps 1-6 of the module docstring), training it up to `tries` times."""
+        if tries < 1:
+            raise UnlearnError(f"tries must be at least 1, got {tries}")
         start_time = time.perf_counter()
         skipped = self.register(request, retry)
         if skipped:
@@ -223,46 +230,71 @@ class SequenceRunner:
         if dropped:
             self.echo(f"{request.id}: left out of training, as this or an applied request asks to forget them: "
                       + ", ".join(f"{n} {part} item(s)" for part, n in dropped.items()))
-        kill_point("before-training")
-        start = copy.deepcopy(self.base) if self.traits.trains_from_base else current
-        tensors, training = self._train(trained, start)
-        training["left_out"] = dropped
-        timings["train_s"] = training["seconds"]
-        del start, current
-
-        name = f"{entry.seq:04d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', request.id)[:60]}-{entry.attempts}.safetensors"
-        kill_point("before-checkpoint")
-        sha = self.state.write_checkpoint(name, tensors, {"request": request.id, "hash": entry.content_hash,
-                                                          "technique": self.sequence.technique})
-        kill_point("after-checkpoint")
-
-        t = time.perf_counter()
-        candidate = self.state.assemble(self.base, extra=tensors)
-        after = evaluate_sequence_probes(candidate, self.tokenizer, groups, earlier, self.salt, self.config.eval,
-                                         self._bar(f"{request.id}: verifying"))
-        del candidate
-        timings["verify_s"] = time.perf_counter() - t
-        decision = verify(after, baseline, earlier_then, self.sequence)
+        failed_tries: list[dict] = []
+        timings["train_s"] = timings["verify_s"] = 0.0  # summed over the tries
+        for attempt in range(1, tries + 1):
+            kill_point("before-training")
+            if self.traits.trains_from_base:
+                start = copy.deepcopy(self.base)
+            else:  # the current model, trained in place: assembled again for a later try
+                start = current if current is not None else self.state.assemble(self.base)
+            current = None
+            tensors, training = self._train(trained, start, self.config.train.seed + attempt - 1)
+            training["left_out"] = dropped
+            del start
+            name, sha, after, verify_s = self._checkpoint_and_verify(request, entry, attempt, tensors, groups, earlier)
+            timings["train_s"] += training["seconds"]
+            timings["verify_s"] += verify_s
+            decision = verify(after, baseline, earlier_then, self.sequence)
+            if decision["status"] == "applied" or attempt == tries:
+                break
+            failed_tries.append({"try": attempt, "seed": training["seed"], "status": decision["status"],
+                                 "reason": decision["reason"], "steps": training["steps"]})
+            self.state.remove_orphans()
+            self.echo(f"{request.id}: try {attempt} of {tries} {decision['status'].replace('_', ' ')} "
+                      f"({decision['reason']}); training again with seed {training['seed'] + 1}")
         applied = decision["status"] == "applied"
         timings["total_s"] = time.perf_counter() - start_time
+        training["tries"] = attempt
         kill_point("before-ledger")
         now = now_iso()
         with self.ledger.transaction() as conn:
             self.ledger.update(
                 conn, request.id, status=decision["status"], reason=decision["reason"], finished=now,
                 checkpoint=name if applied else None, checkpoint_sha256=sha if applied else None,
-                metrics_after=_stored(after, self.sequence.keep_data), verification={**decision, "baseline": baseline,
-                                                                                     "training": training},
+                metrics_after=_stored(after, self.sequence.keep_data),
+                verification={**decision, "baseline": baseline, "training": training, "failed_tries": failed_tries},
                 timings=timings,
             )
+            for failed in failed_tries:
+                self.ledger.log(conn, now, request.id, f"try {failed['try']} {failed['status']}", failed["reason"])
             self.ledger.log(conn, now, request.id, decision["status"], decision["reason"])
         kill_point("after-ledger")
         if not applied:
             self.state.remove_orphans()
         elif self.traits.foldable:
             self.state.fold(self.sequence.keep_checkpoints)
-        return Outcome(request.id, decision["status"], self._message(before, after, baseline, decision),
-                       time.perf_counter() - start_time)
+        message = self._message(before, after, baseline, decision)
+        if failed_tries:
+            message = f"on try {attempt} of {tries}: {message}"
+        return Outcome(request.id, decision["status"], message, time.perf_counter() - start_time)
+
+    def _checkpoint_and_verify(self, request: ForgetRequest, entry, attempt: int, tensors: dict[str, torch.Tensor],
+                               groups: dict, earlier: dict) -> tuple[str, str, dict, float]:
+        """Write one try's update as a checkpoint file and evaluate the model with it; returns the file name,
+        its checksum, the evaluation and the seconds it took."""
+        suffix = f"-try{attempt}" if attempt > 1 else ""
+        name = (f"{entry.seq:04d}-{re.sub(r'[^A-Za-z0-9_.-]', '_', request.id)[:60]}-{entry.attempts}{suffix}"
+                ".safetensors")
+        kill_point("before-checkpoint")
+        sha = self.state.write_checkpoint(name, tensors, {"request": request.id, "hash": entry.content_hash,
+                                                          "technique": self.sequence.technique})
+        kill_point("after-checkpoint")
+        t = time.perf_counter()
+        candidate = self.state.assemble(self.base, extra=tensors)
+        after = evaluate_sequence_probes(candidate, self.tokenizer, groups, earlier, self.salt, self.config.eval,
+                                         self._bar(f"{request.id}: verifying"))
+        return name, sha, after, time.perf_counter() - t
 
     @staticmethod
     def _message(before: dict, after: dict, baseline: dict, decision: dict) -> str:
@@ -332,13 +364,18 @@ def export_current(state: StateDir, base, tokenizer) -> Path:
 
 def apply_requests(requests: list[ForgetRequest], state_dir: str | Path, model: str | None = None,
                    config: RunConfig | None = None, sequence: SequenceConfig | None = None, retry: bool = False,
-                   progress: bool = True, export: bool = True, echo: Callable[[str], None] = print) -> list[Outcome]:
+                   progress: bool = True, export: bool = True, echo: Callable[[str], None] = print,
+                   tries: int = 1) -> list[Outcome]:
     """Apply `requests` in order to the state directory `state_dir` (created on first use from `model`,
     default the config's model); returns one Outcome per request. `sequence` fixes the technique and checks
-    of a new state directory (default: config.sequence); an existing one keeps its own."""
+    of a new state directory (default: config.sequence); an existing one keeps its own. `tries`: trainings per
+    request, each with the next seed, before a failed verification is recorded (a crafted request gets as
+    many chances at the same checks, and costs as many trainings)."""
     config = config or RunConfig()
     if not requests:
         raise UnlearnError("no request given: name one or more request files")
+    if tries < 1:
+        raise UnlearnError(f"tries must be at least 1, got {tries}")
     make_method(config.method)  # an unknown method fails before anything is loaded
     with StateDir(state_dir) as state:
         check_requests(requests, state)
@@ -352,7 +389,7 @@ def apply_requests(requests: list[ForgetRequest], state_dir: str | Path, model: 
             state.fold(runner.sequence.keep_checkpoints)
         outcomes = []
         for request in requests:
-            outcome = runner.process(request, retry)
+            outcome = runner.process(request, retry, tries)
             echo(f"{outcome.id}: {outcome.status.replace('_', ' ')} — {outcome.message}"
                  + (f" ({outcome.seconds:.0f} s)" if outcome.seconds else ""))
             outcomes.append(outcome)
