@@ -4,6 +4,7 @@
                                              [--requests 10] [--no-stealthy] [--stealthy-retain own]
                                              [--anchor-replay N] [--retain-replay N] [--json sequential.json]
                                              [--state-root DIR [--resume [--retry]]] [--keep-data] [--tries N]
+                                             [--chance N]
                                              [--set KEY=VALUE ...]
 
 The embedded model is taught 13 fictitious people with the demo's recipe (cached under
@@ -24,21 +25,24 @@ rejected and rolled-back ones are tried again with this call's settings, e.g. a 
 request: its status, its own forget accuracy, the worst forget accuracy of the earlier requests (relapse),
 neighbour and general accuracy, seconds per request (all tries), and the checkpoint storage. `--tries N`
 trains a request up to N times, each with the next seed, while its verification fails (`unlearn apply
---tries`); the curve shows the try that was kept.
+--tries`); the curve shows the try that was kept. `--chance N` asks the facts of N people nobody taught
+the model, on the taught model and on each configuration's final model: the chance level of the forget
+probes (how many of a never-learnt person's 8 facts are answered right by guessing from closed pools).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, replay_qa, taught_model
-from unlearn.benchmarks.sequential import N_PEOPLE, person_request, stealthy_request
-from unlearn.config import RunConfig, SequenceConfig, apply_overrides, from_dict
+from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, facts_probes, replay_qa, taught_model
+from unlearn.benchmarks.sequential import N_PEOPLE, person_request, stealthy_request, untaught_people
+from unlearn.config import RunConfig, apply_overrides, from_dict
 from unlearn.data.people import generate_people
 from unlearn.requests import apply_requests
 from unlearn.requests.state import StateDir
@@ -67,6 +71,32 @@ def curve(state_dir: Path) -> list[dict]:
             })
         rows.append({"checkpoint_mb": state.size_bytes() / 1e6})
     return rows
+
+
+def chance_level(model, tokenizer, people, eval_config) -> dict:
+    """Accuracy on the facts of people the model never learnt, and how many people had k facts right."""
+    from collections import Counter
+
+    from unlearn.metrics.generation import generate_answers
+    from unlearn.metrics.probes import probe_accuracy
+
+    probes = facts_probes(people)
+    texts = [g.text for g in generate_answers(model, tokenizer, [p.question for p in probes], eval_config.batch_size,
+                                              eval_config.max_new_tokens)]
+    accuracy = probe_accuracy(texts, [p.answer for p in probes], [p.aliases for p in probes])
+    per_person = len(probes) // len(people)
+    right = Counter(sum(accuracy.per_example[i:i + per_person]) for i in range(0, len(probes), per_person))
+    hits = [f"{p.question} -> {t.strip()[:60]!r}" for p, t, c in zip(probes, texts, accuracy.per_example, strict=True)
+            if c]
+    return {"people": len(people), "accuracy": accuracy.value,
+            "people_with_k_right": {int(k): v for k, v in sorted(right.items())}, "hits": hits}
+
+
+def print_chance(where: str, chance: dict) -> None:
+    print(f"chance level on {where}: {chance['people']} untaught people, accuracy {chance['accuracy']:.3f}, "
+          f"people with k of their facts right: {chance['people_with_k_right']}", flush=True)
+    for hit in chance["hits"]:
+        print(f"    {hit}")
 
 
 def fmt(value, spec=".2f") -> str:
@@ -112,6 +142,8 @@ def main() -> None:
                         help="keep each request's data and probe answers in the ledger (to see which probes failed)")
     parser.add_argument("--tries", type=int, default=1,
                         help="train each request up to this many times (next seed each time) while verification fails")
+    parser.add_argument("--chance", type=int, default=0,
+                        help="measure the forget probes' chance level on this many untaught people")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.retry and not args.resume:
@@ -126,7 +158,14 @@ def main() -> None:
         stealthy = stealthy_request(people, spec, args.stealthy_retain, anchor if args.stealthy_retain != "own" else [])
         requests.insert(min(5, len(requests)), stealthy)
     root = Path(args.state_root or tempfile.mkdtemp(prefix="sequential-"))
-    results = {}
+    results: dict = {}
+    if args.chance:
+        from unlearn.models.loading import load_model
+
+        controls = untaught_people(people, args.chance)
+        base, tokenizer = load_model(str(deployed), "float32")
+        results["chance"] = {"taught model": chance_level(base.eval(), tokenizer, controls, RunConfig().eval)}
+        print_chance("the taught model", results["chance"]["taught model"])
     for item in args.configs.split(","):
         method, technique = item.split(":")
         overrides = [*TECHNIQUE_SETTINGS.get(technique, []), *args.overrides]
@@ -139,11 +178,18 @@ def main() -> None:
         if not args.resume:
             shutil.rmtree(state_dir, ignore_errors=True)
         start = time.perf_counter()
-        apply_requests(requests, state_dir, str(deployed), config, SequenceConfig(technique=technique, keep_data=args.keep_data),
-                       retry=args.retry, progress=False, export=False, tries=args.tries)
+        sequence = dataclasses.replace(config.sequence, technique=technique, keep_data=args.keep_data)
+        apply_requests(requests, state_dir, str(deployed), config, sequence, retry=args.retry, progress=False,
+                       export=False, tries=args.tries)
         rows = curve(state_dir)
         results[item] = {"rows": rows, "seconds": time.perf_counter() - start}
         print_curve(item, rows)
+        if args.chance:
+            with StateDir(state_dir, lock=False) as state:
+                final = state.assemble(base).eval()
+            results["chance"][item] = chance_level(final, tokenizer, controls, config.eval)
+            print_chance(f"{item}'s final model", results["chance"][item])
+            del final
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
     print(f"\nstate directories: {root}")

@@ -539,3 +539,15 @@ def test_cli_apply_ledger_verify_remove(knowing_dir, tmp_path, capsys):
     assert main(["ledger", "--state", str(tmp_path / "nothing")]) == 2
     assert main(["apply", paths[0], "--state", state_dir, "--technique", "lora", "--quiet"]) == 2
     assert "sequence settings" in capsys.readouterr().err
+
+
+def test_untaught_people_are_new_people_from_the_same_pools():
+    from unlearn.benchmarks.sequential import untaught_people
+    from unlearn.data.people import generate_people
+
+    taught = generate_people(13, 0)
+    controls = untaught_people(taught, 30)
+    assert len(controls) == 30 and len({p.name for p in controls}) == 30
+    assert not {p.name for p in controls} & {p.name for p in taught}
+    assert {p.attributes["birthplace"] for p in controls} & {p.attributes["birthplace"] for p in taught}
+    assert untaught_people(taught, 30) == controls  # deterministic

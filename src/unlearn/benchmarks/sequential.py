@@ -10,6 +10,7 @@ are its probes' answers, so unlearning it damages the model for everyone (the ki
 
 from __future__ import annotations
 
+from ..data.people import Person, generate_people
 from ..data.request import QA, DataSpec, ForgetRequest, Probe, Probes
 from .demo import DemoSpec, facts_probes, facts_qa, general_probes, replay_qa
 
@@ -32,6 +33,20 @@ def person_request(people, k: int, spec: DemoSpec, anchor: list[QA] | None = Non
                       general=general_probes(spec)),
         anchor=DataSpec(qa=list(anchor or [])),
     )
+
+
+def untaught_people(people: list[Person], n: int, seed: int = 101) -> list[Person]:
+    """`n` people drawn like the taught ones (same attribute pools) but never taught: no full name in `people`.
+    Their facts measure the chance level of the forget probes: how many of a person's facts a model answers
+    right without ever having learnt that person (closed pools such as cities, jobs and pets make some
+    guesses right)."""
+    taught = {p.name for p in people}
+    found: list[Person] = []
+    while len(found) < n:
+        found += [p for p in generate_people(len(people), seed) if p.name not in taught
+                  and p.name not in {f.name for f in found}]
+        seed += 1
+    return found[:n]
 
 
 def stealthy_request(people, spec: DemoSpec, retain: str = "neighbours", anchor: list[QA] | None = None) -> ForgetRequest:
