@@ -166,7 +166,7 @@ def main() -> None:
         base, tokenizer = load_model(str(deployed), "float32")
         results["chance"] = {"taught model": chance_level(base.eval(), tokenizer, controls, RunConfig().eval)}
         print_chance("the taught model", results["chance"]["taught model"])
-    for item in args.configs.split(","):
+    for item in filter(None, args.configs.split(",")):  # --configs '' with --chance: the chance level alone
         method, technique = item.split(":")
         overrides = [*TECHNIQUE_SETTINGS.get(technique, []), *args.overrides]
         config = from_dict(RunConfig, apply_overrides(demo_unlearn_config(method), overrides), "config")
