@@ -17,7 +17,6 @@ Give the settings of the run that made the state directory (method, --anchor-rep
 from __future__ import annotations
 
 import argparse
-import copy
 
 from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, replay_qa, taught_model
 from unlearn.benchmarks.sequential import N_PEOPLE, person_request
@@ -58,14 +57,16 @@ def main() -> None:
         if request.id in applied:
             parser.error(f"{request.id} is applied in {args.state}: pick a request that is not")
         trained, dropped = without_forgotten(request, state.ledger.forgotten(applied), runner.salt)
-        start = copy.deepcopy(base) if runner.traits.trains_from_base else state.assemble(base)
-        tensors, info = runner._train(trained, start, args.seed)
+        tensors, info = runner._train(trained, runner.training_start(), args.seed)
         model = state.assemble(base, extra=tensors).eval()
     print(f"trained {request.id}: {info['steps']} steps, seed {args.seed}, left out {dropped}")
-    for earlier in (r for r in requests if r.id in applied):
+    earlier_requests = [r for r in requests if r.id in applied]
+    questions = [p.question for r in earlier_requests for p in r.probes.forget]
+    answers = iter(g.text for g in generate_answers(model, tokenizer, questions, config.eval.batch_size,
+                                                    config.eval.max_new_tokens))  # one batched generation
+    for earlier in earlier_requests:
         probes = earlier.probes.forget
-        texts = [g.text for g in generate_answers(model, tokenizer, [p.question for p in probes],
-                                                  config.eval.batch_size, config.eval.max_new_tokens)]
+        texts = [next(answers) for _ in probes]
         accuracy = probe_accuracy(texts, [p.answer for p in probes], [p.aliases for p in probes])
         for probe, text, right in zip(probes, texts, accuracy.per_example, strict=True):
             if right:

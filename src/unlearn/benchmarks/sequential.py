@@ -40,11 +40,13 @@ def untaught_people(people: list[Person], n: int, seed: int = 101) -> list[Perso
     Their facts measure the chance level of the forget probes: how many of a person's facts a model answers
     right without ever having learnt that person (closed pools such as cities, jobs and pets make some
     guesses right)."""
-    taught = {p.name for p in people}
+    seen = {p.name for p in people}
     found: list[Person] = []
     while len(found) < n:
-        found += [p for p in generate_people(len(people), seed) if p.name not in taught
-                  and p.name not in {f.name for f in found}]
+        for person in generate_people(len(people), seed):
+            if person.name not in seen:
+                seen.add(person.name)
+                found.append(person)
         seed += 1
     return found[:n]
 

@@ -177,6 +177,13 @@ class SequenceRunner:
             method = OrthogonalToEarlier(method, earlier, self.sequence.lora_orthogonal)
         return method
 
+    def training_start(self, current=None):
+        """The model a request is trained from, changed in place by training: a copy of the base model
+        (techniques that train from the base), else the current model (`current` when already assembled)."""
+        if self.traits.trains_from_base:
+            return copy.deepcopy(self.base)
+        return current if current is not None else self.state.assemble(self.base)
+
     def _train(self, request: ForgetRequest, start, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
         """Unlearn `request` from `start` (changed in place) with training seed `seed`; returns the checkpoint
         tensors and training info."""
@@ -234,11 +241,7 @@ class SequenceRunner:
         timings["train_s"] = timings["verify_s"] = 0.0  # summed over the tries
         for attempt in range(1, tries + 1):
             kill_point("before-training")
-            if self.traits.trains_from_base:
-                start = copy.deepcopy(self.base)
-            else:  # the current model, trained in place: assembled again for a later try
-                start = current if current is not None else self.state.assemble(self.base)
-            current = None
+            start, current = self.training_start(current), None
             tensors, training = self._train(trained, start, self.config.train.seed + attempt - 1)
             training["left_out"] = dropped
             del start
