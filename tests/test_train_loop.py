@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import signal
+import time
 
 import pytest
 import torch
@@ -11,6 +14,7 @@ from unlearn.config import TrainableConfig, TrainConfig
 from unlearn.data.collate import collate
 from unlearn.data.formatting import Example
 from unlearn.errors import ConfigError, TrainingDiverged
+from unlearn.interrupt import raise_if_interrupted, remembered_interrupts
 from unlearn.methods.base import LossMethod, LossOutput, StepBatch
 from unlearn.metrics.likelihood import example_logprobs
 from unlearn.models.params import select_trainable
@@ -285,3 +289,33 @@ def test_repair_steps_need_probe_checks_and_data_to_repair_with(tiny_model):
     with pytest.raises(ConfigError, match="repair_steps"):
         train(model, FineTune(retain_weight=0.0), TrainingData(same_length_examples()),
               TrainConfig(lr=1e-3, max_steps=1, repair_steps=-1), 0, progress=False)
+
+
+class SwallowsCtrlCOnStep(LossMethod):
+    """A finite loss; on step `at` a SIGINT arrives and is dropped, as a finalizer run by the GC would drop it."""
+
+    def __init__(self, at: int):
+        self.at, self.calls = at, 0
+
+    def loss(self, model, batch, reference):
+        self.calls += 1
+        if self.calls == self.at:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)  # the handler runs here and raises
+            except KeyboardInterrupt:
+                pass
+        return LossOutput(model(input_ids=batch.forget["input_ids"]).logits.mean())
+
+
+def test_a_dropped_ctrl_c_stops_training_at_the_next_step(tiny_model):
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    method = SwallowsCtrlCOnStep(at=2)
+    previous = signal.getsignal(signal.SIGINT)
+    with remembered_interrupts():
+        with pytest.raises(KeyboardInterrupt):
+            train(model, method, TrainingData(same_length_examples()), TrainConfig(lr=1e-3, max_steps=10, batch_size=2),
+                  pad_id=0, progress=False)
+    assert method.calls == 2  # the step that dropped it finished; the next one did not start
+    assert signal.getsignal(signal.SIGINT) is previous
+    raise_if_interrupted()  # outside the block nothing is remembered

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from .errors import UnlearnError
+from .interrupt import remembered_interrupts
 
 EPILOG = "Errors print one line naming the fix and exit with status 2; Ctrl-C exits 130 and writes nothing."
 
@@ -527,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("UNLEARN_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        return COMMANDS[args.command](args)
+        with remembered_interrupts():
+            return COMMANDS[args.command](args)
     except UnlearnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

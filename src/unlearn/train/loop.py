@@ -18,6 +18,7 @@ from ..config import TrainConfig
 from ..data.collate import collate, to_device
 from ..data.formatting import Example
 from ..errors import ConfigError, TrainingDiverged
+from ..interrupt import raise_if_interrupted
 from ..methods.base import LossMethod, LossOutput, StepBatch
 from ..methods.common import retain_term
 from ..models.params import trainable_parameters
@@ -188,6 +189,7 @@ def train(
     bar = tqdm(total=steps, desc=description, disable=not progress, leave=False)
     try:
         for step in range(steps):
+            raise_if_interrupted()
             logs_sum: dict[str, float] = {}
             loss_sum = 0.0
             for micro in range(cfg.grad_accum):
@@ -269,6 +271,7 @@ def repair(model, method: LossMethod, data: TrainingData, cfg: TrainConfig, pad_
     kept_steps = 0
     model.train()
     for step in range(cfg.repair_steps):
+        raise_if_interrupted()
         loss = torch.zeros((), device=accelerator.device)
         if data.retain and weight > 0:
             retain = to_device(_sample(data.retain, cfg.retain_batch_size or cfg.batch_size, generator, pad_id),
