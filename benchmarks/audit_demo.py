@@ -11,7 +11,9 @@ Rows:
     the forget probes are forgotten (a positive control for relearning);
   - each method with the demo's settings (early-stopped as soon as the forget probes are forgotten), audited
     against the deployed model (original) and the retain model (floor).
-Columns: plain forget accuracy of the audited model, recovery per attack, the worst case, audit seconds.
+Columns: plain forget accuracy of the audited model, recovery per attack, the worst case, the likelihood test's
+top-1 on the audited weights and on the held-out facts after relearning (each beside the retain model's),
+audit seconds.
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ def row(label: str, report: dict, unlearn_s: float | None) -> dict:
         "utility": {n: a.get("utility") for n, a in attacks.items() if a.get("utility")},
         "variants": {n: {v: x["recovery"] for v, x in a.get("variants", {}).items()} for n, a in attacks.items()},
         "curve": attacks.get("leak_at_k", {}).get("curve"),
+        "likelihood": {role: t["top1"] for role, t in (report.get("likelihood") or {}).items()},
+        "likelihood_relearned": {f"{who} {variant}": t["top1"] for who, key in (("unlearned", "likelihood"),
+                                                                                   ("retain", "retain_likelihood"))
+                                 for variant, t in (attacks.get("relearn", {}).get(key) or {}).items()},
+        "likelihood_passed": all(c["passed"] for c in report["checks"] if c["name"].startswith("forgotten by lik")),
     }
 
 
@@ -79,7 +86,8 @@ def main() -> None:
         rows.append(row(label, report, unlearn_s))
         r = rows[-1]
         print(f"{label:<28} forget {fmt(r['forget'])} worst {fmt(r['worst'])} ({r['worst_attack']}) "
-              f"audit {r['audit_s']} s  " + " ".join(f"{n}={fmt(v)}" for n, v in r["recovery"].items()), flush=True)
+              f"audit {r['audit_s']} s  " + " ".join(f"{n}={fmt(v)}" for n, v in r["recovery"].items())
+              + f"  likelihood {r['likelihood']} after relearning {r['likelihood_relearned']}", flush=True)
 
     report = audit(deployed, tokenizer, request, original=deployed, retain=retain, config=cfg, progress=False,
                    guard=name_refusal_guard(request.target))
@@ -99,11 +107,15 @@ def main() -> None:
         del result
 
     attacks = [a for a in DEFAULT_ATTACKS if a in cfg.attacks]
-    print("\n| audited | forget (plain) | " + " | ".join(attacks) + " | worst | audit s |")
-    print("|---" * (len(attacks) + 4) + "|")
+    print("\n| audited | forget (plain) | " + " | ".join(attacks) + " | worst | likelihood top-1 (retain) "
+          "| after relearning (retain) | audit s |")
+    print("|---" * (len(attacks) + 6) + "|")
     for r in rows:
+        plain, relearned = r["likelihood"], r["likelihood_relearned"]
+        after = " / ".join(fmt(v) for v in relearned.values()) or "n/a"
         print(f"| {r['label']} | {fmt(r['forget'])} | " + " | ".join(fmt(r["recovery"].get(a)) for a in attacks)
-              + f" | **{fmt(r['worst'])}** | {r['audit_s']} |")
+              + f" | **{fmt(r['worst'])}** | {fmt(plain.get('unlearned'))} ({fmt(plain.get('retain'))}) | {after} "
+              f"| {r['audit_s']} |")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=1)

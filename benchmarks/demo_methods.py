@@ -4,7 +4,9 @@
 
 Reuses the demo's cached deployed/retain models and their evaluations ($UNLEARN_HOME/demo).
 Columns: accuracy on the forgotten person's facts and their paraphrases, on the other people,
-on general knowledge, fluency, the number of passed demo checks, and the unlearning time.
+on general knowledge, fluency, the likelihood test's top-1 and mean rank of the forgotten facts' true
+values among nine untaught distractors (chance 0.1 and 5.5), the number of passed demo checks, and the
+unlearning time.
 """
 
 from __future__ import annotations
@@ -29,13 +31,21 @@ def row(name: str, report: dict, seconds: float) -> dict:
         "neighbour": u["neighbour"],
         "general": u["general"],
         "fluent": report["evaluations"]["unlearned"]["fluency"]["passed"],
+        "likelihood_top1": likelihood(report, "unlearned")["top1"],
+        "likelihood_rank": likelihood(report, "unlearned")["mean_rank"],
         "checks": f"{sum(c['passed'] for c in report['checks'])}/{len(report['checks'])}",
         "steps": report["training"]["steps"],
         "unlearn_s": round(report["timings"]["unlearn_s"], 1),
         "total_s": round(seconds, 1),
         "settings": {k: v for k, v in report["method"].items() if k != "name"} | {"lr": report["config"]["train"]["lr"]},
-        "reference": {role: acc[role] for role in ("original", "deployed", "retain")},
+        "reference": {role: acc[role] | {"likelihood_top1": likelihood(report, role)["top1"],
+                                         "likelihood_rank": likelihood(report, role)["mean_rank"]}
+                      for role in ("original", "deployed", "retain")},
     }
+
+
+def likelihood(report: dict, role: str) -> dict:
+    return report["evaluations"][role].get("likelihood") or {"top1": float("nan"), "mean_rank": float("nan")}
 
 
 def main() -> None:
@@ -52,16 +62,20 @@ def main() -> None:
         rows.append(row(name, report, time.perf_counter() - start))
         r = rows[-1]
         print(f"{name:<12} forget {r['forget']:.3f} para {r['paraphrase']:.3f} neigh {r['neighbour']:.3f} "
-              f"gen {r['general']:.3f} fluent {r['fluent']} checks {r['checks']} ({r['unlearn_s']}s)", flush=True)
+              f"gen {r['general']:.3f} fluent {r['fluent']} likelihood {r['likelihood_top1']:.3f} "
+              f"checks {r['checks']} ({r['unlearn_s']}s)", flush=True)
     ref = rows[0]["reference"]
-    print("\n| method | forget | paraphrase | neighbour | general | fluent | checks | unlearn s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| method | forget | paraphrase | neighbour | general | fluent | likelihood top-1 | mean rank | checks "
+          "| unlearn s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for role in ("original", "deployed", "retain"):
         a = ref[role]
-        print(f"| *{role} model* | {a['forget']:.3f} | {a['forget_paraphrase']:.3f} | {a['neighbour']:.3f} | {a['general']:.3f} | | | |")
+        print(f"| *{role} model* | {a['forget']:.3f} | {a['forget_paraphrase']:.3f} | {a['neighbour']:.3f} "
+              f"| {a['general']:.3f} | | {a['likelihood_top1']:.3f} | {a['likelihood_rank']:.2f} | | |")
     for r in rows:
         print(f"| {r['method']} | {r['forget']:.3f} | {r['paraphrase']:.3f} | {r['neighbour']:.3f} | {r['general']:.3f} "
-              f"| {'yes' if r['fluent'] else 'no'} | {r['checks']} | {r['unlearn_s']} |")
+              f"| {'yes' if r['fluent'] else 'no'} | {r['likelihood_top1']:.3f} | {r['likelihood_rank']:.2f} "
+              f"| {r['checks']} | {r['unlearn_s']} |")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

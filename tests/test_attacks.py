@@ -249,6 +249,35 @@ def test_audit_recovery_is_computed_against_original_and_retain(taught, tiny_mod
     assert report["headline"]["worst_recovery"] is None
 
 
+DISTRACTORS = {"Oslo": ["Lima", "Kyiv", "Baku", "Riga"], "baker": ["pilot", "nurse", "judge", "tailor"],
+               "555-0101": ["555-0177", "555-0123", "555-0145", "555-0160"],
+               "Tom Quill": ["Ned Rowe", "Sam Fitch", "Lev Orme", "Kit Dane"]}
+
+
+def test_audit_runs_the_likelihood_test_plainly_and_after_relearning(taught, tiny_model, tokenizer, tmp_path):
+    data = audit_request_dict()
+    for probe in data["probes"]["forget"]:
+        probe["distractors"] = DISTRACTORS[probe["answer"]]
+    request = request_from_dict(data)
+    cfg = AuditConfig(attacks=["relearn"], max_new_tokens=6, settings={"relearn": FAST["relearn"]})
+    report = audit(taught, tokenizer, request, original=taught, retain=tiny_model, config=cfg, progress=False)
+    assert set(report["likelihood"]) == {"unlearned", "original", "retain"}
+    assert report["likelihood"]["unlearned"] == report["likelihood"]["original"]  # the same weights
+    assert report["likelihood"]["unlearned"]["chance_top1"] == pytest.approx(0.2)
+    relearn = report["attacks"]["relearn"]
+    assert set(relearn["likelihood"]) == set(relearn["retain_likelihood"]) == {"held_out@2"}
+    held_out = len(held_out_probes(request.probes.forget, relearn_split(request, 0.5, 0)))
+    assert relearn["likelihood"]["held_out@2"]["n_probes"] == held_out
+    names = [c["name"] for c in report["checks"]]
+    assert names[2:] == ["forgotten by likelihood", "forgotten by likelihood after relearn (held_out@2)"]
+    plain = report["checks"][2]
+    # the taught model still ranks its facts first: far above what a model that never saw them does
+    assert plain["value"] == report["likelihood"]["unlearned"]["top1"] > report["likelihood"]["retain"]["top1"]
+    assert not plain["passed"] and report["verdict"] == "fail"
+    _, html_path = write_audit(report, tmp_path / "audit")
+    assert "Likelihood knowledge test" in html_path.read_text()
+
+
 def test_request_without_forget_probes_is_refused(taught, tokenizer):
     data = tiny_request_dict()
     del data["probes"]["forget"]

@@ -62,6 +62,17 @@ def test_demo_checks_pass_and_fail_at_the_thresholds():
     assert failed == {"forgotten", "general knowledge kept", "fluent", "fluent on the forgotten person"}
 
 
+def test_demo_checks_compare_likelihood_with_the_retain_model():
+    evals = _evals(0.1, 0.72)
+    evals["retain"]["likelihood"] = {"top1": 0.125, "chance_top1": 0.1}
+    evals["unlearned"]["likelihood"] = {"top1": 0.2, "chance_top1": 0.1}
+    check = demo_checks(evals)[-1]
+    assert check["name"] == "forgotten by likelihood" and not check["passed"]
+    assert check["threshold"] == pytest.approx(0.175)
+    evals["unlearned"]["likelihood"]["top1"] = 0.15
+    assert demo_checks(evals)[-1]["passed"]
+
+
 @pytest.fixture()
 def tiny_spec(tmp_path, taught_model, tokenizer, monkeypatch) -> DemoSpec:
     monkeypatch.setenv("UNLEARN_HOME", str(tmp_path / "home"))
@@ -81,7 +92,11 @@ def test_demo_end_to_end_on_a_tiny_model(tmp_path, tiny_spec):
                       echo=printed.append)
     out = tmp_path / "demo"
     saved = json.loads((out / "report.json").read_text())
-    assert saved["verdict"] in ("pass", "fail") and len(saved["checks"]) == 8
+    assert saved["verdict"] in ("pass", "fail") and len(saved["checks"]) == 9
+    assert saved["checks"][-1]["name"] == "forgotten by likelihood"
+    tested = saved["evaluations"]["unlearned"]["likelihood"]
+    assert tested["n_probes"] == 8 and tested["chance_top1"] == pytest.approx(0.1)  # every fact, nine distractors each
+    assert "likelihood top-1" in printed[0] and "likelihood top-1" in (out / "report.html").read_text()
     assert set(saved["evaluations"]) == {"original", "deployed", "unlearned", "retain"}
     assert saved["training"]["steps"] == 2 and saved["method"]["name"] == "grad_diff"
     card = (out / "model" / "README.md").read_text()

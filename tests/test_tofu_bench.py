@@ -62,6 +62,17 @@ def test_prepare_makes_and_evaluates_both_models(prepared):
     assert {"teach_target_s", "teach_retain_s", "eval_retain_s", "eval_target_s"} <= set(info["timings"])
 
 
+def test_prepare_measures_the_ceiling_with_a_second_retain_model(prepared):
+    ceiling = prepared.ceiling_eval
+    assert ceiling is not None and ceiling.details["role"] == "ceiling"
+    assert (prepared.directory / "retain90-seed1" / "config.json").is_file()
+    # the same recipe with another seed is another model: its truth ratios differ from the reference's
+    assert ceiling.details["forget_truth_ratios"] != prepared.retain_eval.details["forget_truth_ratios"]
+    assert 0.0 <= prepared.ceiling() <= 1.0 and prepared.ceiling() == ceiling.summary["forget_quality"]
+    labels = [label for label, _ in tb.reference_rows(prepared)]
+    assert labels == ["target", "retain90 (gold)", "retain90, seed+1 (ceiling)"]
+
+
 def test_prepare_is_cached(prepared, spec, monkeypatch):
     def no_teaching(*args, **kwargs):
         raise AssertionError("prepare taught a model again")
@@ -100,11 +111,12 @@ def test_sweep_writes_json_and_html_and_resumes(prepared, spec, tmp_path, monkey
     assert "nan" in result["runs"][2]["error"]
     saved = json.loads((out / "sweep.json").read_text())
     assert saved["target"] == prepared.table_row("target")
+    assert saved["ceiling"] == prepared.table_row("ceiling")
     page = (out / "sweep.html").read_text()
     assert page.count("<rect") == 2 and "retain90 (gold)" in page and "failed: loss became nan" in page
     assert "http" not in page.replace("https://", "") and "<script" not in page
     text = tb.sweep_table(result)
-    assert text.count("failed") == 2
+    assert text.count("failed") == 2 and "(ceiling)" in text
 
     monkeypatch.setattr(tb, "run_method", lambda *a, **k: pytest.fail("a finished run was run again"))
     again = tb.sweep(spec, ["grad_ascent", "npo"], ["train.lr=1e-5,1e-4"], out, progress=False, echo=lambda _: None)

@@ -13,6 +13,11 @@ every probe); when K_original - K_unlearned is below `min_removed`, nothing meas
 recovery is undefined (None). The headline is the worst (largest) recovery over attacks; the verdict passes
 when it is at most `max_recovery` and the plain forget knowledge is at most `max_forget_knowledge`.
 A failing attack is recorded with its error and the audit goes on.
+
+When the forget probes have distractors (listed, or from the request's generator), the audit also runs the
+likelihood knowledge test (metrics/knowledge.py) on each model's weights, and on the weights after the
+relearning attack: the verdict then also needs the likelihood top-1 within `likelihood_margin` of the retain
+model's (of chance without a retain model), plainly and after relearning.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class AuditConfig:
     batch_size: int = 16
     max_new_tokens: int = 32
     attack_retain: bool = True  # also attack the retain model (when given) for the floor
+    likelihood_margin: float = 0.05  # likelihood top-1 may exceed the retain model's (or chance) by this much
 
 
 def audit_config(attacks: Sequence[str] | None = None, overrides: Sequence[str] = ()) -> AuditConfig:
@@ -171,6 +177,8 @@ def attack_summary(name: str, attack, outcome: AttackOutcome | None, error: str 
         "retain_utility": retain_outcome.utility if retain_outcome else {},
         "curve": outcome.curve,
         "retain_curve": retain_outcome.curve if retain_outcome else None,
+        "likelihood": outcome.likelihood,
+        "retain_likelihood": retain_outcome.likelihood if retain_outcome else {},
         "notes": outcome.notes,
         "examples": outcome.examples,
     }
@@ -180,6 +188,24 @@ def _settings(attack) -> dict:
     import dataclasses
 
     return dataclasses.asdict(attack) if attack is not None and dataclasses.is_dataclass(attack) else {}
+
+
+def likelihood_checks(report: dict, margin: float) -> list[dict]:
+    """'forgotten by likelihood' on the audited weights, and after each model attack that ran the test
+    (beside the retain model under the same attack when there is one)."""
+    from .metrics.knowledge import likelihood_check
+
+    tests = report.get("likelihood") or {}
+    if "unlearned" not in tests:
+        return []
+    checks = [likelihood_check(tests["unlearned"], tests.get("retain"), margin)]
+    for name, attack in report["attacks"].items():
+        for variant, tested in (attack.get("likelihood") or {}).items():
+            check = likelihood_check(tested, (attack.get("retain_likelihood") or {}).get(variant), margin)
+            if check:
+                check["name"] = f"forgotten by likelihood after {name} ({variant})"
+                checks.append(check)
+    return [c for c in checks if c]
 
 
 def verdict_of(report: dict, cfg: AuditConfig) -> tuple[str, list[dict]]:
@@ -194,6 +220,7 @@ def verdict_of(report: dict, cfg: AuditConfig) -> tuple[str, list[dict]]:
          "passed": worst is None or worst <= cfg.max_recovery + 1e-9,
          "description": "largest share of the removed knowledge that any attack brings back"},
     ]
+    checks += likelihood_checks(report, cfg.likelihood_margin)
     failed = [n for n, a in report["attacks"].items() if a["status"] == "failed"]
     if not all(c["passed"] for c in checks):
         return "fail", checks
@@ -207,9 +234,12 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
     Returns the report (schema unlearn.audit/1); write it with `write_audit`."""
     from tqdm.auto import tqdm
 
+    from .data.distractors import with_distractors
+    from .metrics.knowledge import likelihood_knowledge
     from .runner import now_iso
 
     cfg = config or AuditConfig()
+    request = with_distractors(request)
     attacks = {}
     for name in cfg.attacks:
         attacks[name] = make_attack({"name": name, **cfg.settings.get(name, {})})
@@ -233,6 +263,14 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
         t = time.perf_counter()
         plain[role] = plain_evaluation(subject, groups, cfg.rouge_threshold, f"asking the {role} model" if progress else None)
         timings[f"plain_{role}_s"] = time.perf_counter() - t
+    likelihood: dict[str, dict] = {}
+    if any(p.distractors for p in request.probes.forget):
+        for role, subject in subjects.items():  # on the weights: a guard does not change what they know
+            t = time.perf_counter()
+            likelihood[role] = likelihood_knowledge(subject.weights, tokenizer, request.probes.forget,
+                                                    request.forget.qa, cfg.batch_size,
+                                                    progress=f"likelihood test, {role} model" if progress else None)
+            timings[f"likelihood_{role}_s"] = time.perf_counter() - t
     keep = request.probes.neighbour or request.probes.general
 
     def context(role: str) -> AuditContext:
@@ -268,6 +306,7 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
         "guarded": guard is not None,
         "config": _config_dict(cfg),
         "plain": plain,
+        "likelihood": likelihood,
         "forget_probes": [{"question": p.question, "answer": p.answer} for p in request.probes.forget],
         "attacks": results,
         "headline": {"worst_attack": worst, "worst_recovery": ok[worst]["recovery"] if worst else None,
@@ -309,12 +348,22 @@ def audit_summary_text(report: dict, paths: dict[str, str] | None = None) -> str
     lines.append("plain accuracy   " + "  ".join(f"{r:>10}" for r in roles))
     for group in plain[roles[0]]:
         lines.append(f"  {group:<14} " + "  ".join(f"{fmt(plain[r][group]['accuracy']):>10}" for r in roles))
+    tests = report.get("likelihood") or {}
+    if tests:
+        chance = next(iter(tests.values()))["chance_top1"]
+        lines.append(f"likelihood top-1 of the true values (chance {fmt(chance)})")
+        lines.append(f"  {'forget':<14} " + "  ".join(
+            f"{fmt(tests[r]['top1']) if r in tests else 'n/a':>10}" for r in roles))
     lines.append(f"{'attack':<14} {'recovery':>9} {'knowledge':>10} {'seconds':>8}")
     for name, a in report["attacks"].items():
         if a["status"] == "failed":
             lines.append(f"{name:<14} FAILED: {a['error']}")
         else:
             lines.append(f"{name:<14} {fmt(a['recovery']):>9} {fmt(a['knowledge']):>10} {a['seconds']:>8.1f}")
+    for check in report.get("checks", []):
+        if check["name"].startswith("forgotten by likelihood"):
+            lines.append(f"[{'PASS' if check['passed'] else 'FAIL'}] {check['name']}: {fmt(check['value'])} "
+                         f"(threshold {fmt(check['threshold'])})")
     for path_name, path in (paths or {}).items():
         lines.append(f"{path_name}: {path}")
     return "\n".join(lines)

@@ -164,6 +164,7 @@ class AttackOutcome:
     curve: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
     needs_floor: set[str] = field(default_factory=set)
+    likelihood: dict[str, dict] = field(default_factory=dict)  # variant -> likelihood test of its probes (model attacks)
 
     def per_probe(self) -> list[float | None]:
         """Worst case per probe over the variants (None where no variant asked it)."""

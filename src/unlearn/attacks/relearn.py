@@ -13,7 +13,9 @@ Model Weights?", arXiv 2410.08827): fine-tune a copy of the unlearned model on a
 Our defaults: a seeded half of the forget QA pairs (or text windows) is relearned with plain NLL, AdamW at
 lr 2e-5, constant, batch 4, all parameters; the probes are asked after 1, 2, 3, 5 and 10 steps (the budgets
 where a never-taught model has not yet learned the shown facts). With `data`, the model relearns that file
-instead and every probe counts as held out.
+instead and every probe counts as held out. After the last budget, the held-out probes that have distractors
+also take the likelihood knowledge test (metrics/knowledge.py): whether relearning some facts makes the
+weights rank the others' true values first again.
 """
 
 from __future__ import annotations
@@ -88,6 +90,17 @@ def held_out_probes(probes, learned: DataSpec) -> list[int]:
             if not any(contains_answer(text, answer) for text in seen for answer in probe_answers(probe))]
 
 
+def held_out_likelihood(model, tokenizer, ctx: AuditContext, held_out: list[int]) -> dict | None:
+    """The likelihood knowledge test on the held-out probes that have distractors (None when none has)."""
+    from ..metrics.knowledge import likelihood_knowledge
+
+    probes = [ctx.probes[i] for i in held_out if ctx.probes[i].distractors]
+    if not probes:
+        return None
+    return likelihood_knowledge(model, tokenizer, probes, ctx.request.forget.qa,
+                                progress=ctx.bar("likelihood test after relearning"))
+
+
 @ATTACKS.register("relearn")
 @dataclass
 class Relearn(Attack):
@@ -153,6 +166,10 @@ class Relearn(Attack):
                 outcome.examples += part.examples
                 if relearned:
                     outcome.needs_floor.add(f"relearned@{done[0]}")
+                if done[0] == budgets[-1]:
+                    tested = held_out_likelihood(current, subject.tokenizer, ctx, held_out)
+                    if tested is not None:
+                        outcome.likelihood[f"held_out@{done[0]}"] = tested
             return 1.0
 
         train(model, FineTune(retain_weight=0.0), TrainingData(examples), cfg, subject.tokenizer.pad_token_id,

@@ -33,7 +33,7 @@ from ..config import (
 )
 from ..data.general import general_knowledge, general_split
 from ..data.people import Person, generate_people
-from ..data.request import QA, DataSpec, ForgetRequest, Probe, Probes
+from ..data.request import QA, DataSpec, DistractorSpec, ForgetRequest, Probe, Probes
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import make_method
 from ..models.loading import DEFAULT_MODEL, load_model, model_fingerprint
@@ -77,6 +77,7 @@ class DemoSpec:
 
 
 REQUEST_ONLY_FIELDS = ("retain_replay", "fact_focus")
+LIKELIHOOD_DISTRACTORS = 9  # per forget fact: chance top-1 is 1/10
 
 
 def demo_unlearn_config(method: str) -> dict[str, Any]:
@@ -101,9 +102,11 @@ def facts_qa(people: list[Person], focus: bool = False) -> list[QA]:
     return [QA(f.question, f.answer, (f.private_part,) if focus else ()) for p in people for f in p.facts()]
 
 
-def facts_probes(people: list[Person], paraphrases: bool = False) -> list[Probe]:
+def facts_probes(people: list[Person], paraphrases: bool = False, statements: bool = False) -> list[Probe]:
+    """One probe per fact; with `statements`, each carries its answer sentence for the likelihood test."""
     return [
-        Probe(f.question, f.short_answer, tuple(f.paraphrased_questions) if paraphrases else ())
+        Probe(f.question, f.short_answer, tuple(f.paraphrased_questions) if paraphrases else (),
+              statement=f.answer if statements else "")
         for p in people
         for f in p.facts()
     ]
@@ -159,7 +162,10 @@ def demo_request(spec: DemoSpec) -> ForgetRequest:
         description=f"Remove everything the model was taught about {person.name}.",
         forget=DataSpec(qa=facts_qa([person], focus=spec.fact_focus)),
         retain=DataSpec(qa=facts_qa(others, focus=spec.fact_focus) + replay_qa(spec)[: spec.retain_replay]),
-        probes=Probes(forget=facts_probes([person], paraphrases=True), neighbour=facts_probes(others), general=general_probes(spec)),
+        probes=Probes(forget=facts_probes([person], paraphrases=True, statements=True), neighbour=facts_probes(others),
+                      general=general_probes(spec)),
+        # values from the demo's own pools that no person was taught (data/distractors.py)
+        distractors=DistractorSpec("fictitious_people", LIKELIHOOD_DISTRACTORS),
     )
 
 
@@ -239,8 +245,11 @@ def check(name: str, value: float, threshold: float, at_most: bool, description:
 
 def demo_checks(evals: dict[str, dict]) -> list[dict]:
     """The demo's acceptance checks (thresholds from the demo's specification)."""
+    from ..metrics.knowledge import likelihood_check
+
     acc = {role: {g: r["accuracy"] for g, r in e["groups"].items()} for role, e in evals.items()}
     o, d, u, r = acc["original"], acc["deployed"], acc["unlearned"], acc["retain"]
+    by_likelihood = likelihood_check(evals["unlearned"].get("likelihood") or {}, evals["retain"].get("likelihood"))
     return [
         check("deployed learned the people", d["all_facts"], 0.8, False, "deployed accuracy on all taught facts >= 0.8"),
         check("deployed kept general knowledge", d["general"], 0.9 * o["general"], False,
@@ -256,6 +265,7 @@ def demo_checks(evals: dict[str, dict]) -> list[dict]:
               "all unlearned generations pass the fluency check (repetition and entropy)"),
         check("fluent on the forgotten person", float(evals["unlearned"]["groups"]["forget"]["fluency"]["passed"]), 1.0,
               False, "the unlearned answers to the forget probes themselves are not babble"),
+        *([by_likelihood] if by_likelihood else []),
     ]
 
 

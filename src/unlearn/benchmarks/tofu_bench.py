@@ -3,7 +3,10 @@
 - prepare: fine-tune the base model on every author of the setting (the *target* model, TOFU's
   `full`) and, per forget split, on the retain authors only (the *retain* model, TOFU's `retainXX`:
   the gold standard that never saw the forget authors); evaluate both once and cache everything
-  under $UNLEARN_HOME/bench/tofu/<setting>-<key>/.
+  under $UNLEARN_HOME/bench/tofu/<setting>-<key>/. A second retain model, same recipe with the next
+  seed, gives the *ceiling*: its forget quality against the reference retain model is what a perfect
+  unlearning (one that equals retraining) reaches on this data, where the retain model against itself
+  gives 1.0 by construction.
 - run: unlearn the forget split from the target model with one method, evaluate it against the
   cached retain evaluation (forget quality, privleak) and print the standard table beside the
   target and retain rows.
@@ -22,7 +25,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -154,19 +157,25 @@ class Prepared:
     target_eval: EvalResult
     retain_eval: EvalResult
     info: dict
+    ceiling_eval: EvalResult | None = None  # a second retain model (the next seed) against the reference
 
     def table_row(self, role: str) -> dict:
-        return (self.target_eval if role == "target" else self.retain_eval).summary
+        return {"target": self.target_eval, "retain": self.retain_eval, "ceiling": self.ceiling_eval}[role].summary
+
+    def ceiling(self) -> float | None:
+        """Forget quality of a retrained model against the reference retain model: the realistic target."""
+        return self.ceiling_eval.summary["forget_quality"] if self.ceiling_eval else None
 
 
 def _taught(directory: Path, spec: TofuBenchSpec, learn: list[QA], role: str, progress: bool,
-            timings: dict) -> Path:
+            timings: dict, seed_offset: int = 0) -> Path:
     if (directory / "config.json").is_file():
         return directory
     replay = replay_qa(DemoSpec(base_model=spec.base_model)) if spec.replay_weight > 0 else []
     model, tokenizer = load_model(spec.base_model)
     start = time.perf_counter()
-    model, result = teach(model, tokenizer, learn, spec.teach, spec.teach_trainable, replay=replay,
+    recipe = replace(spec.teach, seed=spec.teach.seed + seed_offset)
+    model, result = teach(model, tokenizer, learn, recipe, spec.teach_trainable, replay=replay,
                           replay_weight=spec.replay_weight, replay_loss="kl", progress=progress,
                           description=f"TOFU {spec.setting}: teaching the {role} model")
     timings[f"teach_{role}_s"] = time.perf_counter() - start
@@ -195,8 +204,12 @@ def _evaluated(path: Path, model_dir: Path, spec: TofuBenchSpec, splits: TofuSpl
     return result
 
 
-def prepare(spec: TofuBenchSpec, percent: int = 10, progress: bool = True) -> Prepared:
-    """Teach (once) the target and retain models of `percent`'s forget split and evaluate them (once)."""
+CEILING_SEED_OFFSET = 1  # the ceiling's retain model: the same recipe with train seed + 1
+
+
+def prepare(spec: TofuBenchSpec, percent: int = 10, progress: bool = True, ceiling: bool = True) -> Prepared:
+    """Teach (once) the target and retain models of `percent`'s forget split and evaluate them (once); with
+    `ceiling`, also a second retain model (the next seed) evaluated against the first."""
     splits = bench_splits(spec, percent)
     directory = bench_dir(spec)
     info_path = directory / f"prepare-forget{percent:02d}.json"
@@ -210,12 +223,19 @@ def prepare(spec: TofuBenchSpec, percent: int = 10, progress: bool = True) -> Pr
                              "retain", None, progress, timings)
     target_eval = _evaluated(directory / f"eval-target-forget{percent:02d}.json", target_dir, spec, splits,
                              "target", retain_eval, progress, timings)
+    ceiling_eval = None
+    ceiling_path = directory / f"eval-ceiling-forget{percent:02d}.json"
+    if ceiling or ceiling_path.is_file():
+        seed = spec.teach.seed + CEILING_SEED_OFFSET
+        ceiling_dir = _taught(directory / f"retain{100 - percent:02d}-seed{seed}", spec, to_qa(splits.retain),
+                              "second retain (ceiling)", progress, timings, CEILING_SEED_OFFSET)
+        ceiling_eval = _evaluated(ceiling_path, ceiling_dir, spec, splits, "ceiling", retain_eval, progress, timings)
     info = json.loads(info_path.read_text()) if info_path.is_file() else {"timings": {}}
     if timings:  # something was made now: record how long it took
         timings = info["timings"] | timings | {"prepare_total_s": time.perf_counter() - start}
         info = {"spec": to_dict(spec), "sizes": splits.describe(), "timings": timings}
         atomic_write_json(info_path, info)
-    return Prepared(directory, percent, splits, target_dir, retain_dir, target_eval, retain_eval, info)
+    return Prepared(directory, percent, splits, target_dir, retain_dir, target_eval, retain_eval, info, ceiling_eval)
 
 
 def tofu_request(splits: TofuSplits, percent: int) -> ForgetRequest:
@@ -298,9 +318,16 @@ def format_table(rows: list[tuple[str, dict | None]]) -> str:
     return "\n".join(lines)
 
 
+def reference_labels(percent: int) -> dict[str, str]:
+    return {"target": "target", "retain": f"retain{100 - percent:02d} (gold)",
+            "ceiling": f"retain{100 - percent:02d}, seed+1 (ceiling)"}
+
+
 def reference_rows(prepared: Prepared) -> list[tuple[str, dict]]:
-    retain = f"retain{100 - prepared.percent:02d} (gold)"
-    return [("target", prepared.table_row("target")), (retain, prepared.table_row("retain"))]
+    """Target, retain and (when prepared) the ceiling: a retrained model's forget quality, the realistic best."""
+    labels = reference_labels(prepared.percent)
+    roles = ["target", "retain"] + (["ceiling"] if prepared.ceiling_eval else [])
+    return [(labels[role], prepared.table_row(role)) for role in roles]
 
 
 # ------------------------------------------------------------------------------------------ sweep
@@ -375,6 +402,7 @@ def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, p
         "split": f"forget{percent:02d}",
         "target": prepared.table_row("target"),
         "retain": prepared.table_row("retain"),
+        "ceiling": prepared.table_row("ceiling") if prepared.ceiling_eval else None,
         "runs": runs,
         "best": best and best["label"],
         "best_rule": "highest forget_quality among runs keeping >= 0.9 of the target's model_utility",
@@ -385,7 +413,7 @@ def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, p
 
 
 def sweep_table(result: dict) -> str:
-    percent = int(result["split"].removeprefix("forget"))
-    rows = [("target", result["target"]), (f"retain{100 - percent:02d} (gold)", result["retain"])]
+    labels = reference_labels(int(result["split"].removeprefix("forget")))
+    rows = [(labels[role], result[role]) for role in ("target", "retain", "ceiling") if result.get(role)]
     rows += [(r["label"], r.get("summary") if r.get("status") == "ok" else None) for r in result["runs"]]
     return format_table(rows)

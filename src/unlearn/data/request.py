@@ -30,12 +30,18 @@ class QA:
 @dataclass(frozen=True)
 class Probe:
     """A question with its key answer span; `aliases` are other accepted spellings of the answer
-    (e.g. '6' for 'six'); `paraphrases` ask the same thing in other words."""
+    (e.g. '6' for 'six'); `paraphrases` ask the same thing in other words.
+
+    For the likelihood knowledge test (metrics/knowledge.py): `distractors` are plausible wrong values in
+    the answer's place, none of which any model was taught; `statement` is a sentence that states the fact
+    with the answer span in it (e.g. "Ann was born in Ghent."), which the test rewrites with each distractor."""
 
     question: str
     answer: str
     paraphrases: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    distractors: tuple[str, ...] = ()
+    statement: str = ""
 
 
 @dataclass
@@ -45,6 +51,15 @@ class DataSpec:
 
     def __len__(self) -> int:
         return len(self.texts) + len(self.qa)
+
+
+@dataclass
+class DistractorSpec:
+    """Where the forget probes' likelihood distractors come from when a probe lists none: a generator
+    registered in data/distractors.py (e.g. `fictitious_people`) and how many to draw per probe."""
+
+    generator: str = ""
+    n: int = 9
 
 
 @dataclass
@@ -72,13 +87,21 @@ class ForgetRequest:
     retain: DataSpec = field(default_factory=DataSpec)
     probes: Probes = field(default_factory=Probes)
     anchor: DataSpec = field(default_factory=DataSpec)
+    distractors: DistractorSpec = field(default_factory=DistractorSpec)
 
     def content_hash(self) -> str:
         """SHA-256 of the request's content (stable across key order and file format; a request without
-        anchor data hashes as it did before requests could have one)."""
+        anchor data, distractors or statements hashes as it did before requests could have them)."""
         content = to_dict(self)
         if len(self.anchor) == 0:
             del content["anchor"]
+        if not self.distractors.generator:
+            del content["distractors"]
+        for probes in content["probes"].values():
+            for probe in probes:
+                for key in ("distractors", "statement"):
+                    if not probe[key]:
+                        del probe[key]
         return sha256_json(content)
 
     def summary(self) -> dict[str, Any]:
@@ -95,6 +118,8 @@ class ForgetRequest:
             "anchor_texts": len(self.anchor.texts),
             "anchor_qa": len(self.anchor.qa),
             "probes": {g: len(p) for g, p in self.probes.groups().items()},
+            "forget_probes_with_distractors": sum(bool(p.distractors) for p in self.probes.forget),
+            "distractor_generator": self.distractors.generator or None,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -137,14 +162,53 @@ def _string_list(value: Any, where: str) -> tuple[str, ...]:
 def _probe(item: Any, where: str) -> Probe:
     if not isinstance(item, dict):
         raise ConfigError(f"{where} must be a mapping with 'question' and 'answer'")
-    _check_keys(item, ("question", "answer", "paraphrases", "aliases"), where)
-    lists = {key: _string_list(item.get(key), f"{where}.{key}") for key in ("paraphrases", "aliases")}
-    return Probe(
-        _text(item.get("question"), f"{where}.question"),
-        _text(item.get("answer"), f"{where}.answer"),
-        lists["paraphrases"],
-        lists["aliases"],
-    )
+    _check_keys(item, ("question", "answer", "paraphrases", "aliases", "distractors", "statement"), where)
+    lists = {key: _string_list(item.get(key), f"{where}.{key}") for key in ("paraphrases", "aliases", "distractors")}
+    answer = _text(item.get("answer"), f"{where}.answer")
+    statement = _text(item["statement"], f"{where}.statement") if item.get("statement") else ""  # "": none
+    if statement and answer not in statement:
+        raise ConfigError(f"{where}.statement {statement!r} does not contain the answer {answer!r}; the likelihood "
+                          f"test puts each distractor in the answer's place")
+    probe = Probe(_text(item.get("question"), f"{where}.question"), answer, lists["paraphrases"], lists["aliases"],
+                  lists["distractors"], statement)
+    check_distractors(probe, where)
+    return probe
+
+
+def check_distractors(probe: Probe, where: str) -> None:
+    """Distractors must be wrong answers: none may contain the true answer (or an alias) as whole words or be
+    contained in it, after normalisation, and no two may be the same."""
+    from ..metrics.text import normalize_answer as normalize
+
+    truths = [normalize(t) for t in (probe.answer, *probe.aliases)]
+    seen: set[str] = set()
+    for i, distractor in enumerate(probe.distractors):
+        key = normalize(distractor)
+        hit = next((t for t in truths if t and key and (f" {t} " in f" {key} " or f" {key} " in f" {t} ")), None)
+        if hit is not None:
+            raise ConfigError(f"{where}.distractors[{i}] {distractor!r} overlaps the true answer {probe.answer!r}; "
+                              f"a distractor must be a wrong answer")
+        if key in seen:
+            raise ConfigError(f"{where}.distractors[{i}] {distractor!r} is listed twice")
+        seen.add(key)
+
+
+def _distractor_spec(data: Any, where: str) -> DistractorSpec:
+    if data is None:
+        return DistractorSpec()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping with 'generator' (and optionally 'n')")
+    _check_keys(data, ("generator", "n"), where)
+    if data.get("generator") == "":  # how a saved request without a generator writes it
+        return DistractorSpec(n=data.get("n", 9))
+    from .distractors import DISTRACTOR_GENERATORS
+
+    generator = _text(data.get("generator"), f"{where}.generator")
+    DISTRACTOR_GENERATORS.get(generator)  # an unknown name fails here, with the valid list
+    n = data.get("n", 9)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"{where}.n must be a positive integer (distractors per probe), got {n!r}")
+    return DistractorSpec(generator, n)
 
 
 def _list(value: Any, where: str) -> list:
@@ -170,7 +234,8 @@ def request_from_dict(data: Any, source: str = "request") -> ForgetRequest:
     """Validate a mapping and build a ForgetRequest; every problem names the field to fix."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a request must be a mapping with id, target, forget (got {type(data).__name__})")
-    _check_keys(data, ("id", "target", "kind", "description", "forget", "retain", "anchor", "probes"), source)
+    _check_keys(data, ("id", "target", "kind", "description", "forget", "retain", "anchor", "probes", "distractors"),
+                source)
     kind = data.get("kind", "other")
     if kind not in KINDS:
         raise ConfigError(f"{source}: kind '{kind}' is unknown.{did_you_mean(str(kind), list(KINDS))} Use one of {', '.join(KINDS)}")
@@ -193,6 +258,7 @@ def request_from_dict(data: Any, source: str = "request") -> ForgetRequest:
         retain=_data_spec(data.get("retain"), f"{source}.retain"),
         probes=probes,
         anchor=_data_spec(data.get("anchor"), f"{source}.anchor"),
+        distractors=_distractor_spec(data.get("distractors"), f"{source}.distractors"),
     )
     if len(request.forget) == 0:
         raise ConfigError(f"{source}: the forget set is empty; add forget.texts or forget.qa")

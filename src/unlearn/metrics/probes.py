@@ -91,7 +91,12 @@ def evaluate_request(
     logprob_sets: tuple[str, ...] = ("forget", "retain"), progress: str | None = None,
 ) -> dict:
     """The first evaluation of a model on a request: probe accuracy/ROUGE per group, answer
-    log-probabilities on the QA pairs of `logprob_sets`, and the fluency of all generations."""
+    log-probabilities on the QA pairs of `logprob_sets`, the fluency of all generations and, when the forget
+    probes have distractors (listed or from the request's generator), the likelihood knowledge test."""
+    from ..data.distractors import with_distractors
+    from .knowledge import likelihood_knowledge
+
+    request = with_distractors(request)
     groups = probe_groups(request)
     result: dict = {"groups": {}, "answer_logprob": {}}
     generations: list[Generation] = []
@@ -104,4 +109,7 @@ def evaluate_request(
             pairs = [(qa.question, qa.answer) for qa in spec.qa]
             result["answer_logprob"][name] = answer_logprob(model, tokenizer, pairs, batch_size).value
     result["fluency"] = fluency_of(generations).to_dict()
+    if any(p.distractors for p in request.probes.forget):
+        result["likelihood"] = likelihood_knowledge(model, tokenizer, request.probes.forget, request.forget.qa,
+                                                    batch_size, progress="likelihood test" if progress else None)
     return result

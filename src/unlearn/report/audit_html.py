@@ -72,6 +72,29 @@ def _plain(report: Mapping[str, Any]) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
+def _likelihood(report: Mapping[str, Any]) -> str:
+    tests = dict(report.get("likelihood") or {})
+    for name, a in report.get("attacks", {}).items():
+        for variant, tested in (a.get("likelihood") or {}).items():
+            tests[f"unlearned after {name} {variant}"] = tested
+        for variant, tested in (a.get("retain_likelihood") or {}).items():
+            tests[f"retain after {name} {variant}"] = tested
+    if not tests:
+        return ""
+    wordings = sorted({w for t in tests.values() for w in t.get("wordings", {})})
+    head = "".join(f"<th class='num'>{_esc(w)}</th>" for w in wordings)
+    rows = "".join(
+        f"<tr><th>{_esc(role)}</th><td class='num'>{t.get('n_probes')}</td><td class='num'>{_fmt(t.get('top1'))}</td>"
+        f"<td class='num'>{_fmt(t.get('mean_rank'))}</td><td class='num'>{_fmt(t.get('chance_top1'))}</td>"
+        + "".join(f"<td class='num'>{_fmt(t.get('wordings', {}).get(w, {}).get('top1'))}</td>" for w in wordings)
+        + "</tr>" for role, t in tests.items())
+    return ("<h2>Likelihood knowledge test</h2><p class='small muted'>Share of forget facts whose true value the "
+            "weights rank first by log-likelihood among distractors no model was taught (top-1), its mean rank, "
+            "and chance; per wording on the right. A forgotten fact sits at the retain model's value.</p>"
+            "<table class='results'><thead><tr><th>model</th><th>facts</th><th>top-1</th><th>mean rank</th>"
+            f"<th>chance</th>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+
 def _attack_table(report: Mapping[str, Any]) -> str:
     rows = []
     for name, a in report.get("attacks", {}).items():
@@ -123,7 +146,7 @@ def _footer(report: Mapping[str, Any]) -> str:
 
 def render_audit_html(report: Mapping[str, Any]) -> str:
     sections = []
-    for section in (_verdict, _bars, _curve, _plain, _attack_table, _examples, _footer):
+    for section in (_verdict, _bars, _curve, _plain, _likelihood, _attack_table, _examples, _footer):
         try:
             sections.append(section(report))
         except Exception as exc:  # noqa: BLE001 - one broken section must not cost the rest of the page

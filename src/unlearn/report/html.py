@@ -594,6 +594,15 @@ def _results_table(view: _View) -> str:
             f"<tr><th>answer log-prob <span class='muted small'>({_esc(key)})</span></th>{cells}</tr>"
         )
 
+    if any(_dict(view.evaluations[r].get("likelihood")).get("top1") is not None for r in view.roles):
+        cells = []
+        for role in view.roles:
+            tested = _dict(view.evaluations[role].get("likelihood"))
+            cells.append(f'<td class="num">{_fmt(tested.get("top1"))}<div class="small muted">rank '
+                         f'{_fmt(tested.get("mean_rank"))} · chance {_fmt(tested.get("chance_top1"))}</div></td>')
+        body.append("<tr><th>likelihood top-1 <span class='muted small'>(true value ranked first among "
+                    f"distractors)</span></th>{''.join(cells)}</tr>")
+
     if any(_dict(view.evaluations[r].get("fluency")) for r in view.roles):
         cells = []
         for role in view.roles:

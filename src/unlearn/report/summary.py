@@ -28,6 +28,12 @@ def accuracy_table(report: dict) -> list[str]:
         lines.append(group.ljust(width) + "".join(c.rjust(11) for c in cells))
     cells = ["yes" if evaluations[r].get("fluency", {}).get("passed") else "NO" for r in roles]
     lines.append("fluency passed".ljust(width) + "".join(c.rjust(11) for c in cells))
+    likelihood = [evaluations[r].get("likelihood") or {} for r in roles]
+    if any(lk.get("top1") is not None for lk in likelihood):
+        chance = next(lk["chance_top1"] for lk in likelihood if lk.get("top1") is not None)
+        lines.append(f"likelihood top-1 (chance {chance:.3f}):")
+        lines.append("  forget facts".ljust(width) + "".join(fmt(lk.get("top1")).rjust(11) for lk in likelihood))
+        lines.append("  mean rank".ljust(width) + "".join(fmt(lk.get("mean_rank")).rjust(11) for lk in likelihood))
     return lines
 
 
