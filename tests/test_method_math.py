@@ -395,3 +395,58 @@ def test_rmu_forget_positions_skip_the_shared_prefix():
     assert after_common_prefix(ids, mask).tolist() == [[False, False, True, True, False], [False, False, True, True, True]]
     # a single row is all prefix: every real token counts
     assert after_common_prefix(ids[:1], mask[:1]).tolist() == [[True, True, True, True, False]]
+
+
+# ---------------------------------------------------------------- JensUn
+
+
+def test_jsd_to_a_token_by_hand():
+    from unlearn.methods.jensun import jsd_to_target
+
+    # p_k = 1: the distributions agree, 0; p_k = 0: disjoint supports, ln 2
+    close(jsd_to_target(t([1.0, 0.0], torch.float64)), t([0.0, LN2], torch.float64))
+    # p_k = 1/2: 1/2 [1/2 ln 2 + 1/2 ln(1/1.5) + ln(2/1.5)] = 1/2 [0.3465736 - 0.2027326 + 0.2876821] = 0.2157616
+    close(jsd_to_target(t(0.5, torch.float64)), 0.2157616)
+
+
+def test_jsd_closed_form_matches_the_definition_with_a_one_hot_target():
+    from unlearn.methods.jensun import jsd, jsd_to_target
+
+    logp = torch.log_softmax(t([[0.3, -1.0, 2.0, 0.1]], torch.float64), dim=-1)
+    one_hot = torch.log(t([[0.0, 0.0, 1.0, 0.0]], torch.float64))  # -inf off the target
+    close(jsd(logp, one_hot), jsd_to_target(logp[:, 2].exp()))
+
+
+def test_jsd_is_symmetric_and_bounded():
+    from unlearn.methods.jensun import jsd
+
+    p = torch.log(t([0.5, 0.5, 0.0], torch.float64))
+    q = torch.log(t([0.0, 0.0, 1.0], torch.float64))
+    close(jsd(p, q), LN2)  # disjoint supports
+    close(jsd(q, p), LN2)
+    r = torch.log(t([0.25, 0.25, 0.5], torch.float64))
+    # M = (3/8, 3/8, 1/4); KL(P||M) = ln(4/3); KL(R||M) = 1/2 ln(2/3) + 1/2 ln 2 = 1/2 ln(4/3)
+    close(jsd(p, r), 0.5 * (math.log(4 / 3) + 0.5 * math.log(4 / 3)))
+    close(jsd(r, p), jsd(p, r))
+
+
+def test_forget_jsd_averages_over_answer_tokens_only():
+    from unlearn.methods.jensun import forget_jsd
+
+    # LOGITS / LABELS: the two counted tokens get p = 1/2 and p = 3/5.
+    # JSD(1/2) = 0.2157616 (above); JSD(3/5) = 1/2 [0.4 ln 2 + 0.6 ln(1.2/1.6) + ln(2/1.6)]
+    #          = 1/2 [0.2772589 - 0.1726092 + 0.2231436] = 0.1638966
+    close(forget_jsd(LOGITS, LABELS), (0.2157616 + 0.1638966) / 2)
+
+
+def test_sign_momentum_steps_by_the_sign_of_the_momentum():
+    from unlearn.train.loop import SignMomentum
+
+    p = torch.nn.Parameter(t([1.0, 1.0, 1.0]))
+    opt = SignMomentum([p], lr=0.1, momentum=0.5)
+    p.grad = t([2.0, -0.001, 0.0])
+    opt.step()  # m = 0.5 g = [1, -0.0005, 0]: sign [1, -1, 0] -> p = [0.9, 1.1, 1.0]
+    close(p.detach(), [0.9, 1.1, 1.0])
+    p.grad = t([-3.0, 0.0, 4.0])
+    opt.step()  # m = 0.5 [1, -0.0005, 0] + 0.5 [-3, 0, 4] = [-1, -0.00025, 2] -> p = [1.0, 1.2, 0.9]
+    close(p.detach(), [1.0, 1.2, 0.9])

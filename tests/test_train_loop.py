@@ -107,7 +107,7 @@ def test_bad_settings_are_named(tiny_model):
     model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
     with pytest.raises(ConfigError, match="schedule"):
         train(model, FineTune(), TrainingData(same_length_examples()), TrainConfig(schedule="sqrt"), pad_id=0)
-    with pytest.raises(ConfigError, match="optimizer 'adam'.*adamw, sgd"):
+    with pytest.raises(ConfigError, match="optimizer 'adam'.*adamw, sgd, sign"):
         train(model, FineTune(), TrainingData(same_length_examples()), TrainConfig(optimizer="adam"), pad_id=0)
     with pytest.raises(ConfigError, match="empty"):
         train(model, FineTune(), TrainingData([]), TrainConfig(), pad_id=0)
@@ -122,6 +122,17 @@ def test_sgd_step_is_the_clipped_gradient_times_lr(tiny_model):
     FineTune(retain_weight=0.0).loss(model, StepBatch(forget=batch), None).loss.backward()
     for name, p in model.named_parameters():
         torch.testing.assert_close(after[name], p.detach() - 0.5 * p.grad, atol=1e-6, rtol=1e-5)
+
+
+def test_sign_step_moves_each_parameter_by_lr_against_its_gradient(tiny_model):
+    data = TrainingData(same_length_examples(4))
+    cfg = TrainConfig(lr=0.01, max_steps=1, batch_size=4, optimizer="sign", max_grad_norm=1e9, warmup_steps=0)
+    after = trained_params(tiny_model, cfg, data)
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    batch = collate(data.forget, 0)
+    FineTune(retain_weight=0.0).loss(model, StepBatch(forget=batch), None).loss.backward()
+    for name, p in model.named_parameters():  # first step: sign(m) = sign((1 - beta) g) = sign(g)
+        torch.testing.assert_close(after[name], p.detach() - 0.01 * torch.sign(p.grad), atol=1e-6, rtol=1e-5)
 
 
 def test_schedule_and_step_count():

@@ -139,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--out", default=None, help="where to write result.json (default runs/tofu-<setting>-<split>-<method>)")
             a.add_argument("--save-model", action="store_true", help="also write the unlearned model to --out/model")
         if action == "sweep":
-            a.add_argument("--methods", default="grad_ascent,grad_diff,npo,simnpo,idk_dpo,rmu,undial",
-                           help="comma-separated methods (default: all seven)")
+            a.add_argument("--methods", default=None,
+                           help="comma-separated methods (default: every registered method, `unlearn ls methods`)")
             a.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                            help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination)")
             a.add_argument("--out", default=None, help="output directory (default runs/tofu-<setting>-<split>-sweep); "
@@ -409,6 +409,10 @@ def cmd_bench(args) -> int:
         print(f"result: {out / 'result.json'}")
         return 0
     out = Path(args.out or f"runs/tofu-{spec.setting}-{args.split}-sweep")
+    if args.methods is None:
+        from .methods import METHODS
+
+        args.methods = ",".join(METHODS.names())
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     result = tb.sweep(spec, methods, args.grid, out, percent, progress)
     print(tb.sweep_table(result))

@@ -60,7 +60,7 @@ class TrainConfig:
     grad_accum: int = 1
     warmup_steps: int = 0
     schedule: str = "constant"  # constant | linear | cosine
-    optimizer: str = "adamw"  # adamw | sgd (plain gradient steps: updates proportional to each gradient)
+    optimizer: str = "adamw"  # adamw | sgd (plain gradient steps) | sign (sign of the momentum: signum)
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 128

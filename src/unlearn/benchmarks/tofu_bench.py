@@ -68,6 +68,7 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "idk_dpo": {"train.lr": 1e-5},
     "rmu": {"train.lr": 1e-3, "method.steering_coeff": 150.0},
     "undial": {"train.lr": 1e-4},
+    "jensun": {"train.lr": 1e-5},
 }
 
 

@@ -301,16 +301,47 @@ def repair(model, method: LossMethod, data: TrainingData, cfg: TrainConfig, pad_
     return kept_steps
 
 
-OPTIMIZERS = ("adamw", "sgd")
+OPTIMIZERS = ("adamw", "sgd", "sign")
+
+
+class SignMomentum(torch.optim.Optimizer):
+    """Sign-based updates with momentum (signum): m <- beta m + (1 - beta) g;  theta <- theta - lr sign(m)
+    (decoupled weight decay theta <- theta (1 - lr wd) first). Bernstein et al. 2018, "signSGD: Compressed
+    Optimisation for Non-Convex Problems" (arXiv 1802.04434), Alg. 3; for unlearning, gradient-sign updates
+    land in basins that relearning and quantization disturb less (Lang et al. 2025, "Downgrade to Upgrade",
+    arXiv 2510.00761)."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "momentum" not in state:
+                    state["momentum"] = torch.zeros_like(p)
+                m = state["momentum"]
+                m.mul_(group["momentum"]).add_(p.grad, alpha=1 - group["momentum"])
+                if group["weight_decay"]:
+                    p.mul_(1 - group["lr"] * group["weight_decay"])
+                p.add_(torch.sign(m), alpha=-group["lr"])
+        return loss
 
 
 def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW, or plain SGD, whose update is proportional to each parameter's gradient; Adam's first steps
-    move every trainable parameter by about `lr` whatever its gradient, which reaches far beyond the data."""
+    """AdamW; plain SGD, whose update is proportional to each parameter's gradient (Adam's first steps
+    move every trainable parameter by about `lr` whatever its gradient, which reaches far beyond the data);
+    or `sign`, sign-based updates with momentum (SignMomentum)."""
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+    if name == "sign":
+        return SignMomentum(params, lr=lr, weight_decay=weight_decay)
     raise ConfigError(f"train.optimizer '{name}' is unknown; use one of: {', '.join(OPTIMIZERS)}")
 
 
