@@ -232,3 +232,15 @@ def test_a_saved_request_loads_back_the_same(tmp_path):
         path.write_text(json.dumps(request.to_dict()))
         again = load_request(path)
         assert again == request and again.content_hash() == request.content_hash()
+
+
+def test_under_guards_the_test_reads_the_weights(tokenizer, tiny_model):
+    import unlearn
+    from unlearn.metrics.probes import evaluate_request
+
+    data = tiny_request_dict()
+    data["probes"]["forget"][0]["distractors"] = ["Lima", "Kyiv"]
+    request = request_from_dict(data)
+    plain = evaluate_request(tiny_model, tokenizer, request, 8, 2)["likelihood"]
+    guarded = unlearn.guard(tiny_model, tokenizer, request, ["refusal_filter"])
+    assert evaluate_request(guarded, tokenizer, request, 8, 2)["likelihood"] == plain

@@ -229,7 +229,7 @@ def prepare(spec: TofuBenchSpec, percent: int = 10, progress: bool = True, ceili
     if ceiling or ceiling_path.is_file():
         seed = spec.teach.seed + CEILING_SEED_OFFSET
         ceiling_dir = _taught(directory / f"retain{100 - percent:02d}-seed{seed}", spec, to_qa(splits.retain),
-                              "second retain (ceiling)", progress, timings, CEILING_SEED_OFFSET)
+                              "ceiling", progress, timings, CEILING_SEED_OFFSET)
         ceiling_eval = _evaluated(ceiling_path, ceiling_dir, spec, splits, "ceiling", retain_eval, progress, timings)
     info = json.loads(info_path.read_text()) if info_path.is_file() else {"timings": {}}
     if timings:  # something was made now: record how long it took

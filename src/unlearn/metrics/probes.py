@@ -92,7 +92,8 @@ def evaluate_request(
 ) -> dict:
     """The first evaluation of a model on a request: probe accuracy/ROUGE per group, answer
     log-probabilities on the QA pairs of `logprob_sets`, the fluency of all generations and, when the forget
-    probes have distractors (listed or from the request's generator), the likelihood knowledge test."""
+    probes have distractors (listed or from the request's generator), the likelihood knowledge test (of the
+    weights, under any guards)."""
     from ..data.distractors import with_distractors
     from .knowledge import likelihood_knowledge
 
@@ -110,6 +111,7 @@ def evaluate_request(
             result["answer_logprob"][name] = answer_logprob(model, tokenizer, pairs, batch_size).value
     result["fluency"] = fluency_of(generations).to_dict()
     if any(p.distractors for p in request.probes.forget):
-        result["likelihood"] = likelihood_knowledge(model, tokenizer, request.probes.forget, request.forget.qa,
+        weights = getattr(model, "guarded_weights", model)  # what the weights know: guards do not change it
+        result["likelihood"] = likelihood_knowledge(weights, tokenizer, request.probes.forget, request.forget.qa,
                                                     batch_size, progress="likelihood test" if progress else None)
     return result
