@@ -164,6 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-body", type=int, default=1 << 20, help="largest request body in bytes (default 1 MiB)")
     _add_guard_options(sv, " (needed for a new --state directory)")
 
+    te = sub.add_parser("teach", help="fine-tune a model on your data in K isolated shards, so that removing "
+                        "data later is exact", epilog=EPILOG,
+                        description="Split DATA (.jsonl/.json/.yaml items: question+answer or text, optional source) "
+                        "into --shards K shards (a source's items stay together) and train one update per shard from "
+                        "the base model; the served model (STATE/model) is base + every shard's update. A later "
+                        "`unlearn apply REQUEST --state STATE` retrains only the shards holding the request's data, "
+                        "without it: the result is what teaching would have given had the data never been there.")
+    te.add_argument("data", help="teaching data: .jsonl (one item per line) or a .json/.yaml list of items")
+    te.add_argument("--state", required=True, help="new state directory (manifest, shard updates, served model)")
+    te.add_argument("--shards", type=int, default=4, help="number of shards K (default 4); removal retrains ~1/K")
+    te.add_argument("--group-by", default="source", choices=["source", "item"],
+                    help="'source' (default): items with the same source share a shard; 'item': each item alone")
+    te.add_argument("--model", default="default", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+    te.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="teaching setting, e.g. --set train.lr=1e-4 --set trainable.mode=lora --set replay=none")
+    te.add_argument("--quiet", action="store_true", help="no progress bars")
+
     ap = sub.add_parser("apply", help="apply removal requests in order to a state directory (ledger, verification, "
                         "rollback)", epilog=EPILOG,
                         description="Apply each REQUEST in order to the current model of the state directory --state "
@@ -448,12 +465,41 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_teach(args) -> int:
+    from .config import apply_overrides, from_dict, to_dict
+    from .exact import ShardConfig, load_teach_data, teach_shards
+
+    items = load_teach_data(args.data)
+    data = apply_overrides(to_dict(ShardConfig(shards=args.shards, group_by=args.group_by)), args.overrides)
+    config = from_dict(ShardConfig, data, "teach settings")
+    teach_shards(items, args.state, args.model, config, progress=not args.quiet)
+    return 0
+
+
+def _apply_exact(args, requests) -> int:
+    from .exact import apply_exact
+
+    given = [name for name, value in (("--method", args.method), ("--technique", args.technique),
+                                      ("--config", args.config), ("--set", args.overrides)) if value]
+    if given:
+        raise UnlearnError(f"{args.state} is a sharded state: requests are removed exactly by retraining shards, so "
+                           f"{given[0]} does not apply; leave it out")
+    outcomes = [apply_exact(r, args.state, progress=not args.quiet) for r in requests]
+    for outcome in outcomes:
+        if outcome.status == "skipped":
+            print(f"{outcome.id}: skipped ({outcome.message})")
+    return 0
+
+
 def cmd_apply(args) -> int:
     from .data.request import load_request
+    from .exact import is_sharded_state
     from .requests import apply_requests
     from .requests.apply import explicit_sequence
 
     requests = [load_request(path) for path in args.requests]
+    if is_sharded_state(args.state):
+        return _apply_exact(args, requests)
     if args.technique:
         args.overrides.insert(0, f"sequence.technique={args.technique}")
     if args.keep_data:
@@ -474,9 +520,36 @@ def _ledger_rows(entries) -> list[str]:
     return lines
 
 
+def _sharded_ledger(args) -> int:
+    from .exact import ShardedState
+
+    with ShardedState(args.state, lock=False) as state:
+        if args.request_id:
+            entry = next((r for r in state.ledger if r["id"] == args.request_id), None)
+            if entry is None:
+                raise UnlearnError(f"no request '{args.request_id}' in the ledger of {args.state}")
+            print(json.dumps(entry, indent=2))
+            return 0
+        if args.json:
+            print(json.dumps({k: v for k, v in state.manifest.items() if k != "shards"}
+                             | {"shards": [{k: v for k, v in s.items() if k != "items"} | {"items": len(s["items"])}
+                                           for s in state.shards]}, indent=2))
+            return 0
+        print(f"sharded state {args.state}: base model {state.manifest['base_model']}, {len(state.shards)} shards "
+              f"({', '.join(str(len(s['items'])) for s in state.shards)} items), {len(state.ledger)} request(s)")
+        for r in state.ledger:
+            shards = ", ".join(str(s["index"]) for s in r["shards"])
+            print(f"  {r['id']:<28} removed {r['items_removed']:>3} items  shards {shards:<8} retrained in "
+                  f"{r['retrain_seconds']:.0f} s ({(r['cost_fraction'] or 0):.0%} of all shards)  {r['applied']}")
+    return 0
+
+
 def cmd_ledger(args) -> int:
+    from .exact import is_sharded_state
     from .requests.state import LEDGER, StateDir
 
+    if is_sharded_state(args.state):
+        return _sharded_ledger(args)
     if not (Path(args.state) / LEDGER).is_file():
         raise UnlearnError(f"{args.state} holds no ledger; create it with `unlearn apply ... --state {args.state}`")
     with StateDir(args.state, lock=False) as state:
@@ -502,8 +575,16 @@ def cmd_ledger(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    from .exact import is_sharded_state, verify_shards
     from .requests import verify_state
 
+    if is_sharded_state(args.state):
+        rows = verify_shards(args.state, progress=not args.quiet)
+        for row in rows:
+            print(f"  [{'PASS' if row['passed'] else 'FAIL'}] {row['check']}: {row['detail']}")
+        passed = all(row["passed"] for row in rows)
+        print(f"{'every shard retrains to its stored update' if passed else 'VERIFICATION FAILED'}")
+        return 0 if passed else 1
     result = verify_state(args.state, progress=not args.quiet)
     for check in result["checks"]:
         print(f"  [{'PASS' if check['passed'] else 'FAIL'}] {check['name']}: {check['value']:.3f} "
@@ -520,7 +601,7 @@ def cmd_remove(args) -> int:
     return 0
 
 
-COMMANDS = {"apply": cmd_apply, "ledger": cmd_ledger, "verify": cmd_verify, "remove": cmd_remove, "serve": cmd_serve, "run": cmd_run, "eval": cmd_eval, "audit": cmd_audit, "bench": cmd_bench, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
+COMMANDS = {"teach": cmd_teach, "apply": cmd_apply, "ledger": cmd_ledger, "verify": cmd_verify, "remove": cmd_remove, "serve": cmd_serve, "run": cmd_run, "eval": cmd_eval, "audit": cmd_audit, "bench": cmd_bench, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
