@@ -450,3 +450,46 @@ def test_sign_momentum_steps_by_the_sign_of_the_momentum():
     p.grad = t([-3.0, 0.0, 4.0])
     opt.step()  # m = 0.5 [1, -0.0005, 0] + 0.5 [-3, 0, 4] = [-1, -0.00025, 2] -> p = [1.0, 1.2, 0.9]
     close(p.detach(), [1.0, 1.2, 0.9])
+
+
+def test_undo_noise_interpolates_toward_a_fresh_initialisation():
+    from unlearn.methods.undo import fresh_init, noised
+
+    close(noised(t([2.0, -4.0]), t([0.0, 1.0]), 0.25), [1.5, -2.75])  # 0.75 θ + 0.25 θ_init
+    close(noised(t([2.0]), t([7.0]), 0.0), [2.0])
+    close(noised(t([2.0]), t([7.0]), 1.0), [7.0])
+    g = torch.Generator().manual_seed(0)
+    matrix = fresh_init("layers.0.mlp.up_proj.weight", torch.zeros(200, 100), 0.02, g)
+    assert abs(float(matrix.std()) - 0.02) < 0.001 and abs(float(matrix.mean())) < 0.001
+    close(fresh_init("layers.0.input_layernorm.weight", torch.zeros(3), 0.02, g), [1.0, 1.0, 1.0])
+    close(fresh_init("layers.0.mlp.up_proj.bias", torch.full((2,), 5.0), 0.02, g), [0.0, 0.0])
+
+
+def test_undo_distillation_is_the_teachers_kl_on_answer_tokens():
+    from unlearn.methods.undo import distill_loss
+
+    assert float(distill_loss(LOGITS, LOGITS, LABELS)) == pytest.approx(0.0, abs=1e-7)
+    teacher = LOGITS.clone()
+    teacher[0, 0] = t([0.0, 0.0, 0.0])  # a uniform teacher at the first answer position, the same at the second
+    # KL(q || p) at position 0: q = (1/3, 1/3, 1/3), p = (1/4, 1/2, 1/4): 1/3 [ln(4/3) + ln(2/3) + ln(4/3)]
+    #   = 1/3 ln(32/27) = 0.0566330; position 1: 0. Mean over the two answer positions: 0.0283165
+    close(distill_loss(LOGITS, teacher, LABELS), 0.0283165)
+
+
+def test_mudman_neg_entropy_counts_answer_positions_only():
+    from unlearn.methods.mudman import neg_entropy
+
+    # row 0: p = (1/4, 1/2, 1/4): H = 1/2 ln 4 + 1/2 ln 2 = 1.5 ln 2 = 1.0397208
+    # row 1: p = (3/5, 1/5, 1/5): H = 3/5 ln(5/3) + 2/5 ln 5 = 0.3064954 + 0.6437752 = 0.9502706
+    close(neg_entropy(LOGITS, LABELS), -(1.0397208 + 0.9502706) / 2)
+    close(neg_entropy(LOGITS, torch.tensor([[X, X, 0]])), -0.9502706)
+
+
+def test_mudman_masks_disruptive_coordinates_and_normalises_the_step():
+    from unlearn.methods.mudman import disruption_mask, masked_normalised_update
+
+    close(disruption_mask(t([1.0, -2.0, 3.0, -0.5]), t([0.1, 0.2, -0.3, -4.0])), [1.0, 0.0, 0.0, 1.0])
+    # g = ([3, -4], [0]): global norm 5; momenta signs keep the first coordinate only (and the zero matches zero)
+    steps = masked_normalised_update([t([3.0, -4.0]), t([0.0])], [t([1.0, 1.0]), t([0.0])], lr=0.5)
+    close(steps[0], [-0.5 * 3 / 5, 0.0])
+    close(steps[1], [0.0])

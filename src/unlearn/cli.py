@@ -212,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     vf = sub.add_parser("verify", help="re-check every applied request on the current model", epilog=EPILOG,
                         description="Ask every applied request's forget probes again (and the general-knowledge "
                         "probes) on the current model of --state; exit 1 if any request relapsed or general accuracy "
-                        "fell below tolerance.")
+                        "fell below tolerance. On a sharded state (`unlearn teach`): retrain every shard from its "
+                        "recorded items and seed and compare with the stored update; check that no removed item is "
+                        "left in a shard.")
     vf.add_argument("--state", required=True, help="state directory")
     vf.add_argument("--quiet", action="store_true", help="no progress bars")
 

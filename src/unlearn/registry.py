@@ -70,7 +70,8 @@ def build_registered(registry: Registry[type], spec: str | dict[str, Any]) -> An
     if not name:
         raise ConfigError(f"{registry.kind}: missing 'name' (see `unlearn ls {registry.kind}s`)")
     cls = registry.get(name)
-    fields = {f.name: f.default for f in dataclasses.fields(cls)}
+    fields = {f.name: f.default_factory() if f.default is dataclasses.MISSING and f.default_factory
+              is not dataclasses.MISSING else f.default for f in dataclasses.fields(cls)}
     for key, value in spec.items():
         if key not in fields:
             raise ConfigError(

@@ -86,6 +86,10 @@ class Unlearner:
         model in LoRA mode) before adapters are merged."""
         cfg = self.config
         method = self.method
+        after_training = getattr(method, "after_training", None)  # a second stage (e.g. undo's noise + distil)
+        if after_training is not None and cfg.trainable.mode == "lora":
+            raise ConfigError(f"method '{method.registered_name}' changes the trained weights after training; "
+                              "use trainable.mode=layers, pattern or all, not lora")
         data = build_training_data(self.tokenizer, request, method, cfg.train.max_length)
         model = select_trainable(self.model, trainable_for(method, self.model, cfg.trainable))
         reference = Reference(model) if method.needs_reference or data.uses_anchor(cfg.train) else None
@@ -96,6 +100,10 @@ class Unlearner:
             on_step=on_step,
         )
         del reference
+        if after_training is not None and result.steps > 0:
+            second = after_training(model, self.tokenizer, request, cfg.train, progress)
+            result.second_stage = {"steps": second.steps, "seconds": second.seconds}
+            result.seconds += second.seconds
         if on_trained is not None:
             on_trained(model)
         self.model = merge_if_lora(model)

@@ -55,6 +55,7 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "rmu": {"train.lr": 1e-3, "method.steering_coeff": 150.0},
     "undial": {"train.lr": 1e-4, "method.retain_weight": 20.0},
     "jensun": {"train.lr": 2e-5, "method.retain_weight": 20.0},  # at 1e-4 the other people drop to 0.72
+    "undo": {"train.lr": 1e-4, "method.base": "undial", "method.base_settings.retain_weight": 20.0},
 }
 
 

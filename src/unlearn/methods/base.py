@@ -57,7 +57,8 @@ class LossMethod:
 
 def method_fields(cls: type) -> dict[str, Any]:
     """Hyperparameter names and defaults of a method class."""
-    return {f.name: f.default for f in dataclasses.fields(cls)}
+    return {f.name: f.default_factory() if f.default is dataclasses.MISSING and f.default_factory
+            is not dataclasses.MISSING else f.default for f in dataclasses.fields(cls)}
 
 
 def make_method(spec: str | dict[str, Any]):

@@ -48,6 +48,7 @@ class TrainResult:
     stopped_early: bool = False
     history: list[dict] = field(default_factory=list)
     repair_steps: int = 0  # retain-only steps kept after unlearning (train.repair_steps)
+    second_stage: dict | None = None  # a method's stage after training (undo: distillation): steps, seconds
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
@@ -177,6 +178,10 @@ def train(
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     method.setup(accelerator.unwrap_model(model), reference)
+    own_update = getattr(method, "update", None)
+    if own_update is not None and cfg.grad_accum > 1:
+        raise ConfigError(f"method '{getattr(method, 'registered_name', type(method).__name__)}' makes its own "
+                          "updates, one per step: set train.grad_accum=1")
 
     take_forget = forget_order(len(data.forget), cfg.seed)
     retain_generator = torch.Generator().manual_seed(cfg.seed + 1)
@@ -200,6 +205,19 @@ def train(
                     retain=to_device(batch.retain, accelerator.device) if batch.retain else None,
                     forget_alt=to_device(batch.forget_alt, accelerator.device) if batch.forget_alt else None,
                 )
+                if own_update is not None:  # the method changes the weights itself (e.g. mudman)
+                    anchor = None
+                    if data.uses_anchor(cfg):
+                        anchor = (to_device(_sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size,
+                                                    anchor_generator, pad_id), accelerator.device), cfg.anchor_weight)
+                    out = own_update(model, batch, reference, optimizer.param_groups[0]["lr"], anchor)
+                    if not torch.isfinite(out.loss) or not all(torch.isfinite(p).all() for p in params):
+                        _restore(params, snapshot)
+                        raise TrainingDiverged(f"the update became non-finite at step {step}; weights restored to "
+                                               f"the last good step. Lower train.lr (now {lr})")
+                    loss_sum += out.loss.item()
+                    logs_sum = dict(out.logs)
+                    continue
                 sync = accelerator.no_sync(model) if micro < cfg.grad_accum - 1 else nullcontext()
                 with sync:
                     out = method.loss(model, batch, reference)
