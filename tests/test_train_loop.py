@@ -107,7 +107,7 @@ def test_bad_settings_are_named(tiny_model):
     model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
     with pytest.raises(ConfigError, match="schedule"):
         train(model, FineTune(), TrainingData(same_length_examples()), TrainConfig(schedule="sqrt"), pad_id=0)
-    with pytest.raises(ConfigError, match="optimizer 'adam'.*adamw, sgd, sign"):
+    with pytest.raises(ConfigError, match="optimizer 'adam'.*adamw, sgd, sign, zo, hybrid"):
         train(model, FineTune(), TrainingData(same_length_examples()), TrainConfig(optimizer="adam"), pad_id=0)
     with pytest.raises(ConfigError, match="empty"):
         train(model, FineTune(), TrainingData([]), TrainConfig(), pad_id=0)
@@ -133,6 +133,38 @@ def test_sign_step_moves_each_parameter_by_lr_against_its_gradient(tiny_model):
     FineTune(retain_weight=0.0).loss(model, StepBatch(forget=batch), None).loss.backward()
     for name, p in model.named_parameters():  # first step: sign(m) = sign((1 - beta) g) = sign(g)
         torch.testing.assert_close(after[name], p.detach() - 0.01 * torch.sign(p.grad), atol=1e-6, rtol=1e-5)
+
+
+def test_spsa_estimate_of_a_quadratic_is_the_projected_gradient():
+    from unlearn.train.loop import zo_estimate
+
+    theta = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+    loss = lambda: float(0.5 * (theta.detach() ** 2).sum())  # noqa: E731 - gradient θ
+    value, (estimate,) = zo_estimate([theta], loss, 1e-3, 1, torch.Generator().manual_seed(3))
+    u = torch.randn(3, generator=torch.Generator().manual_seed(3))
+    # for a quadratic the central difference is exact: (L(θ+μu) − L(θ−μu)) / 2μ = u·θ
+    torch.testing.assert_close(estimate, (u @ theta.detach()) * u, atol=1e-4, rtol=1e-3)
+    assert torch.equal(theta.detach(), torch.tensor([1.0, -2.0, 0.5]))  # θ restored
+    assert value == pytest.approx(float(0.5 * (theta.detach() ** 2).sum()), rel=1e-5)
+    # many directions average to the gradient itself
+    _, (mean,) = zo_estimate([theta], loss, 1e-3, 4000, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(mean, theta.detach(), atol=0.12, rtol=0.0)
+
+
+def test_zeroth_order_and_hybrid_optimizers_train(tiny_model):
+    data = TrainingData(same_length_examples(4))
+    before = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    cfg = TrainConfig(lr=1e-3, max_steps=4, batch_size=4, optimizer="zo", zo_queries=2)
+    history = train(model, FineTune(retain_weight=0.0), data, cfg, pad_id=0, progress=False).history
+    assert all(r.get("zeroth_order") for r in history) and all(r["grad_norm"] > 0 for r in history)
+    assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())
+    model = select_trainable(copy.deepcopy(tiny_model), TrainableConfig(mode="all"))
+    cfg = TrainConfig(lr=1e-3, max_steps=6, batch_size=4, optimizer="hybrid", zo_every=3, zo_lr=1e-4)
+    history = train(model, FineTune(retain_weight=0.0), data, cfg, pad_id=0, progress=False).history
+    assert [bool(r.get("zeroth_order")) for r in history] == [False, False, True, False, False, True]
+    with pytest.raises(ConfigError, match="zo_mu > 0"):
+        train(model, FineTune(), data, TrainConfig(optimizer="zo", zo_mu=0.0), pad_id=0)
 
 
 def test_schedule_and_step_count():

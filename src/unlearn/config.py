@@ -60,7 +60,11 @@ class TrainConfig:
     grad_accum: int = 1
     warmup_steps: int = 0
     schedule: str = "constant"  # constant | linear | cosine
-    optimizer: str = "adamw"  # adamw | sgd (plain gradient steps) | sign (sign of the momentum: signum)
+    optimizer: str = "adamw"  # adamw | sgd | sign (signum) | zo (SPSA zeroth-order) | hybrid (AdamW + every zo_every-th step zo)
+    zo_mu: float = 1e-3  # zo/hybrid: perturbation scale μ of the two-point estimate
+    zo_queries: int = 1  # zo/hybrid: random directions averaged per estimate
+    zo_lr: float = 1e-6  # hybrid: step size of the zeroth-order steps (zo uses lr)
+    zo_every: int = 2  # hybrid: every zo_every-th step is zeroth-order
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     max_length: int = 128
@@ -73,6 +77,7 @@ class TrainConfig:
 
 
 ANCHOR_SETTINGS = ("anchor_weight", "anchor_batch_size")
+ZO_SETTINGS = ("zo_mu", "zo_queries", "zo_lr", "zo_every")  # used only by optimizer zo / hybrid
 OFF_BY_DEFAULT = ("retain_similar", "repair_steps")  # unlearning settings that teaching could use, 0 = off
 
 
@@ -80,7 +85,9 @@ def teaching_identity(train: dict[str, Any]) -> dict[str, Any]:
     """A TrainConfig (as a dict) for the cache key of a model taught with it: the anchor settings are left
     out, since teaching has no anchor data and they change nothing, and so are the OFF_BY_DEFAULT settings while
     they are off (keys made before these settings existed stay)."""
-    return {k: v for k, v in train.items() if k not in ANCHOR_SETTINGS and not (k in OFF_BY_DEFAULT and not v)}
+    zeroth_order = train.get("optimizer") in ("zo", "hybrid")
+    return {k: v for k, v in train.items() if k not in ANCHOR_SETTINGS and not (k in OFF_BY_DEFAULT and not v)
+            and (zeroth_order or k not in ZO_SETTINGS)}
 
 
 @dataclass

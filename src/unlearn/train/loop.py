@@ -91,6 +91,8 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"train.schedule '{cfg.schedule}' is unknown; use one of {', '.join(SCHEDULES)}")
     if cfg.optimizer not in OPTIMIZERS:
         raise ConfigError(f"train.optimizer '{cfg.optimizer}' is unknown; use one of: {', '.join(OPTIMIZERS)}")
+    if cfg.optimizer in ("zo", "hybrid") and (cfg.zo_mu <= 0 or cfg.zo_queries < 1 or cfg.zo_lr <= 0 or cfg.zo_every < 1):
+        raise ConfigError("train.optimizer zo/hybrid needs zo_mu > 0, zo_queries >= 1, zo_lr > 0 and zo_every >= 1")
     for name in ("batch_size", "grad_accum"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"train.{name} must be at least 1")
@@ -179,9 +181,10 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     method.setup(accelerator.unwrap_model(model), reference)
     own_update = getattr(method, "update", None)
-    if own_update is not None and cfg.grad_accum > 1:
+    if own_update is not None and (cfg.grad_accum > 1 or cfg.optimizer in ("zo", "hybrid")):
         raise ConfigError(f"method '{getattr(method, 'registered_name', type(method).__name__)}' makes its own "
-                          "updates, one per step: set train.grad_accum=1")
+                          "updates, one per step: set train.grad_accum=1 and a first-order train.optimizer")
+    zo_generator = torch.Generator().manual_seed(cfg.seed + 4)
 
     take_forget = forget_order(len(data.forget), cfg.seed)
     retain_generator = torch.Generator().manual_seed(cfg.seed + 1)
@@ -197,6 +200,8 @@ def train(
             raise_if_interrupted()
             logs_sum: dict[str, float] = {}
             loss_sum = 0.0
+            zo_now = is_zo_step(cfg, step)
+            zo_grads = [torch.zeros_like(p) for p in params] if zo_now else []
             for micro in range(cfg.grad_accum):
                 batch = _step_batch(data, take_forget(cfg.batch_size), cfg.retain_batch_size or cfg.batch_size,
                                     retain_generator, pad_id, pools, cfg.retain_similar)
@@ -205,12 +210,13 @@ def train(
                     retain=to_device(batch.retain, accelerator.device) if batch.retain else None,
                     forget_alt=to_device(batch.forget_alt, accelerator.device) if batch.forget_alt else None,
                 )
+                anchor = None
+                if data.uses_anchor(cfg):  # drawn once: a zeroth-order estimate must see the same batch twice
+                    anchor = to_device(_sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size,
+                                               anchor_generator, pad_id), accelerator.device)
                 if own_update is not None:  # the method changes the weights itself (e.g. mudman)
-                    anchor = None
-                    if data.uses_anchor(cfg):
-                        anchor = (to_device(_sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size,
-                                                    anchor_generator, pad_id), accelerator.device), cfg.anchor_weight)
-                    out = own_update(model, batch, reference, optimizer.param_groups[0]["lr"], anchor)
+                    out = own_update(model, batch, reference, optimizer.param_groups[0]["lr"],
+                                     None if anchor is None else (anchor, cfg.anchor_weight))
                     if not torch.isfinite(out.loss) or not all(torch.isfinite(p).all() for p in params):
                         _restore(params, snapshot)
                         raise TrainingDiverged(f"the update became non-finite at step {step}; weights restored to "
@@ -218,13 +224,23 @@ def train(
                     loss_sum += out.loss.item()
                     logs_sum = dict(out.logs)
                     continue
+
+                def step_loss(batch=batch, anchor=anchor) -> LossOutput:
+                    out = method.loss(model, batch, reference)
+                    if anchor is not None:
+                        out = anchored(out, anchor_term(model, anchor, reference), cfg.anchor_weight)
+                    return out
+
+                if zo_now:
+                    value, estimate = zo_estimate(params, lambda: float(step_loss().loss), cfg.zo_mu, cfg.zo_queries,
+                                                  zo_generator)
+                    for total, part in zip(zo_grads, estimate, strict=True):
+                        total.add_(part, alpha=1.0 / cfg.grad_accum)
+                    loss_sum += value / cfg.grad_accum
+                    continue
                 sync = accelerator.no_sync(model) if micro < cfg.grad_accum - 1 else nullcontext()
                 with sync:
-                    out = method.loss(model, batch, reference)
-                    if data.uses_anchor(cfg):
-                        anchor = to_device(_sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size,
-                                                   anchor_generator, pad_id), accelerator.device)
-                        out = anchored(out, anchor_term(model, anchor, reference), cfg.anchor_weight)
+                    out = step_loss()
                     if not torch.isfinite(out.loss):
                         _restore(params, snapshot)
                         raise TrainingDiverged(
@@ -235,21 +251,27 @@ def train(
                 loss_sum += out.loss.item() / cfg.grad_accum
                 for key, value in out.logs.items():
                     logs_sum[key] = logs_sum.get(key, 0.0) + value / cfg.grad_accum
-            grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
-            if not torch.isfinite(torch.as_tensor(grad_norm)):
-                optimizer.zero_grad(set_to_none=True)
-                _restore(params, snapshot)
-                raise TrainingDiverged(
-                    f"gradient norm became {float(grad_norm)} at step {step}; weights restored to the last good "
-                    f"step. Lower train.lr (now {lr})"
-                )
-            _save(params, snapshot)
-            optimizer.step()
-            scheduler.step()
+            if zo_now:  # plain SGD on the SPSA estimate: no clipping, the optimizer's state untouched
+                rate = cfg.zo_lr if cfg.optimizer == "hybrid" else lr * lr_factor(step, cfg.warmup_steps, steps, cfg.schedule)
+                grad_norm = zeroth_order_update(params, zo_grads, rate, snapshot, loss_sum, step)
+            else:
+                grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
+                if not torch.isfinite(torch.as_tensor(grad_norm)):
+                    optimizer.zero_grad(set_to_none=True)
+                    _restore(params, snapshot)
+                    raise TrainingDiverged(
+                        f"gradient norm became {float(grad_norm)} at step {step}; weights restored to the last good "
+                        f"step. Lower train.lr (now {lr})"
+                    )
+                _save(params, snapshot)
+                optimizer.step()
+            if not zo_now or cfg.optimizer == "hybrid":  # zo alone never steps its optimizer: its rate is computed above
+                scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             result.steps = step + 1
             record = {"step": step + 1, "loss": loss_sum, "grad_norm": float(grad_norm),
-                      "lr": scheduler.get_last_lr()[0], **logs_sum}
+                      "lr": rate if zo_now else scheduler.get_last_lr()[0], **logs_sum,
+                      **({"zeroth_order": True} if zo_now else {})}
             result.history.append(record)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum:.3f}")
@@ -319,7 +341,7 @@ def repair(model, method: LossMethod, data: TrainingData, cfg: TrainConfig, pad_
     return kept_steps
 
 
-OPTIMIZERS = ("adamw", "sgd", "sign")
+OPTIMIZERS = ("adamw", "sgd", "sign", "zo", "hybrid")
 
 
 class SignMomentum(torch.optim.Optimizer):
@@ -350,6 +372,58 @@ class SignMomentum(torch.optim.Optimizer):
         return loss
 
 
+def is_zo_step(cfg: TrainConfig, step: int) -> bool:
+    """`zo`: every step is zeroth-order; `hybrid`: every `zo_every`-th step (the others first-order AdamW)."""
+    return cfg.optimizer == "zo" or (cfg.optimizer == "hybrid" and step % cfg.zo_every == cfg.zo_every - 1)
+
+
+@torch.no_grad()
+def zo_estimate(params: list[torch.nn.Parameter], loss_fn: Callable[[], float], mu: float, queries: int,
+                generator: torch.Generator) -> tuple[float, list[torch.Tensor]]:
+    """Two-point SPSA gradient estimate: g = 1/q Σ_i (L(θ + μ u_i) − L(θ − μ u_i)) / (2μ) · u_i, u_i ~ N(0, I).
+    Returns the mean of the losses seen and g. θ is restored exactly (from a copy) after each query."""
+    saved = [p.detach().clone() for p in params]
+    estimate = [torch.zeros_like(p) for p in params]
+    losses = []
+    try:
+        for _ in range(queries):
+            directions = [torch.randn(p.shape, generator=generator).to(p) for p in params]
+            for p, u in zip(params, directions, strict=True):
+                p.add_(u, alpha=mu)
+            plus = loss_fn()
+            for p, u in zip(params, directions, strict=True):
+                p.add_(u, alpha=-2 * mu)
+            minus = loss_fn()
+            for p, original in zip(params, saved, strict=True):
+                p.copy_(original)
+            coefficient = (plus - minus) / (2 * mu * queries)
+            for g, u in zip(estimate, directions, strict=True):
+                g.add_(u, alpha=coefficient)
+            losses += [plus, minus]
+    finally:
+        for p, original in zip(params, saved, strict=True):
+            p.copy_(original)
+    return sum(losses) / len(losses), estimate
+
+
+def zeroth_order_update(params, estimate: list[torch.Tensor], rate: float, snapshot: list[torch.Tensor],
+                        loss: float, step: int) -> float:
+    """θ ← θ − rate · g (in place); restores and raises when the loss or the weights are not finite.
+    Returns ‖g‖."""
+    if not math.isfinite(loss):
+        _restore(params, snapshot)
+        raise TrainingDiverged(f"loss became {loss} at step {step}; weights restored to the last good step. Lower "
+                               "train.lr (zo) or train.zo_lr (hybrid)")
+    _save(params, snapshot)
+    with torch.no_grad():
+        for p, g in zip(params, estimate, strict=True):
+            p.sub_(rate * g)
+    if not all(torch.isfinite(p).all() for p in params):
+        _restore(params, snapshot)
+        raise TrainingDiverged(f"a zeroth-order step made the weights non-finite at step {step}; weights restored")
+    return float(torch.sqrt(sum((g.float() ** 2).sum() for g in estimate)))
+
+
 def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW; plain SGD, whose update is proportional to each parameter's gradient (Adam's first steps
     move every trainable parameter by about `lr` whatever its gradient, which reaches far beyond the data);
@@ -360,6 +434,10 @@ def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> t
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
     if name == "sign":
         return SignMomentum(params, lr=lr, weight_decay=weight_decay)
+    if name == "zo":  # every step is zeroth-order (zeroth_order_update); the optimizer only carries the schedule
+        return torch.optim.SGD(params, lr=lr)
+    if name == "hybrid":  # first-order steps with AdamW, every zo_every-th step zeroth-order
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     raise ConfigError(f"train.optimizer '{name}' is unknown; use one of: {', '.join(OPTIMIZERS)}")
 
 
