@@ -2,8 +2,8 @@
 
 An item is a question-answer pair or a text, with an optional `source` (the person, document or customer
 it came from). Items of one source always share a shard, so a request to forget a source retrains one shard.
-Groups (sources, or single items without a source) are ordered by the SHA-256 of their key and dealt to the
-K shards in turn: every shard gets at least one group, and the assignment does not depend on file order.
+A group (a source, or a single item without one) goes to shard SHA-256(key) mod K: the assignment depends on
+neither file order nor the other items.
 (Sharded, isolated training: Bourtoule et al. 2021, "Machine Unlearning", SISA.)
 """
 
@@ -115,19 +115,20 @@ def group_key(item: TeachItem, group_by: str) -> str:
 
 
 def assign_shards(items: list[TeachItem], n_shards: int, group_by: str = "source") -> list[int]:
-    """The shard of every item: groups ordered by SHA-256 of their key, dealt to the shards in turn."""
+    """The shard of every item: SHA-256 of its group's key, modulo K. An item's shard depends on nothing else, so
+    teaching the data without some items puts every other item where it was: a removal then reproduces exactly
+    what teaching from scratch without those items gives. Shards may be uneven (or, with few groups, empty)."""
     if group_by not in ("source", "item"):
         raise ConfigError(f"group_by '{group_by}' is unknown; use 'source' (items of one source together) or 'item'")
     if n_shards < 1:
         raise ConfigError(f"--shards must be at least 1, got {n_shards}")
     keys = [group_key(item, group_by) for item in items]
-    groups = sorted(set(keys), key=lambda k: hashlib.sha256(k.encode()).hexdigest())
-    if n_shards > len(groups):
+    groups = len(set(keys))
+    if n_shards > groups:
         what = "sources/items" if group_by == "source" else "items"
-        raise ConfigError(f"--shards {n_shards} is more than the {len(groups)} {what} to teach: every shard needs "
-                          f"data; use at most {len(groups)} shards")
-    shard_of_group = {key: i % n_shards for i, key in enumerate(groups)}
-    return [shard_of_group[k] for k in keys]
+        raise ConfigError(f"--shards {n_shards} is more than the {groups} {what} to teach: every shard needs "
+                          f"data; use at most {groups} shards")
+    return [int(hashlib.sha256(k.encode()).hexdigest(), 16) % n_shards for k in keys]
 
 
 def shard_data(items: list[TeachItem]) -> tuple[list[QA], list[str]]:
