@@ -217,6 +217,28 @@ def test_a_crash_before_the_commit_leaves_the_state_as_it_was(taught, tmp_path, 
     assert sorted(p.name for p in (state / SHARDS).iterdir()) == files
 
 
+def test_a_crash_after_the_commit_is_finished_on_the_next_open(taught, tmp_path, monkeypatch):
+    from unlearn.exact import sharded
+
+    state = copy_state(taught, tmp_path / "state")
+    stale = weights(state / "model")
+
+    def crash(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sharded.ShardedState, "export", crash)
+    with pytest.raises(KeyboardInterrupt):
+        apply_exact(forget_request([PEOPLE["Ann Lee"][0]]), state, progress=False, echo=quiet)
+    monkeypatch.undo()
+    assert json.loads((state / MANIFEST).read_text())["requests"][0]["id"] == "forget-ann"  # committed
+    with ShardedState(state) as opened:  # opening for changes exports the committed model
+        assert opened.exported()
+        fresh = opened.assemble(opened.load_base()[0]).state_dict()
+    exported = weights(state / "model")
+    assert all(torch.equal(exported[k], fresh[k]) for k in exported)
+    assert any(not torch.equal(exported[k], stale[k]) for k in exported)
+
+
 def test_changed_shard_data_or_a_corrupt_update_is_detected(taught, tmp_path):
     state = copy_state(taught, tmp_path / "state")
     manifest = json.loads((state / MANIFEST).read_text())

@@ -89,12 +89,18 @@ class ShardedState:
         self._lock = StateLock(self.directory) if lock else None
         if self._lock:
             self._lock.acquire()
-        self.manifest = json.loads((self.directory / MANIFEST).read_text())
-        if self.manifest.get("schema") != SCHEMA:
-            raise UnlearnError(f"{self.directory / MANIFEST} has schema {self.manifest.get('schema')!r}, not {SCHEMA}")
-        self.config = from_dict(ShardConfig, self.manifest["config"], "shards.json config")
-        if self._lock:
-            _remove_unreferenced(self.directory, self.manifest)
+        try:
+            self.manifest = json.loads((self.directory / MANIFEST).read_text())
+            if self.manifest.get("schema") != SCHEMA:
+                raise UnlearnError(f"{self.directory / MANIFEST} has schema {self.manifest.get('schema')!r}, not {SCHEMA}")
+            self.config = from_dict(ShardConfig, self.manifest["config"], "shards.json config")
+            if self._lock:  # finish what a crash interrupted: files of an uncommitted change, a missing export
+                _remove_unreferenced(self.directory, self.manifest)
+                if not self.exported():
+                    self.export()
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self._lock:
@@ -236,6 +242,19 @@ def _empty_shard(index: int, seed: int) -> dict:
             "teach_seconds": 0.0, "steps": 0}
 
 
+def starting_point(k: int, shards: list[dict], base_loader, directory: Path, chain: bool):
+    """Where shard k's training starts and what it holds: the base model and nothing (isolated shards), or
+    base + shards 0..k-1 and their items (a chain)."""
+    if not chain:
+        return base_loader, []
+
+    def start_loader():
+        model, tokenizer = base_loader()
+        return assemble(model, directory, shards[:k]), tokenizer
+
+    return start_loader, [i for s in shards[:k] for i in s["items"]]
+
+
 def train_shards(base_loader, directory: Path, base_model: str, config: ShardConfig, shards: list[dict],
                  indices: list[int], replay: list[QA], progress: bool, verb: str) -> list[dict]:
     """Train the shards at `indices` (in order) from their recorded items and seeds, write their updates and
@@ -247,14 +266,7 @@ def train_shards(base_loader, directory: Path, base_model: str, config: ShardCon
         if not rows:
             new[k] = _empty_shard(k, seed)
             continue
-        if config.chain:
-            def start_loader(k=k):
-                model, tokenizer = base_loader()
-                return assemble(model, directory, new[:k]), tokenizer
-
-            earlier = [i for s in new[:k] for i in s["items"]]
-        else:
-            start_loader, earlier = base_loader, []
+        start_loader, earlier = starting_point(k, new, base_loader, directory, config.chain)
         tensors, facts = train_shard(start_loader, rows, config, seed, replay, earlier, progress,
                                      f"{verb} shard {k + 1}/{len(new)} ({len(rows)} items)")
         new[k] = _write_shard(directory, k, rows, seed, tensors, facts, base_model)
@@ -431,14 +443,8 @@ def verify_shards(state_dir: str | Path, progress: bool = True) -> list[dict]:
             if not shard["file"]:
                 rows.append({"check": f"shard {shard['index']}", "passed": not shard["items"], "detail": "empty"})
                 continue
-            if state.config.chain:
-                def start_loader(k=shard["index"]):
-                    model, tokenizer = state.load_base()
-                    return state.assemble(model, state.shards[:k]), tokenizer
-
-                earlier = [i for s in state.shards[: shard["index"]] for i in s["items"]]
-            else:
-                start_loader, earlier = state.load_base, []
+            start_loader, earlier = starting_point(shard["index"], state.shards, state.load_base, state.directory,
+                                                   state.config.chain)
             tensors, _ = train_shard(start_loader, shard["items"], state.config, shard["seed"], replay, earlier,
                                      progress, f"retraining shard {shard['index']} to compare")
             stored = load_checkpoint(state.directory / SHARDS / shard["file"], shard["sha256"])
