@@ -1,6 +1,6 @@
 """Audit the demo request: positive controls and every method, one table of recovery per attack.
 
-    python benchmarks/audit_demo.py [--methods grad_ascent,npo] [--controls-only] [--set leak_at_k.n=8]
+    python benchmarks/audit_demo.py [--methods grad_ascent,npo] [--controls-only | --no-controls] [--set leak_at_k.n=8]
                                     [--json audit_demo.json]
 
 Uses the demo's cached deployed and retain models ($UNLEARN_HOME/demo; `unlearn demo` makes them).
@@ -71,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default=",".join(METHODS.names()))
     parser.add_argument("--controls-only", action="store_true")
+    parser.add_argument("--no-controls", action="store_true", help="audit the methods alone")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="audit settings")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -89,10 +90,12 @@ def main() -> None:
               f"audit {r['audit_s']} s  " + " ".join(f"{n}={fmt(v)}" for n, v in r["recovery"].items())
               + f"  likelihood {r['likelihood']} after relearning {r['likelihood_relearned']}", flush=True)
 
-    report = audit(deployed, tokenizer, request, original=deployed, retain=retain, config=cfg, progress=False,
-                   guard=name_refusal_guard(request.target))
-    report_row("control: name-refusal guard", report, None)
-    runs = [("control: light gradient ascent", "grad_ascent", LIGHT_GA)]
+    runs = []
+    if not args.no_controls:
+        report = audit(deployed, tokenizer, request, original=deployed, retain=retain, config=cfg, progress=False,
+                       guard=name_refusal_guard(request.target))
+        report_row("control: name-refusal guard", report, None)
+        runs = [("control: light gradient ascent", "grad_ascent", LIGHT_GA)]
     if not args.controls_only:
         runs += [(name, name, []) for name in args.methods.split(",")]
     for label, name, overrides in runs:

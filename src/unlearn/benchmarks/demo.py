@@ -56,6 +56,7 @@ METHOD_SETTINGS: dict[str, dict[str, Any]] = {
     "undial": {"train.lr": 1e-4, "method.retain_weight": 20.0},
     "jensun": {"train.lr": 2e-5, "method.retain_weight": 20.0},  # at 1e-4 the other people drop to 0.72
     "undo": {"train.lr": 1e-4, "method.base": "undial", "method.base_settings.retain_weight": 20.0},
+    "mudman": {"train.lr": 0.2, "method.retain_rate": 0.01},  # lr: the length of each normalised step
 }
 
 

@@ -6,7 +6,7 @@
 3. Distill the teacher's outputs into the noised copy:
    L = mean over answer positions of KL(p_θu(· | x, y_<t) ‖ p_θs(· | x, y_<t)) on the distillation data (the
    request's retain and anchor items, whole answers, and the built-in general-knowledge replay set), for
-   `distill_steps` steps.
+   `distill_steps` steps; with `distill_prompts` > 0 also on that many built-in broad prompts, answered by θ_u.
 The noise destroys what the weights still hold beyond the teacher's behaviour; distillation gives back only the
 behaviour shown on the distillation data, so knowledge the teacher merely hides is not copied.
 Source: Lee et al. 2025, "Distillation Robustifies Unlearning" (arXiv 2506.06278), Sec. 4 (UNDO: α interpolates
@@ -67,6 +67,7 @@ class Undo(LossMethod):
     distill_steps: int = 60
     distill_lr: float = 1e-4
     distill_batch_size: int = 8
+    distill_prompts: int = 0  # also distil on this many built-in broad prompts, answered by the unlearned model
     summary = "unlearn with a base method, noise the weights toward a fresh init, distil the result back"
 
     def __post_init__(self) -> None:
@@ -77,8 +78,9 @@ class Undo(LossMethod):
     def validate(self) -> None:
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"undo: alpha must be in [0, 1], got {self.alpha}")
-        if self.distill_steps < 0 or self.distill_lr <= 0 or self.distill_batch_size < 1:
-            raise ConfigError("undo: distill_steps >= 0, distill_lr > 0 and distill_batch_size >= 1 are required")
+        if self.distill_steps < 0 or self.distill_lr <= 0 or self.distill_batch_size < 1 or self.distill_prompts < 0:
+            raise ConfigError("undo: distill_steps >= 0, distill_lr > 0, distill_batch_size >= 1 and distill_prompts >= 0 "
+                              "are required")
 
     # the first stage is the base method: its needs and its loss
     @property
@@ -116,6 +118,7 @@ class Undo(LossMethod):
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not params:
             raise ConfigError("undo: no trainable parameter to noise")
+        broad = self._teacher_answers(model, tokenizer, progress)  # before the noise: the teacher's own answers
         teacher = Reference(model)  # the unlearned model, before the noise
         std = float(getattr(model.config, "initializer_range", 0.02))
         generator = torch.Generator().manual_seed(train_cfg.seed + 17)
@@ -123,7 +126,7 @@ class Undo(LossMethod):
             for name, p in params:
                 p.copy_(noised(p, fresh_init(name, p, std, generator), self.alpha))
         whole = DataSpec(texts=request.retain.texts + request.anchor.texts,
-                         qa=[QA(q.question, q.answer) for q in request.retain.qa + request.anchor.qa])
+                         qa=[QA(q.question, q.answer) for q in request.retain.qa + request.anchor.qa] + broad)
         examples = encode_spec(tokenizer, whole, train_cfg.max_length)
         examples += encode_spec(tokenizer, default_retain_spec(), train_cfg.max_length)
         cfg = dataclasses.replace(train_cfg, lr=self.distill_lr, max_steps=self.distill_steps,
@@ -133,6 +136,22 @@ class Undo(LossMethod):
                        progress=progress, description=f"undo: distilling into the noised copy (alpha {self.alpha})")
         del teacher
         return result
+
+    def _teacher_answers(self, model, tokenizer, progress: bool) -> list:
+        """The first `distill_prompts` built-in broad prompts with the unlearned model's greedy answers."""
+        from ..data.replay_prompts import replay_prompts
+        from ..data.request import QA
+        from ..metrics.generation import generate_answers
+
+        questions = replay_prompts()[: self.distill_prompts]
+        if not questions:
+            return []
+        was_training = model.training
+        model.eval()
+        answers = generate_answers(model, tokenizer, questions, 16, 48,
+                                   progress="undo: the unlearned model's answers to broad prompts" if progress else None)
+        model.train(was_training)
+        return [QA(q, a.text) for q, a in zip(questions, answers, strict=True) if a.text.strip()]
 
 
 __all__ = ["Undo", "distill_loss", "fresh_init", "noised"]
