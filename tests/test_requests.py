@@ -175,10 +175,15 @@ def knowing_dir(tmp_path_factory, tokenizer):
     from unlearn.train import FineTune, TrainingData, train
     from unlearn.unlearner import encode_spec
 
+    from unlearn.metrics.generation import generate_answers
+
     qa = [QA(f"Where was {n} born?", f"{c}.") for n, c in FACTS.items()] + [QA(q, f"{a}.") for q, a in GENERAL]
     model = select_trainable(make_model(len(tokenizer), layers=2), TrainableConfig(mode="all"))
     train(model, FineTune(retain_weight=0.0), TrainingData(encode_spec(tokenizer, DataSpec(qa=qa), 64)),
-          TrainConfig(lr=3e-2, max_steps=50, batch_size=5), tokenizer.pad_token_id, progress=False)
+          TrainConfig(lr=1e-2, max_steps=100, batch_size=5), tokenizer.pad_token_id, progress=False)
+    model.eval()
+    answers = [g.text.strip() for g in generate_answers(model, tokenizer, [q.question for q in qa], 8, 8)]
+    assert answers == [q.answer for q in qa], f"the knowing model did not learn its facts: {answers}"
     path = tmp_path_factory.mktemp("knowing") / "model"
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
