@@ -60,6 +60,14 @@ class Registry(Generic[T]):
         return [(n, self._items[n]) for n in self.names()]
 
 
+def dataclass_defaults(cls: type) -> dict[str, Any]:
+    """Field name -> default value of a dataclass (a default_factory is called)."""
+    import dataclasses
+
+    return {f.name: f.default_factory() if f.default is dataclasses.MISSING and f.default_factory
+            is not dataclasses.MISSING else f.default for f in dataclasses.fields(cls)}
+
+
 def build_registered(registry: Registry[type], spec: str | dict[str, Any]) -> Any:
     """An instance of a registered dataclass from a name or a mapping {'name': ..., field: value}:
     unknown names and misspelt or mistyped fields are errors that list what is valid."""
@@ -70,8 +78,7 @@ def build_registered(registry: Registry[type], spec: str | dict[str, Any]) -> An
     if not name:
         raise ConfigError(f"{registry.kind}: missing 'name' (see `unlearn ls {registry.kind}s`)")
     cls = registry.get(name)
-    fields = {f.name: f.default_factory() if f.default is dataclasses.MISSING and f.default_factory
-              is not dataclasses.MISSING else f.default for f in dataclasses.fields(cls)}
+    fields = dataclass_defaults(cls)
     for key, value in spec.items():
         if key not in fields:
             raise ConfigError(

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..config import TrainableConfig
-from ..registry import Registry, build_registered
+from ..registry import Registry, build_registered, dataclass_defaults
 
 METHODS: Registry[type] = Registry("method")
 FAMILIES = ("loss", "weights", "guard")
@@ -57,8 +57,7 @@ class LossMethod:
 
 def method_fields(cls: type) -> dict[str, Any]:
     """Hyperparameter names and defaults of a method class."""
-    return {f.name: f.default_factory() if f.default is dataclasses.MISSING and f.default_factory
-            is not dataclasses.MISSING else f.default for f in dataclasses.fields(cls)}
+    return dataclass_defaults(cls)
 
 
 def make_method(spec: str | dict[str, Any]):
