@@ -171,6 +171,9 @@ def test_a_request_applied_twice_is_skipped_and_a_reused_id_refused(taught, tmp_
     both = forget_request(pairs + PEOPLE["Di Vega"], "forget-cy-and-di")
     entry = apply_exact(both, state, progress=False, echo=quiet).entry
     assert entry["items_removed"] == 1 and entry["items_requested"] == 2
+    # and one whose items are all gone already has nothing left to do
+    again = apply_exact(forget_request(PEOPLE["Di Vega"], "forget-di"), state, progress=False, echo=quiet)
+    assert again.status == "skipped" and "already removed (by forget-cy-and-di)" in again.message
 
 
 def test_a_whole_shard_removed_leaves_it_empty(base_dir, tmp_path):

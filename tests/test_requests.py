@@ -171,11 +171,10 @@ def test_retain_items_that_requests_forget_are_left_out():
 @pytest.fixture(scope="module")
 def knowing_dir(tmp_path_factory, tokenizer):
     """A 2-layer tiny model that answers the five questions correctly, saved as a model directory."""
+    from unlearn.metrics.generation import generate_answers
     from unlearn.models.params import select_trainable
     from unlearn.train import FineTune, TrainingData, train
     from unlearn.unlearner import encode_spec
-
-    from unlearn.metrics.generation import generate_answers
 
     qa = [QA(f"Where was {n} born?", f"{c}.") for n, c in FACTS.items()] + [QA(q, f"{a}.") for q, a in GENERAL]
     model = select_trainable(make_model(len(tokenizer), layers=2), TrainableConfig(mode="all"))

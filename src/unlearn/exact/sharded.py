@@ -379,6 +379,11 @@ def apply_exact(request: ForgetRequest, state_dir: str | Path, progress: bool = 
             state.export()
             return ExactOutcome(request.id, "skipped", f"{request.id} was already applied on {earlier['applied']}", earlier)
         plan = plan_removal(state, request)
+        if not plan:
+            removed_by = sorted({r["id"] for r in state.ledger for f in forget_fingerprints(request)
+                                 if f in r["fingerprints"]})
+            return ExactOutcome(request.id, "skipped", f"every forget item of {request.id} was already removed (by "
+                                f"{', '.join(removed_by)})")
         replay = state.replay()
         start = time.perf_counter()
         kept = [dict(shard) for shard in state.shards]
