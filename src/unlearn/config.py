@@ -77,7 +77,8 @@ class TrainConfig:
 
 
 ANCHOR_SETTINGS = ("anchor_weight", "anchor_batch_size")
-ZO_SETTINGS = ("zo_mu", "zo_queries", "zo_lr", "zo_every")  # used only by optimizer zo / hybrid
+ZEROTH_ORDER = ("zo", "hybrid")  # optimizers that take zeroth-order steps
+ZO_SETTINGS = ("zo_mu", "zo_queries", "zo_lr", "zo_every")  # used only by the ZEROTH_ORDER optimizers
 OFF_BY_DEFAULT = ("retain_similar", "repair_steps")  # unlearning settings that teaching could use, 0 = off
 
 
@@ -85,7 +86,7 @@ def teaching_identity(train: dict[str, Any]) -> dict[str, Any]:
     """A TrainConfig (as a dict) for the cache key of a model taught with it: the anchor settings are left
     out, since teaching has no anchor data and they change nothing, and so are the OFF_BY_DEFAULT settings while
     they are off (keys made before these settings existed stay)."""
-    zeroth_order = train.get("optimizer") in ("zo", "hybrid")
+    zeroth_order = train.get("optimizer") in ZEROTH_ORDER
     return {k: v for k, v in train.items() if k not in ANCHOR_SETTINGS and not (k in OFF_BY_DEFAULT and not v)
             and (zeroth_order or k not in ZO_SETTINGS)}
 

@@ -309,10 +309,12 @@ def teach_shards(items: list[TeachItem], state_dir: str | Path, base_model: str,
         manifest = {"schema": SCHEMA, "created": now_iso(), "base_model": base_model, "base_digest": digest,
                     "config": to_dict(config), "replay_sha256": replay_sha, "shards": shards, "requests": []}
         atomic_write_json(directory / MANIFEST, manifest)
+        # still under the lock: export from the base model in memory (opening the state for changes would
+        # load and assemble it a second time)
+        state = ShardedState(directory, lock=False)
+        out = state.export(tokenizer, state.assemble(base))
     finally:
         lock.release()
-    with ShardedState(directory) as state:
-        out = state.export(tokenizer, state.assemble(base))
     total = sum(s["teach_seconds"] for s in shards)
     echo(f"taught {len(items)} items in {config.shards} shards ({', '.join(str(len(s['items'])) for s in shards)} "
          f"items) in {total:.0f} s of training; served model: {out}")

@@ -39,10 +39,10 @@ def disruption_mask(unlearn_grad: torch.Tensor, retain_momentum: torch.Tensor) -
     return (unlearn_grad.sign() == retain_momentum.sign()).to(unlearn_grad.dtype)
 
 
-def masked_normalised_update(grads: list[torch.Tensor], momenta: list[torch.Tensor], lr: float) -> list[torch.Tensor]:
+def masked_normalised_update(grads: list[torch.Tensor], masks: list[torch.Tensor], lr: float) -> list[torch.Tensor]:
     """−lr · g ⊙ mask / ‖g‖ per tensor, the norm taken over every (unmasked) tensor together."""
     norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads)).clamp(min=1e-12)
-    return [-lr * g * disruption_mask(g, m) / norm for g, m in zip(grads, momenta, strict=True)]
+    return [-lr * g * mask / norm for g, mask in zip(grads, masks, strict=True)]
 
 
 @METHODS.register("mudman")
@@ -113,9 +113,10 @@ class MUDMAN(LossMethod):
             for p, b in zip(params, base, strict=True):
                 p.data = b
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, unlearn_grads, strict=True)]
+        masks = [disruption_mask(g, m) for g, m in zip(grads, self._momenta, strict=True)]
         with torch.no_grad():
-            for p, delta in zip(params, masked_normalised_update(grads, self._momenta, lr), strict=True):
+            for p, delta in zip(params, masked_normalised_update(grads, masks, lr), strict=True):
                 p.add_(delta)
-        kept = sum(float(disruption_mask(g, m).mean()) for g, m in zip(grads, self._momenta, strict=True)) / len(grads)
+        kept = sum(float(mask.mean()) for mask in masks) / len(masks)
         return LossOutput(unlearn.detach(), {"neg_entropy": unlearn.item(), "retain": retain.item(),
                                              "adversary_nll": relearn.item(), "kept": kept, **logs})

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig
+from ..config import ZEROTH_ORDER, TrainConfig
 from ..data.collate import collate, to_device
 from ..data.formatting import Example
 from ..errors import ConfigError, TrainingDiverged
@@ -91,7 +91,7 @@ def _check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"train.schedule '{cfg.schedule}' is unknown; use one of {', '.join(SCHEDULES)}")
     if cfg.optimizer not in OPTIMIZERS:
         raise ConfigError(f"train.optimizer '{cfg.optimizer}' is unknown; use one of: {', '.join(OPTIMIZERS)}")
-    if cfg.optimizer in ("zo", "hybrid") and (cfg.zo_mu <= 0 or cfg.zo_queries < 1 or cfg.zo_lr <= 0 or cfg.zo_every < 1):
+    if cfg.optimizer in ZEROTH_ORDER and (cfg.zo_mu <= 0 or cfg.zo_queries < 1 or cfg.zo_lr <= 0 or cfg.zo_every < 1):
         raise ConfigError("train.optimizer zo/hybrid needs zo_mu > 0, zo_queries >= 1, zo_lr > 0 and zo_every >= 1")
     for name in ("batch_size", "grad_accum"):
         if getattr(cfg, name) < 1:
@@ -181,7 +181,7 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     method.setup(accelerator.unwrap_model(model), reference)
     own_update = getattr(method, "update", None)
-    if own_update is not None and (cfg.grad_accum > 1 or cfg.optimizer in ("zo", "hybrid")):
+    if own_update is not None and (cfg.grad_accum > 1 or cfg.optimizer in ZEROTH_ORDER):
         raise ConfigError(f"method '{getattr(method, 'registered_name', type(method).__name__)}' makes its own "
                           "updates, one per step: set train.grad_accum=1 and a first-order train.optimizer")
     zo_generator = torch.Generator().manual_seed(cfg.seed + 4)
@@ -341,7 +341,7 @@ def repair(model, method: LossMethod, data: TrainingData, cfg: TrainConfig, pad_
     return kept_steps
 
 
-OPTIMIZERS = ("adamw", "sgd", "sign", "zo", "hybrid")
+OPTIMIZERS = ("adamw", "sgd", "sign", *ZEROTH_ORDER)
 
 
 class SignMomentum(torch.optim.Optimizer):
@@ -434,7 +434,7 @@ def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> t
         return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
     if name == "sign":
         return SignMomentum(params, lr=lr, weight_decay=weight_decay)
-    if name == "zo":  # every step is zeroth-order (zeroth_order_update); the optimizer only carries the schedule
+    if name == "zo":  # never stepped: every step is applied by zeroth_order_update
         return torch.optim.SGD(params, lr=lr)
     if name == "hybrid":  # first-order steps with AdamW, every zo_every-th step zeroth-order
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
