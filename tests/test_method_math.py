@@ -491,6 +491,6 @@ def test_mudman_masks_disruptive_coordinates_and_normalises_the_step():
     close(disruption_mask(t([1.0, -2.0, 3.0, -0.5]), t([0.1, 0.2, -0.3, -4.0])), [1.0, 0.0, 0.0, 1.0])
     # g = ([3, -4], [0]): global norm 5; momenta signs keep the first coordinate only (and the zero matches zero)
     grads, momenta = [t([3.0, -4.0]), t([0.0])], [t([1.0, 1.0]), t([0.0])]
-    steps = masked_normalised_update(grads, [disruption_mask(g, m) for g, m in zip(grads, momenta)], lr=0.5)
+    steps = masked_normalised_update(grads, [disruption_mask(g, m) for g, m in zip(grads, momenta, strict=True)], lr=0.5)
     close(steps[0], [-0.5 * 3 / 5, 0.0])
     close(steps[1], [0.0])
