@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from tofu_fixtures import write_synthetic_tofu
 
 from unlearn.benchmarks import tofu_bench as tb
@@ -200,3 +201,88 @@ def test_cli_run_prints_the_table(spec, prepared, tmp_path, capsys, monkeypatch)
     assert code == 0
     assert "forget_quality" in printed and "retain90 (gold)" in printed and "grad_ascent" in printed
     assert json.loads((out / "result.json").read_text())["status"] == "ok"
+
+
+# ------------------------------------------------------------------------------- exact (sharded) row
+
+
+def _state_weights(directory: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "model" / "model.safetensors"))
+
+
+def test_exact_removes_the_forget_authors_by_retraining_their_shards(spec, prepared, monkeypatch):
+    from unlearn.benchmarks import tofu_exact
+    from unlearn.exact import sharded
+
+    result = tofu_exact.run_exact(spec, 10, shards=3, progress=False, prepared=prepared, echo=lambda *_: None)
+    assert result["status"] == "ok" and result["method"]["name"] == "exact_sharded"
+    assert result["taught"] is not None and 0.0 <= result["summary"]["forget_quality"] <= 1.0
+    removal = result["removal"]
+    assert removal["items_removed"] == 20  # mini10 forget10: one author of 20 QA pairs
+    manifest = json.loads((Path(result["state"]) / "shards.json").read_text())
+    forget_source = f"tofu-author-{prepared.splits.forget_authors[0]}"
+    assert all(i["source"] != forget_source for s in manifest["shards"] for i in s["items"])
+    # a chain retrains from the first shard that held the author to the last one
+    assert removal["shards_retrained"] == list(range(removal["shards_retrained"][0], 3))
+    assert sum(removal["shard_sizes"]) == len(prepared.splits.retain_authors)
+
+    # everything is cached: a second run teaches, removes and evaluates nothing
+    monkeypatch.setattr(tofu_exact, "teach_shards", lambda *a, **k: pytest.fail("taught again"))
+    monkeypatch.setattr(tb, "evaluate_tofu", lambda *a, **k: pytest.fail("evaluated again"))
+    again = tofu_exact.run_exact(spec, 10, shards=3, progress=False, prepared=prepared, echo=lambda *_: None)
+    assert again["summary"] == result["summary"] and again["taught"] == result["taught"]
+
+    # exact by construction: the same as teaching the retain authors alone in the same shards
+    config = tofu_exact.exact_shard_config(spec, 3)
+    fresh = Path(result["state"]).with_name("retain-only")
+    sharded.teach_shards(tofu_exact.author_items(prepared.splits.retain, prepared.splits.retain_authors), fresh,
+                         spec.base_model, config, progress=False, echo=lambda *_: None)
+    removed, retrained = _state_weights(Path(result["state"])), _state_weights(fresh)
+    assert removed.keys() == retrained.keys()
+    assert all(torch.equal(removed[k], retrained[k]) for k in removed)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["group_by=item"], "group_by=source"),
+    (["shards=0"], "at least 1"),
+    (["chian=false"], "chian"),
+])
+def test_exact_settings_are_checked(spec, overrides, message):
+    from unlearn.benchmarks import tofu_exact
+    from unlearn.errors import UnlearnError
+
+    with pytest.raises((UnlearnError, ConfigError), match=message):
+        tofu_exact.exact_shard_config(spec, 3, overrides)
+
+
+def test_exact_author_items_need_whole_authors():
+    from unlearn.benchmarks import tofu_exact
+    from unlearn.benchmarks.tofu_data import QARow
+    from unlearn.errors import UnlearnError
+
+    rows = [QARow(f"q{i}", f"a{i}") for i in range(40)]
+    items = tofu_exact.author_items(rows, (7, 9))
+    assert {i.source for i in items[:20]} == {"tofu-author-7"} and {i.source for i in items[20:]} == {"tofu-author-9"}
+    with pytest.raises(UnlearnError, match="20 per author"):
+        tofu_exact.author_items(rows[:30], (7, 9))
+
+
+def test_cli_exact_prints_both_rows(spec, prepared, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tb, "make_spec", lambda overrides, **kw: spec)
+    out = tmp_path / "exact"
+    code = main(["bench", "tofu", "exact", "--shards", "2", "--out", str(out), "--quiet"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "exact 2 shards: taught" in printed and "exact 2 shards: forget10 removed" in printed
+    assert "retain90 (gold)" in printed and "of teaching every shard" in printed
+    assert json.loads((out / "result.json").read_text())["removal"]["items_removed"] == 20
+
+
+def test_cli_exact_bad_setting_is_one_line(spec, capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(tb, "make_spec", lambda overrides, **kw: spec)
+    monkeypatch.setattr(tb, "prepare", lambda *a, **k: pytest.fail("prepared before checking the settings"))
+    code = main(["bench", "tofu", "exact", "--set", "group_by=item", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "group_by=source" in err and len(err.splitlines()) == 1

@@ -119,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     tofu_sub = tofu.add_subparsers(dest="action", metavar="ACTION", required=True)
     for action, text in (("prepare", "fine-tune and evaluate the target and retain models (once)"),
                          ("run", "unlearn the forget split with one method and print the table"),
-                         ("sweep", "several methods and a small grid: one comparison table and sweep.html")):
+                         ("sweep", "several methods and a small grid: one comparison table and sweep.html"),
+                         ("exact", "teach the authors in shards, remove the forget split by retraining the shards "
+                          "that held it, and print both rows in the table")):
         a = tofu_sub.add_parser(action, help=text, description=text, epilog=EPILOG)
         a.add_argument("--model", default="default", help="base model (default: the embedded SmolLM2-135M-Instruct)")
         a.add_argument("--authors", type=int, default=30,
@@ -138,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
                            help="override a run setting, e.g. --set train.lr=2e-5 (repeatable)")
             a.add_argument("--out", default=None, help="where to write result.json (default runs/tofu-<setting>-<split>-<method>)")
             a.add_argument("--save-model", action="store_true", help="also write the unlearned model to --out/model")
+        if action == "exact":
+            a.add_argument("--shards", type=int, default=5, help="number of shards (default 5; an author's QA "
+                           "pairs share one shard)")
+            a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a shard setting, e.g. --set chain=false --set train.epochs=6 (see "
+                           "ShardConfig; the default recipe is the benchmark's teaching recipe)")
+            a.add_argument("--out", default=None, help="where to write result.json (default runs/tofu-<setting>-"
+                           "<split>-exact)")
         if action == "sweep":
             a.add_argument("--methods", default=None,
                            help="comma-separated methods (default: every registered method, `unlearn ls methods`)")
@@ -425,6 +435,21 @@ def cmd_bench(args) -> int:
                                save_model_to=out / "model" if args.save_model else None, prepared=prepared)
         atomic_write_json(out / "result.json", result)
         print(tb.format_table(tb.reference_rows(prepared) + [(tb.run_label(args.method, args.overrides), result["summary"])]))
+        print(f"result: {out / 'result.json'}")
+        return 0
+    if args.action == "exact":
+        from .benchmarks import tofu_exact
+
+        tofu_exact.exact_shard_config(spec, args.shards, args.overrides)  # a misspelt setting fails before preparing
+        prepared = tb.prepare(spec, percent, progress)
+        out = Path(args.out or f"runs/tofu-{spec.setting}-{args.split}-exact")
+        result = tofu_exact.run_exact(spec, percent, args.shards, args.overrides, progress, prepared=prepared)
+        atomic_write_json(out / "result.json", result)
+        print(tb.format_table(tb.reference_rows(prepared) + tofu_exact.exact_rows(result)))
+        removal = result["removal"]
+        print(f"removal retrained shard(s) {removal['shards_retrained']} of {result['config']['shards']} "
+              f"(authors per shard now {removal['shard_sizes']}) in {removal['retrain_seconds']:.0f} s of training: "
+              f"{removal['cost_fraction']:.0%} of teaching every shard ({removal['full_retrain_seconds']:.0f} s)")
         print(f"result: {out / 'result.json'}")
         return 0
     out = Path(args.out or f"runs/tofu-{spec.setting}-{args.split}-sweep")

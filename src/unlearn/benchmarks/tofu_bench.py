@@ -186,8 +186,10 @@ def _taught(directory: Path, spec: TofuBenchSpec, learn: list[QA], role: str, pr
     return directory
 
 
-def _evaluated(path: Path, model_dir: Path, spec: TofuBenchSpec, splits: TofuSplits, role: str,
-               retain_eval: EvalResult | None, progress: bool, timings: dict) -> EvalResult:
+def evaluated_once(path: Path, model_dir: Path, spec: TofuBenchSpec, splits: TofuSplits, role: str,
+                   retain_eval: EvalResult | None, progress: bool, timings: dict) -> EvalResult:
+    """The TOFU evaluation of the model in `model_dir` against `retain_eval` (None: the retain model itself),
+    computed once and cached at `path`; its time goes to timings['eval_<role>_s']."""
     if path.is_file():
         return EvalResult.load(path)
     model, tokenizer = load_model(str(model_dir))
@@ -220,9 +222,9 @@ def prepare(spec: TofuBenchSpec, percent: int = 10, progress: bool = True, ceili
                          timings)
     retain_dir = _taught(directory / f"retain{100 - percent:02d}", spec, to_qa(splits.retain), "retain", progress,
                          timings)
-    retain_eval = _evaluated(directory / f"eval-retain-forget{percent:02d}.json", retain_dir, spec, splits,
+    retain_eval = evaluated_once(directory / f"eval-retain-forget{percent:02d}.json", retain_dir, spec, splits,
                              "retain", None, progress, timings)
-    target_eval = _evaluated(directory / f"eval-target-forget{percent:02d}.json", target_dir, spec, splits,
+    target_eval = evaluated_once(directory / f"eval-target-forget{percent:02d}.json", target_dir, spec, splits,
                              "target", retain_eval, progress, timings)
     ceiling_eval = None
     ceiling_path = directory / f"eval-ceiling-forget{percent:02d}.json"
@@ -230,7 +232,7 @@ def prepare(spec: TofuBenchSpec, percent: int = 10, progress: bool = True, ceili
         seed = spec.teach.seed + CEILING_SEED_OFFSET
         ceiling_dir = _taught(directory / f"retain{100 - percent:02d}-seed{seed}", spec, to_qa(splits.retain),
                               "ceiling", progress, timings, CEILING_SEED_OFFSET)
-        ceiling_eval = _evaluated(ceiling_path, ceiling_dir, spec, splits, "ceiling", retain_eval, progress, timings)
+        ceiling_eval = evaluated_once(ceiling_path, ceiling_dir, spec, splits, "ceiling", retain_eval, progress, timings)
     info = json.loads(info_path.read_text()) if info_path.is_file() else {"timings": {}}
     if timings:  # something was made now: record how long it took
         timings = info["timings"] | timings | {"prepare_total_s": time.perf_counter() - start}
