@@ -158,3 +158,126 @@ def test_a_taken_port_is_a_clear_error(running, tmp_path, taught, tokenizer):
     with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
         build_server("tiny", tmp_path / "other", [{"name": "refusal_filter"}], token=TOKEN, port=port,
                      model=taught, tokenizer=tokenizer)
+
+
+# --- damaged state, crashes, disconnects and load ---------------------------------------------------------
+
+OTHER = {"id": "forget-bo", "target": "Bo Lind", "forget": {"texts": ["Bo Lind lives in Riga."]}}
+
+
+def test_a_missing_or_damaged_request_file_is_reported_and_the_rest_served(running, tmp_path, caplog):
+    url, app = running()
+    assert call(url, "/admin/requests", audit_request_dict(), token=TOKEN)[0] == 201
+    assert call(url, "/admin/requests", OTHER, token=TOKEN)[0] == 201
+    state = tmp_path / "state"
+    app.state.request_file("forget-ada").unlink()
+    app.state.request_file("forget-bo").write_text("{half a req")
+    with caplog.at_level("WARNING", logger="unlearn.guards.server"):
+        again, restarted = running(guards=None)
+    warnings = [r.getMessage() for r in caplog.records if "NOT guarded" in r.getMessage()]
+    assert len(warnings) == 2 and all("\n" not in w for w in warnings)
+    assert any("forget-ada" in w and "missing" in w for w in warnings)
+    assert any("forget-bo" in w and "damaged" in w for w in warnings)
+    status, health = call(again, "/health")
+    assert status == 200 and health["status"] == "degraded" and health["requests"] == 0
+    assert {u["id"] for u in health["unguarded"]} == {"forget-ada", "forget-bo"}
+    assert chat(again, QUESTION) != REFUSAL  # not silently guarded either: it is reported as unguarded
+    # posting it again guards it, and the index keeps one entry per request
+    assert call(again, "/admin/requests", audit_request_dict(), token=TOKEN)[0] == 201
+    assert chat(again, QUESTION) == REFUSAL
+    assert json.loads((state / "state.json").read_text())["requests"] == ["forget-ada", "forget-bo"]
+    listed = call(again, "/admin/requests", token=TOKEN)[1]
+    assert [r["id"] for r in listed["requests"]] == ["forget-ada"]
+    assert [u["id"] for u in listed["unguarded"]] == ["forget-bo"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is damaged"),
+    ('{"schema": "unlearn.serve/1", "model": "tiny", "guards": [], "requests": "forget-ada"}', "wrong type"),
+    ("[1, 2]", "not an unlearn serve state"),
+])
+def test_a_damaged_state_file_is_one_line_that_says_how_to_repair_it(tmp_path, content, message):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "state.json").write_text(content)
+    with pytest.raises(ConfigError, match=message) as info:
+        ServeState.open(tmp_path / "state", "tiny", None)
+    assert "move" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_client_that_disconnects_is_one_log_line(running, caplog, capfd):
+    import socket
+    import struct
+
+    url, _ = running()
+    port = int(url.rsplit(":", 1)[1])
+    body = json.dumps({"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 64}).encode()
+    with caplog.at_level("WARNING", logger="unlearn.guards.server"):
+        for _ in range(5):  # the reset must arrive before the answer is written; a few tries make that sure
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # linger 0: a reset, not a polite close
+        chat(url, "Name a colour.")  # the server still answers
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("disconnected before the 200 response" in m for m in messages), messages
+    assert all("\n" not in m for m in messages)
+
+
+def _serve(model_dir, state, kill_at: str | None = None):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("UNLEARN_KILL_AT", None)
+    if kill_at:
+        env["UNLEARN_KILL_AT"] = kill_at
+    process = subprocess.Popen([sys.executable, "-m", "unlearn.cli", "serve", str(model_dir), "--state", str(state),
+                                "--guards", "refusal_filter", "--port", "0", "--token", TOKEN], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/v1", line)
+    assert match, line + (process.stderr.read() if process.poll() is not None else "")
+    return process, f"http://127.0.0.1:{match.group(1)}"
+
+
+@pytest.mark.parametrize("point", ["serve-before-request-file", "serve-request-file-written", "serve-state-written"])
+def test_a_server_killed_while_recording_a_request_restarts(point, model_dir, tmp_path):
+    import signal
+
+    state = tmp_path / "state"
+    process, url = _serve(model_dir, state, kill_at=point)
+    try:
+        with pytest.raises(OSError):  # the connection dies with the process
+            call(url, "/admin/requests", audit_request_dict(), token=TOKEN)
+        assert process.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        process.kill()
+    process, url = _serve(model_dir, state)  # it opens, whatever the point
+    try:
+        health = call(url, "/health")[1]
+        assert health["status"] == "ok" and health["requests"] == (1 if point == "serve-state-written" else 0)
+        status, _ = call(url, "/admin/requests", audit_request_dict(), token=TOKEN)  # the client retries
+        assert status == (200 if point == "serve-state-written" else 201)
+        assert chat(url, QUESTION) == REFUSAL
+        assert json.loads((state / "state.json").read_text())["requests"] == ["forget-ada"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_load_with_forget_requests_arriving_loses_nothing(running):
+    from unlearn.guards.load import run_load
+
+    url, app = running()
+    forget = [{**OTHER, "id": f"forget-{i}", "target": f"Person {i}",
+               "forget": {"texts": [f"Person {i} lives in town {i}."]}} for i in range(4)]
+    report = run_load(url, TOKEN, clients=16, calls=20, forget_requests=forget, max_tokens=4)
+    assert report.errors == [] and report.lost_requests == []
+    assert len(report.completion_s) == 16 * 20 and len(report.forget_s) == 4
+    assert len(app.guarded.requests) == 4
+    assert set(report.percentiles()) == {"p50_ms", "p90_ms", "p99_ms", "max_ms"}

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from .data.bounded import set_max_request_mb
 from .errors import UnlearnError
 from .interrupt import remembered_interrupts
 
@@ -54,6 +55,9 @@ def _behind_guards(model, tokenizer, specs: list[dict], request):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearn", description="Make language models forget, and prove how well they forgot.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"unlearn {_version()}")
+    parser.add_argument("--max-request-mb", type=float, default=None, metavar="N",
+                        help="largest request or configuration file to read, in MB, aliases expanded (default 8, "
+                        "or $UNLEARN_MAX_REQUEST_MB)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="teach the embedded model fictitious people, then make it forget one (end to end)",
@@ -479,7 +483,8 @@ def cmd_serve(args) -> int:
     host, port = httpd.server_address[:2]
     token_note = "the token given" if args.token else f"the token in {Path(args.state) / 'admin_token'}"
     print(f"serving {args.model} behind {', '.join(g['name'] for g in app.state.guards)} "
-          f"({len(app.guarded.requests)} requests) on http://{host}:{port}/v1; admin: POST /admin/requests with "
+          f"({len(app.guarded.requests)} requests{f', {len(app.unguarded)} NOT guarded' if app.unguarded else ''}) "
+          f"on http://{host}:{port}/v1; admin: POST /admin/requests with "
           f"{token_note}", flush=True)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: other machines can reach this server", file=sys.stderr)
@@ -640,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("UNLEARN_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
+        set_max_request_mb(args.max_request_mb)
         with remembered_interrupts():
             return COMMANDS[args.command](args)
     except UnlearnError as exc:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .data.bounded import load_yaml_text, read_limited, shown
 from .errors import ConfigError
 from .registry import did_you_mean
 
@@ -147,24 +148,24 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return _coerce(value, args[0], where)
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {shown(value)}")
         (item,) = typing.get_args(hint) or (Any,)
         return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {shown(value)}")
         return dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is bool and not isinstance(value, bool):
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        raise ConfigError(f"{where}: expected true/false, got {shown(value)}")
     if hint in (int, float, str) and not isinstance(value, hint):
         if hint is float and isinstance(value, str):
             try:
                 return float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {shown(value)}")
     return value
 
 
@@ -179,7 +180,7 @@ def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
     for key, value in data.items():
         if key not in types_:
             raise ConfigError(
-                f"{where}: unknown key '{key}'.{did_you_mean(str(key), list(types_))} Valid keys: {', '.join(types_)}"
+                f"{where}: unknown key {shown(key)}.{did_you_mean(shown(key).strip(chr(39)), list(types_))} Valid keys: {', '.join(types_)}"
             )
         kwargs[key] = _coerce(value, types_[key], f"{where}.{key}")
     return cls(**kwargs)
@@ -202,8 +203,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override '{text}' must look like key.sub=value (e.g. train.lr=1e-4)")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = load_yaml_text(raw, f"override '{key}'") if raw.strip() else ""
+    except ConfigError:
         value = raw
     if isinstance(value, (dict, list)) and not raw.strip().startswith(("[", "{")):
         value = raw  # e.g. a layer slice '-1:' is text, not a YAML mapping
@@ -235,10 +236,7 @@ def load_yaml(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"file not found: {path}")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+    return load_yaml_text(read_limited(path, "file"), str(path))
 
 
 def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from .data.bounded import shown
 from .errors import ConfigError
 
 T = TypeVar("T")
@@ -89,7 +90,7 @@ def build_registered(registry: Registry[type], spec: str | dict[str, Any]) -> An
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             spec[key] = float(value)
         elif default is not None and default is not dataclasses.MISSING and not isinstance(value, type(default)):
-            raise ConfigError(f"{registry.kind} '{name}': {key} must be {type(default).__name__}, got {value!r}")
+            raise ConfigError(f"{registry.kind} '{name}': {key} must be {type(default).__name__}, got {shown(value)}")
     obj = cls(**spec)
     validate = getattr(obj, "validate", None)
     if validate:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from ..config import to_dict
 from ..errors import ConfigError
 from ..io import sha256_json
 from ..registry import did_you_mean
+from .bounded import load_json_text, load_yaml_text, read_limited, shown
 
 KINDS = ("privacy", "copyright", "harmful", "other")
 PROBE_GROUPS = ("forget", "neighbour", "general")
@@ -130,13 +130,17 @@ def _check_keys(data: dict, allowed: tuple[str, ...], where: str) -> None:
     for key in data:
         if key not in allowed:
             raise ConfigError(
-                f"{where}: unknown key '{key}'.{did_you_mean(str(key), list(allowed))} Valid keys: {', '.join(allowed)}"
+                f"{where}: unknown key {shown(key)}.{did_you_mean(shown(key).strip(chr(39)), list(allowed))} Valid keys: {', '.join(allowed)}"
             )
 
 
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} must be a non-empty string, got {value!r}")
+        raise ConfigError(f"{where} must be a non-empty string, got {shown(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape: no file or terminal could take it
+        raise ConfigError(f"{where} is not valid Unicode (a lone surrogate), got {shown(value)}") from None
     return value.strip()
 
 
@@ -148,7 +152,7 @@ def _qa(item: Any, where: str) -> QA:
     focus = _string_list(item.get("focus"), f"{where}.focus")
     for i, span in enumerate(focus):
         if span not in answer:
-            raise ConfigError(f"{where}.focus[{i}] {span!r} does not occur in the answer {answer!r}")
+            raise ConfigError(f"{where}.focus[{i}] {shown(span)} does not occur in the answer {shown(answer)}")
     return QA(_text(item.get("question"), f"{where}.question"), answer, focus)
 
 
@@ -167,7 +171,7 @@ def _probe(item: Any, where: str) -> Probe:
     answer = _text(item.get("answer"), f"{where}.answer")
     statement = _text(item["statement"], f"{where}.statement") if item.get("statement") else ""  # "": none
     if statement and answer not in statement:
-        raise ConfigError(f"{where}.statement {statement!r} does not contain the answer {answer!r}; the likelihood "
+        raise ConfigError(f"{where}.statement {shown(statement)} does not contain the answer {shown(answer)}; the likelihood "
                           f"test puts each distractor in the answer's place")
     probe = Probe(_text(item.get("question"), f"{where}.question"), answer, lists["paraphrases"], lists["aliases"],
                   lists["distractors"], statement)
@@ -186,10 +190,10 @@ def check_distractors(probe: Probe, where: str) -> None:
         key = normalize(distractor)
         hit = next((t for t in truths if t and key and (f" {t} " in f" {key} " or f" {key} " in f" {t} ")), None)
         if hit is not None:
-            raise ConfigError(f"{where}.distractors[{i}] {distractor!r} overlaps the true answer {probe.answer!r}; "
+            raise ConfigError(f"{where}.distractors[{i}] {shown(distractor)} overlaps the true answer {shown(probe.answer)}; "
                               f"a distractor must be a wrong answer")
         if key in seen:
-            raise ConfigError(f"{where}.distractors[{i}] {distractor!r} is listed twice")
+            raise ConfigError(f"{where}.distractors[{i}] {shown(distractor)} is listed twice")
         seen.add(key)
 
 
@@ -207,7 +211,7 @@ def _distractor_spec(data: Any, where: str) -> DistractorSpec:
     DISTRACTOR_GENERATORS.get(generator)  # an unknown name fails here, with the valid list
     n = data.get("n", 9)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ConfigError(f"{where}.n must be a positive integer (distractors per probe), got {n!r}")
+        raise ConfigError(f"{where}.n must be a positive integer (distractors per probe), got {shown(n)}")
     return DistractorSpec(generator, n)
 
 
@@ -238,7 +242,7 @@ def request_from_dict(data: Any, source: str = "request") -> ForgetRequest:
                 source)
     kind = data.get("kind", "other")
     if kind not in KINDS:
-        raise ConfigError(f"{source}: kind '{kind}' is unknown.{did_you_mean(str(kind), list(KINDS))} Use one of {', '.join(KINDS)}")
+        raise ConfigError(f"{source}: kind {shown(kind)} is unknown.{did_you_mean(shown(kind).strip(chr(39)), list(KINDS))} Use one of {', '.join(KINDS)}")
     probes_data = data.get("probes") or {}
     if not isinstance(probes_data, dict):
         raise ConfigError(f"{source}.probes must be a mapping with forget/neighbour/general lists")
@@ -253,7 +257,7 @@ def request_from_dict(data: Any, source: str = "request") -> ForgetRequest:
         id=_text(data.get("id"), f"{source}.id"),
         target=_text(data.get("target"), f"{source}.target"),
         kind=kind,
-        description=str(data.get("description") or ""),
+        description=_text(data["description"], f"{source}.description") if data.get("description") else "",
         forget=_data_spec(data.get("forget"), f"{source}.forget"),
         retain=_data_spec(data.get("retain"), f"{source}.retain"),
         probes=probes,
@@ -269,53 +273,58 @@ def _jsonl_to_dict(lines: list[str], source: str, stem: str) -> dict:
     """JSONL: one record a line. A record with 'id'/'target' is the header; others are items.
 
     Items are {"question", "answer"[, "focus"]} or {"text"}, with optional "split" (forget | retain | anchor | probe)
-    and, for probes, "group" (forget | neighbour | general) and "paraphrases".
+    and, for probes, "group" (forget | neighbour | general) and "paraphrases". Items are appended to what the
+    header lists under the same split.
     """
-    data: dict[str, Any] = {"id": stem, "target": stem, "forget": {}, "retain": {}, "anchor": {}, "probes": {}}
+    header: dict[str, Any] = {}
+    items: dict[str, dict[str, list]] = {split: {} for split in ("forget", "retain", "anchor", "probes")}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{source}:{number}: not valid JSON ({exc.msg})") from None
+        record = load_json_text(line, f"{source}:{number}")
         if not isinstance(record, dict):
             raise ConfigError(f"{source}:{number}: each line must be a JSON object")
         if "id" in record or "target" in record:
-            data.update(record)
+            header.update(record)
             continue
         split = record.pop("split", "forget")
         if split == "probe":
             group = record.pop("group", "forget")
-            data["probes"].setdefault(group, []).append(record)
+            if group not in PROBE_GROUPS:
+                raise ConfigError(f"{source}:{number}: group {shown(group)} is unknown; use {', '.join(PROBE_GROUPS)}")
+            items["probes"].setdefault(group, []).append(record)
         elif split in ("forget", "retain", "anchor"):
             key = "texts" if "text" in record and len(record) == 1 else "qa"
-            data[split].setdefault(key, []).append(record["text"] if key == "texts" else record)
+            items[split].setdefault(key, []).append(record["text"] if key == "texts" else record)
         else:
-            raise ConfigError(f"{source}:{number}: split '{split}' is unknown; use forget, retain, anchor or probe")
+            raise ConfigError(f"{source}:{number}: split {shown(split)} is unknown; use forget, retain, anchor or probe")
+    data: dict[str, Any] = {"id": stem, "target": stem, **header}
+    for split, lists in items.items():
+        section = data.get(split) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"{source}: the header's {split!r} must be a mapping")
+        for key, values in lists.items():
+            listed = section.get(key) or []
+            if not isinstance(listed, list):
+                raise ConfigError(f"{source}: the header's {split}.{key} must be a list")
+            section = {**section, key: listed + values}
+        data[split] = section
     return data
 
 
 def load_request(path: str | Path) -> ForgetRequest:
-    """Load and validate a request from .yaml/.yml, .json or .jsonl."""
-    import yaml
-
+    """Load and validate a request from .yaml/.yml, .json or .jsonl (within the limits of data/bounded.py)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"request file not found: {path}")
-    text = path.read_text(encoding="utf-8")
     suffix = path.suffix.lower()
-    try:
-        if suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        elif suffix == ".jsonl":
-            data = _jsonl_to_dict(text.splitlines(), str(path), path.stem)
-        else:
-            raise ConfigError(f"{path}: unsupported request format '{suffix}'; use .yaml, .json or .jsonl")
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if suffix not in (".yaml", ".yml", ".json", ".jsonl"):
+        raise ConfigError(f"{path}: unsupported request format '{suffix}'; use .yaml, .json or .jsonl")
+    text = read_limited(path)
+    if suffix in (".yaml", ".yml"):
+        data = load_yaml_text(text, str(path))
+    elif suffix == ".json":
+        data = load_json_text(text, str(path))
+    else:
+        data = _jsonl_to_dict(text.splitlines(), str(path), path.stem)
     return request_from_dict(data, str(path))

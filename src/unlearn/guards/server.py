@@ -9,17 +9,22 @@
 
 The state directory keeps what a restart needs: `state.json` (model, guard settings, the guarded requests'
 ids in order), `requests/<id>.json` (each request as received) and `admin_token` (mode 0600) when no token
-is given. Every file is written atomically, a request before the index that names it. Guards that learn
-per request (embedding_corruption's strength) learn again when the server starts.
+is given. Every file is written atomically, a request before the index that names it, so a crash at any
+point leaves a state that opens. On start every reference is checked: a request whose file is missing or
+damaged is logged in one line, listed under "unguarded" in /health and GET /admin/requests, and guarded
+again when it is posted again; the rest are served. A damaged state.json is one error that says how to
+repair it. Guards that learn per request (embedding_corruption's strength) learn again when the server starts.
 
 The server binds to 127.0.0.1 by default. Calls run one at a time on the model (a lock; the HTTP side is
 threaded), bodies over `max_body` bytes are refused with 413, malformed JSON or settings with 400, a
-missing or wrong token with 401, and any failure inside a call with 500, without stopping the server.
+missing or wrong token with 401, and any failure inside a call with 500, without stopping the server; a
+client that disconnects before its answer is one log line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import threading
@@ -31,9 +36,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from ..data.bounded import shown
 from ..data.request import ForgetRequest, request_from_dict
 from ..errors import ConfigError, UnlearnError
 from ..io import atomic_write_json, atomic_write_text, sha256_json
+from ..requests.faults import kill_point
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "unlearn.serve/1"
 MAX_BODY = 1 << 20
@@ -63,12 +72,11 @@ class ServeState:
     @staticmethod
     def open(directory: str | Path, model: str, guards: list[dict[str, Any]] | None) -> ServeState:
         """Load the state directory, or start one with `guards`. Guards given for an existing directory must
-        match what it holds (to change them, start a new directory)."""
+        match what it holds (to change them, start a new directory). A damaged state.json is one ConfigError
+        that says how to repair it."""
         state = ServeState(Path(directory))
         if state.state_file.is_file():
-            data = json.loads(state.state_file.read_text(encoding="utf-8"))
-            if data.get("schema") != SCHEMA:
-                raise ConfigError(f"{state.state_file}: not an unlearn serve state ({data.get('schema')!r})")
+            data = _read_state(state.state_file)
             state.model, state.guards, state.request_ids = data["model"], data["guards"], data["requests"]
             if guards and guards != state.guards:
                 raise ConfigError(f"{directory} already serves with guards {state.guards}; leave out --guards to "
@@ -89,17 +97,35 @@ class ServeState:
     def request_file(self, request_id: str) -> Path:
         return self.directory / "requests" / f"{sha256_json(request_id)[:16]}.json"
 
-    def load_requests(self) -> list[ForgetRequest]:
-        out = []
+    def load_requests(self) -> tuple[list[ForgetRequest], dict[str, str]]:
+        """(the requests that load, {id: what is wrong} for those whose file is missing or damaged). A request
+        that does not load stays in the index, reported, until it is posted again."""
+        out, problems = [], {}
         for rid in self.request_ids:
             path = self.request_file(rid)
-            out.append(request_from_dict(json.loads(path.read_text(encoding="utf-8")), str(path)))
-        return out
+            try:
+                request = request_from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
+            except FileNotFoundError:
+                problems[rid] = f"{path} is missing"
+            except (OSError, ValueError, UnlearnError) as exc:  # unreadable, not JSON, not a valid request
+                problems[rid] = f"{path} is damaged ({shown(str(exc)).strip(chr(39))})"
+            else:
+                if request.id != rid:
+                    problems[rid] = f"{path} holds request {request.id!r}, not {rid!r}"
+                else:
+                    out.append(request)
+        return out, problems
 
     def record(self, request: ForgetRequest) -> None:
+        """The request file first, then the index that names it (both atomic): a crash between the two leaves an
+        unreferenced file, never an index naming a missing file."""
+        kill_point("serve-before-request-file")
         atomic_write_json(self.request_file(request.id), request.to_dict())
-        self.request_ids.append(request.id)
+        kill_point("serve-request-file-written")
+        if request.id not in self.request_ids:  # a request posted again after its file was lost
+            self.request_ids.append(request.id)
         self.save()
+        kill_point("serve-state-written")
 
     def admin_token(self, given: str | None) -> str:
         if given:
@@ -109,6 +135,22 @@ class ServeState:
             atomic_write_text(path, secrets.token_urlsafe(32))
             os.chmod(path, 0o600)
         return path.read_text(encoding="utf-8").strip()
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    repair = (f"move {path} away and start again with --guards (and --request FILE for each request; their "
+              f"copies are in {path.parent / 'requests'})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is damaged ({shown(str(exc)).strip(chr(39))}); {repair}") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise ConfigError(f"{path}: not an unlearn serve state ({shown(found)}); {repair}")
+    if not (isinstance(data.get("model"), str) and isinstance(data.get("guards"), list)
+            and isinstance(data.get("requests"), list) and all(isinstance(r, str) for r in data["requests"])):
+        raise ConfigError(f"{path} is damaged (model, guards or requests missing or of the wrong type); {repair}")
+    return data
 
 
 def _number(body: dict, key: str, default, low, high, kind=float):
@@ -142,9 +184,10 @@ class GuardServer:
     """The guarded model and its state, shared by the handler threads."""
 
     def __init__(self, guarded, state: ServeState, token: str, model_name: str, max_tokens: int = MAX_TOKENS,
-                 max_body: int = MAX_BODY):
+                 max_body: int = MAX_BODY, unguarded: dict[str, str] | None = None):
         self.guarded, self.state, self.token = guarded, state, token
         self.model_name, self.max_tokens, self.max_body = model_name, max_tokens, max_body
+        self.unguarded = dict(unguarded or {})  # id -> why: in the index, but its file did not load
         self.lock = threading.Lock()
 
     # --- endpoints ---------------------------------------------------------------------------------
@@ -213,12 +256,14 @@ class GuardServer:
             self.guarded.add_request(request)
             took = time.perf_counter() - start
             self.state.record(request)
+            self.unguarded.pop(request.id, None)
         return HTTPStatus.CREATED, {"id": request.id, "status": "guarded", "requests": len(self.guarded.requests),
                                     "took_ms": round(1000 * took, 1)}
 
     def health(self) -> dict:
-        return {"status": "ok", "model": self.model_name, "guards": [g["name"] for g in self.state.guards],
-                "requests": len(self.guarded.requests)}
+        return {"status": "degraded" if self.unguarded else "ok", "model": self.model_name,
+                "guards": [g["name"] for g in self.state.guards], "requests": len(self.guarded.requests),
+                "unguarded": [{"id": rid, "problem": why} for rid, why in self.unguarded.items()]}
 
 
 def make_handler(server: GuardServer) -> type[BaseHTTPRequestHandler]:
@@ -231,11 +276,16 @@ def make_handler(server: GuardServer) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: HTTPStatus, payload: dict) -> None:
             data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except ConnectionError as exc:  # the client went away: nothing to answer, nothing to crash
+                self.close_connection = True
+                log.warning("client %s disconnected before the %d response was sent (%s)",
+                            self.client_address[0], int(status), type(exc).__name__)
 
         def _error(self, error: HTTPError) -> None:
             if error.status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.BAD_REQUEST, HTTPStatus.LENGTH_REQUIRED):
@@ -281,7 +331,8 @@ def make_handler(server: GuardServer) -> type[BaseHTTPRequestHandler]:
                       ("POST", "/v1/completions"): lambda: (HTTPStatus.OK, server.completion(self._body())),
                       ("POST", "/admin/requests"): lambda: self._admin(lambda: server.add_request(self._body())),
                       ("GET", "/admin/requests"): lambda: self._admin(lambda: (HTTPStatus.OK, {"requests": [
-                          {"id": r.id, "target": r.target, "kind": r.kind} for r in server.guarded.requests]}))}
+                          {"id": r.id, "target": r.target, "kind": r.kind} for r in server.guarded.requests],
+                          "unguarded": [{"id": rid, "problem": why} for rid, why in server.unguarded.items()]}))}
             try:
                 route = routes.get((method, path))
                 if route is None:
@@ -327,9 +378,13 @@ def build_server(model_name: str, state_dir: str | Path, guards: list[dict[str, 
     state = ServeState.open(state_dir, model_name, guards)
     if model is None:
         model, tokenizer = load_model(model_name)
-    guarded = guarded_model(model.eval(), tokenizer, state.guards, state.load_requests())
+    loaded, problems = state.load_requests()
+    for rid, why in problems.items():
+        log.warning("request %r is NOT guarded: %s; POST it again to /admin/requests (same id) to guard it",
+                    rid, why)
+    guarded = guarded_model(model.eval(), tokenizer, state.guards, loaded)
     guarded.index.prepare()  # the first request added over HTTP then costs what any other does
-    app = GuardServer(guarded, state, state.admin_token(token), model_name, max_tokens, max_body)
+    app = GuardServer(guarded, state, state.admin_token(token), model_name, max_tokens, max_body, problems)
     for request in requests:
         app.add_request(request.to_dict())
     try:
@@ -337,4 +392,12 @@ def build_server(model_name: str, state_dir: str | Path, guards: list[dict[str, 
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
     httpd.daemon_threads = True
+    httpd.handle_error = _quiet_error  # one log line per failed connection instead of a traceback
     return httpd, app
+
+
+def _quiet_error(request, client_address) -> None:
+    import sys
+
+    exc = sys.exc_info()[1]
+    log.warning("connection from %s ended with %s: %s", client_address[0], type(exc).__name__, shown(str(exc)))

@@ -1,4 +1,5 @@
-"""Fault injection for the crash tests: kill this process at a named point of `unlearn apply`.
+"""Fault injection for the crash tests: kill this process at a named point of `unlearn apply` or of the
+server's forget endpoint (`unlearn serve`, POST /admin/requests).
 
 UNLEARN_KILL_AT='point' (or 'point:n', the n-th time the point is reached) sends SIGKILL to the running
 process there, exactly as an out-of-memory kill or a power cut would end it: no handler runs.
@@ -11,7 +12,8 @@ import signal
 
 KILL_ENV = "UNLEARN_KILL_AT"
 POINTS = ("before-training", "training", "before-checkpoint", "checkpoint-written", "after-checkpoint",
-          "before-ledger", "after-ledger", "fold-after-write", "fold-after-ledger", "before-export")
+          "before-ledger", "after-ledger", "fold-after-write", "fold-after-ledger", "before-export",
+          "serve-before-request-file", "serve-request-file-written", "serve-state-written")
 _hits: dict[str, int] = {}
 
 
