@@ -265,6 +265,21 @@ def test_teaching_into_a_used_directory_is_refused(taught, base_dir, tmp_path):
         teach_shards(items(), other, str(base_dir), TINY, progress=False, echo=quiet)
 
 
+def test_replay_loss_is_checked_and_reaches_the_training(base_dir, tmp_path, monkeypatch):
+    import dataclasses
+
+    from unlearn.benchmarks import teaching
+
+    with pytest.raises(UnlearnError, match="replay_loss 'mse' is unknown"):
+        teach_shards(items(), tmp_path / "bad", str(base_dir), dataclasses.replace(TINY, replay_loss="mse"),
+                     progress=False, echo=quiet)
+    seen, real = [], teaching.teach
+    monkeypatch.setattr(teaching, "teach", lambda *a, **k: seen.append(k["replay_loss"]) or real(*a, **k))
+    teach_shards(items(), tmp_path / "nll", str(base_dir), dataclasses.replace(TINY, replay_loss="nll"),
+                 progress=False, echo=quiet)
+    assert seen and set(seen) == {"nll"}
+
+
 def test_cli_teach_apply_ledger_verify(base_dir, tmp_path, capsys):
     data = tmp_path / "people.jsonl"
     data.write_text("\n".join(json.dumps(i.to_dict()) for i in items()) + "\n")

@@ -64,6 +64,9 @@ class ShardConfig:
     replay: str = "self"  # 'self': KL to the base model on its own answers to broad prompts; 'none'
     replay_tokens: int = 48
     replay_weight: float = 1.0
+    # 'kl': KL to the model the shard starts from (in a chain, base + earlier shards: drift adds up shard by
+    # shard); 'nll': NLL on the base model's own replay answers, which hold every shard to the base model itself
+    replay_loss: str = "kl"
     # True: shard k trains from base + shards 0..k-1, holding their items (train.anchor_weight x KL); a removal
     # retrains the touched shard and every later one. False: every shard trains from the base model alone (SISA's
     # isolation; a removal retrains only the touched shard), and the summed updates interfere (docs/benchmarks.md).
@@ -217,7 +220,7 @@ def train_shard(start_loader, items: list[dict], config: ShardConfig, seed: int,
     torch.manual_seed(seed)  # LoRA factors are initialised before the training loop seeds itself
     start = time.perf_counter()
     model, result = teach(model, tokenizer, qa, train_cfg, config.trainable, replay=replay,
-                          replay_weight=config.replay_weight if replay else 0.0, replay_loss="kl",
+                          replay_weight=config.replay_weight if replay else 0.0, replay_loss=config.replay_loss,
                           progress=progress, description=description, texts=texts,
                           anchor=DataSpec(texts=earlier_texts, qa=earlier_qa) if earlier else None)
     seconds = time.perf_counter() - start
@@ -287,6 +290,8 @@ def teach_shards(items: list[TeachItem], state_dir: str | Path, base_model: str,
         raise UnlearnError(f"{directory} exists and is not a sharded state; teach into a new or empty directory")
     if config.replay not in ("self", "none"):
         raise UnlearnError(f"replay '{config.replay}' is unknown; use 'self' or 'none'")
+    if config.replay_loss not in ("kl", "nll"):
+        raise UnlearnError(f"replay_loss '{config.replay_loss}' is unknown; use 'kl' or 'nll'")
     assignment = assign_shards(items, config.shards, config.group_by)
     directory.mkdir(parents=True, exist_ok=True)
     lock = StateLock(directory)
