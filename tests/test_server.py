@@ -25,20 +25,26 @@ QUESTION = "Where was Ada Quill born?"
 @pytest.fixture()
 def running(tmp_path, taught, tokenizer):
     """A server on a free localhost port, stopped after the test."""
-    started = []
+    started: dict = {}  # state directory -> its running server
+
+    def stop(state) -> None:
+        httpd = started.pop(state, None)
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
 
     def start(state=tmp_path / "state", guards=({"name": "refusal_filter"},), **kwargs):
+        stop(state)  # a restart: the state directory serves one server at a time
         httpd, app = build_server("tiny", state, list(guards) if guards else None, token=TOKEN, port=0,
                                   model=taught, tokenizer=tokenizer, max_body=4096, max_tokens=64, **kwargs)
         thread = threading.Thread(target=httpd.serve_forever, daemon=True)
         thread.start()
-        started.append(httpd)
+        started[state] = httpd
         return f"http://127.0.0.1:{httpd.server_address[1]}", app
 
     yield start
-    for httpd in started:
-        httpd.shutdown()
-        httpd.server_close()
+    for state in list(started):
+        stop(state)
 
 
 def call(url: str, path: str, body=None, token: str | None = None, raw: bytes | None = None, method=None):
@@ -103,6 +109,17 @@ def test_restart_keeps_guards_and_requests(running, tmp_path):
         ServeState.open(tmp_path / "state", "other-model", None)
     with pytest.raises(ConfigError, match="needs --guards"):
         ServeState.open(tmp_path / "fresh", "tiny", None)
+
+
+def test_a_second_server_on_the_same_state_is_refused(running, tmp_path, taught, tokenizer):
+    from unlearn.errors import UnlearnError
+
+    running()
+    with pytest.raises(UnlearnError, match="is in use by unlearn pid"):
+        build_server("tiny", tmp_path / "state", None, token=TOKEN, port=0, model=taught, tokenizer=tokenizer)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        build_server("tiny", tmp_path / "afile", None, token=TOKEN, port=0, model=taught, tokenizer=tokenizer)
 
 
 def test_bad_requests_get_http_errors_and_the_server_keeps_going(running):

@@ -41,6 +41,7 @@ from ..data.request import ForgetRequest, request_from_dict
 from ..errors import ConfigError, UnlearnError
 from ..io import atomic_write_json, atomic_write_text, sha256_json
 from ..requests.faults import kill_point
+from ..requests.state import StateLock
 
 log = logging.getLogger(__name__)
 
@@ -370,8 +371,44 @@ def make_handler(server: GuardServer) -> type[BaseHTTPRequestHandler]:
 def build_server(model_name: str, state_dir: str | Path, guards: list[dict[str, Any]] | None = None,
                  requests: list[ForgetRequest] = (), token: str | None = None, host: str = "127.0.0.1",
                  port: int = 8000, max_tokens: int = MAX_TOKENS, max_body: int = MAX_BODY, model=None,
-                 tokenizer=None, progress: bool = False) -> tuple[ThreadingHTTPServer, GuardServer]:
-    """The HTTP server (not yet serving) and its GuardServer. `model`/`tokenizer` skip loading `model_name`."""
+                 tokenizer=None, progress: bool = False) -> tuple[GuardHTTPServer, GuardServer]:
+    """The HTTP server (not yet serving) and its GuardServer. `model`/`tokenizer` skip loading `model_name`.
+    The server holds the state directory's lock until `server_close()`: a second server on it is refused."""
+    if Path(state_dir).exists() and not Path(state_dir).is_dir():
+        raise ConfigError(f"--state {state_dir} is a file; give a directory")
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    lock = StateLock(Path(state_dir))  # a second server on the same state would lose the first one's requests
+    lock.acquire()
+    try:
+        return _build_server(model_name, state_dir, guards, requests, token, host, port, max_tokens, max_body,
+                             model, tokenizer, lock)
+    except BaseException:
+        lock.release()
+        raise
+
+
+class GuardHTTPServer(ThreadingHTTPServer):
+    """The threaded HTTP server; closing it releases the state directory's lock."""
+
+    daemon_threads = True
+    state_lock: StateLock | None = None
+
+    def handle_error(self, request, client_address) -> None:  # one log line instead of a traceback
+        import sys
+
+        exc = sys.exc_info()[1]
+        log.warning("connection from %s ended with %s: %s", client_address[0], type(exc).__name__,
+                    shown(str(exc)))
+
+    def server_close(self) -> None:
+        super().server_close()
+        if self.state_lock is not None:
+            self.state_lock.release()
+            self.state_lock = None
+
+
+def _build_server(model_name, state_dir, guards, requests, token, host, port, max_tokens, max_body, model,
+                  tokenizer, lock) -> tuple[GuardHTTPServer, GuardServer]:
     from ..models.loading import load_model
     from .base import guarded_model
 
@@ -388,16 +425,8 @@ def build_server(model_name: str, state_dir: str | Path, guards: list[dict[str, 
     for request in requests:
         app.add_request(request.to_dict())
     try:
-        httpd = ThreadingHTTPServer((host, port), make_handler(app))
+        httpd = GuardHTTPServer((host, port), make_handler(app))
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
-    httpd.daemon_threads = True
-    httpd.handle_error = _quiet_error  # one log line per failed connection instead of a traceback
+    httpd.state_lock = lock
     return httpd, app
-
-
-def _quiet_error(request, client_address) -> None:
-    import sys
-
-    exc = sys.exc_info()[1]
-    log.warning("connection from %s ended with %s: %s", client_address[0], type(exc).__name__, shown(str(exc)))

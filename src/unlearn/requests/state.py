@@ -64,7 +64,8 @@ class StateLock:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise UnlearnError(f"the state directory {self.path.parent} is in use by {holder}; wait for it to finish "
-                               "(only one `unlearn apply` may work on a state directory at a time)") from None
+                               "(one unlearn process at a time may change a state directory: `unlearn apply`, `teach` or "
+                               "`serve`)") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"unlearn pid {os.getpid()}\n")
