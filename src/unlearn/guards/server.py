@@ -13,7 +13,8 @@ is given. Every file is written atomically, a request before the index that name
 point leaves a state that opens. On start every reference is checked: a request whose file is missing or
 damaged is logged in one line, listed under "unguarded" in /health and GET /admin/requests, and guarded
 again when it is posted again; the rest are served. A damaged state.json is one error that says how to
-repair it. Guards that learn per request (embedding_corruption's strength) learn again when the server starts.
+repair it. A running server holds the directory's lock (`lock`): a second server on it is refused. Guards
+that learn per request (embedding_corruption's strength) learn again when the server starts.
 
 The server binds to 127.0.0.1 by default. Calls run one at a time on the model (a lock; the HTTP side is
 threaded), bodies over `max_body` bytes are refused with 413, malformed JSON or settings with 400, a
