@@ -14,14 +14,17 @@ import pytest
 import torch
 
 from unlearn.config import TrainConfig
+from unlearn.methods.ce_u import ce_u_loss, skip_first_answer_tokens
 from unlearn.methods.common import kl_on_answers
 from unlearn.methods.grad_ascent import grad_ascent_loss
 from unlearn.methods.grad_diff import grad_diff_loss
 from unlearn.methods.idk_dpo import dpo_loss
 from unlearn.methods.npo import npo_loss
 from unlearn.methods.rmu import control_vector, masked_mse
+from unlearn.methods.satimp import satimp_loss, satimp_weights
 from unlearn.methods.simnpo import simnpo_loss
 from unlearn.methods.undial import undial_loss
+from unlearn.methods.wga import wga_loss
 from unlearn.models.logprobs import (
     answer_lengths,
     mean_token_logprob,
@@ -494,3 +497,63 @@ def test_mudman_masks_disruptive_coordinates_and_normalises_the_step():
     steps = masked_normalised_update(grads, [disruption_mask(g, m) for g, m in zip(grads, momenta, strict=True)], lr=0.5)
     close(steps[0], [-0.5 * 3 / 5, 0.0])
     close(steps[1], [0.0])
+
+
+# ---------------------------------------------------------------- token-reweighted ascent and CE-U
+# LOGITS / LABELS: the answer tokens have p = 1/2 (position 0, token 1) and p = 3/5 (position 1, token 0).
+
+def _answer_logp() -> tuple[torch.Tensor, torch.Tensor]:
+    logp = t([[-LN2, LN3 - LN5]]).requires_grad_(True)
+    return logp, torch.tensor([[True, True]])
+
+
+def test_wga_weights_each_token_by_its_probability_held_fixed():
+    # beta 1: (1/2 * ln 1/2 + 3/5 * ln 3/5) / 2; d/d logp = weight / 2 = [1/4, 3/10] (no gradient through the weight)
+    logp, mask = _answer_logp()
+    loss = wga_loss(logp, mask, beta=1.0)
+    close(loss.detach(), (0.5 * -LN2 + 0.6 * (LN3 - LN5)) / 2)
+    loss.backward()
+    close(logp.grad, [[0.25, 0.3]])
+
+
+def test_wga_beta_zero_is_gradient_ascent_on_the_token_mean():
+    logp, mask = _answer_logp()
+    close(wga_loss(logp, mask, beta=0.0).detach(), (-LN2 + LN3 - LN5) / 2)
+
+
+def test_satimp_weights_by_hand():
+    # beta1 = beta2 = 1: p (1 - p) = [1/4, 6/25]; defaults 5, 1: [(1/2)^6, (3/5)^5 (2/5)] = [1/64, 486/15625]
+    logp, mask = _answer_logp()
+    close(satimp_weights(logp.detach(), 1.0, 1.0), [[0.25, 6 / 25]])
+    close(satimp_weights(logp.detach(), 5.0, 1.0), [[1 / 64, 486 / 15625]])
+    loss = satimp_loss(logp, mask, 1.0, 1.0)
+    close(loss.detach(), (0.25 * -LN2 + 6 / 25 * (LN3 - LN5)) / 2)
+    loss.backward()
+    close(logp.grad, [[0.125, 3 / 25]])
+
+
+def test_weighted_ascent_ignores_uncounted_tokens():
+    logp = t([[-LN2, -9.0]])
+    close(wga_loss(logp, torch.tensor([[True, False]]), beta=1.0), 0.5 * -LN2)
+
+
+def test_ce_u_by_hand():
+    # position 0: p = [1/4, 1/2, 1/4], true 1 -> target [1/2, 0, 1/2], CE = -(1/2 ln 1/4) * 2 = 2 ln 2
+    # position 1: p = [3/5, 1/5, 1/5], true 0 -> target [0, 1/2, 1/2], CE = -(1/2 ln 1/5) * 2 = ln 5
+    close(ce_u_loss(LOGITS, LABELS, skip_first=0), (2 * LN2 + LN5) / 2)
+    close(ce_u_loss(LOGITS, LABELS, skip_first=1), LN5)  # the first answer token of the row is left out
+    close(ce_u_loss(LOGITS, LABELS, skip_first=2), 0.0)  # nothing left to count
+
+
+def test_ce_u_gradient_pushes_the_true_token_down():
+    # d CE / d z = softmax(z) - target (the target is held fixed): position 0: [1/4, 1/2, 1/4] - [1/2, 0, 1/2],
+    # over 2 counted positions -> [-1/8, 1/4, -1/8]
+    logits = LOGITS.clone().requires_grad_(True)
+    ce_u_loss(logits, LABELS, skip_first=0).backward()
+    close(logits.grad[0, 0], [-0.125, 0.25, -0.125])
+    close(logits.grad[0, 2], [0.0, 0.0, 0.0])  # predicts past the end: no gradient
+
+
+def test_skip_first_answer_tokens_per_row():
+    mask = torch.tensor([[False, True, True, True], [True, True, False, False]])
+    assert skip_first_answer_tokens(mask, 1).tolist() == [[False, False, True, True], [False, True, False, False]]

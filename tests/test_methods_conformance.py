@@ -117,3 +117,26 @@ def test_anchor_data_adds_its_term_to_every_method(name, taught, tokenizer, tiny
     history = Unlearner(taught, tokenizer, config).apply(tiny_request, progress=False).train.history
     assert history[0]["anchor"] == pytest.approx(0.0, abs=1e-6)
     assert history[1]["anchor"] > 0
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_benchmark_settings_are_valid_run_settings(name):
+    """Each method's declared demo and TOFU settings build a run configuration and the method (no misspelt key)."""
+    from unlearn.benchmarks.demo import demo_unlearn_config
+    from unlearn.benchmarks.tofu_bench import checked_method
+    from unlearn.config import from_dict
+
+    config = from_dict(RunConfig, demo_unlearn_config(name), "demo config")
+    assert make_method(config.method).registered_name == name
+    assert checked_method(name)[1].registered_name == name
+
+
+def test_a_method_module_is_registered_by_being_in_the_package():
+    """Adding a method is its file (and its test): the package imports every module in it, so no list to edit."""
+    import pkgutil
+
+    import unlearn.methods as package
+
+    modules = {m.name for m in pkgutil.iter_modules(package.__path__)} - {"base", "common"}
+    registered_modules = {METHODS.get(n).__module__.rsplit(".", 1)[-1] for n in METHODS.names()}
+    assert modules == registered_modules

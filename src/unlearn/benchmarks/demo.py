@@ -35,7 +35,7 @@ from ..data.general import general_knowledge, general_split
 from ..data.people import Person, generate_people
 from ..data.request import QA, DataSpec, DistractorSpec, ForgetRequest, Probe, Probes
 from ..io import atomic_write_json, sha256_json, unlearn_home
-from ..methods import make_method
+from ..methods import benchmark_settings, make_method
 from ..models.loading import DEFAULT_MODEL, load_model, model_fingerprint
 from ..unlearner import Unlearner, save_model
 from .teaching import teach
@@ -43,21 +43,9 @@ from .teaching import teach
 log = logging.getLogger(__name__)
 DATA_VERSION = "2"  # bump when the generator, general set or teaching recipe changes
 
-# The demo's default method and the per-method settings used for the comparison in docs/benchmarks.md.
+# The demo's default method. Each method's settings on the demo are its `benchmark_settings["demo"]` (in its own
+# file): a retain weight of 20 is what keeps the other people; at weight 1 the forget gradient dominates every update.
 DEFAULT_METHOD = "npo"
-# A retain weight of 20 is what keeps the other people: at weight 1 the forget gradient dominates every update.
-METHOD_SETTINGS: dict[str, dict[str, Any]] = {
-    "grad_ascent": {"train.lr": 2e-5},
-    "grad_diff": {"train.lr": 2e-5, "method.retain_weight": 20.0},
-    "npo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
-    "simnpo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
-    "idk_dpo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
-    "rmu": {"train.lr": 1e-3, "method.steering_coeff": 150.0},
-    "undial": {"train.lr": 1e-4, "method.retain_weight": 20.0},
-    "jensun": {"train.lr": 2e-5, "method.retain_weight": 20.0},  # at 1e-4 the other people drop to 0.72
-    "undo": {"train.lr": 1e-4, "method.base": "undial", "method.base_settings.retain_weight": 20.0},
-    "mudman": {"train.lr": 0.2, "method.retain_rate": 0.01},  # lr: the length of each normalised step
-}
 
 
 @dataclass
@@ -91,7 +79,7 @@ def demo_unlearn_config(method: str) -> dict[str, Any]:
         train=TrainConfig(lr=2e-5, max_steps=40, batch_size=8, max_length=128, early_stop=True, early_stop_every=5,
                           early_stop_accuracy=0.0),
     )
-    overrides = [f"{k}={v}" for k, v in METHOD_SETTINGS.get(method, {}).items()]
+    overrides = [f"{k}={v}" for k, v in benchmark_settings("demo", method).items()]
     return apply_overrides(to_dict(base), overrides)
 
 

@@ -27,7 +27,6 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from ..config import (
     RunConfig,
@@ -42,7 +41,7 @@ from ..config import (
 from ..data.request import QA, DataSpec, ForgetRequest
 from ..errors import ConfigError, UnlearnError
 from ..io import atomic_write_json, sha256_json, unlearn_home
-from ..methods import make_method
+from ..methods import benchmark_settings, make_method
 from ..metrics.privacy import privleak
 from ..metrics.result import EvalResult
 from ..metrics.tofu import forget_quality
@@ -58,18 +57,9 @@ log = logging.getLogger(__name__)
 BENCH_VERSION = "1"  # bump when the recipe or the evaluation changes what a cached file means
 RESULT_SCHEMA = "unlearn.tofu_run/1"
 
-# Unlearning settings per method on TOFU: the published defaults (retain weight 1, as the TOFU /
-# OpenUnlearning configs), learning rates scaled for a 135M model; 10 epochs of batch 4 over the forget set.
-METHOD_SETTINGS: dict[str, dict[str, Any]] = {
-    "grad_ascent": {"train.lr": 1e-5},
-    "grad_diff": {"train.lr": 1e-5},
-    "npo": {"train.lr": 1e-5},
-    "simnpo": {"train.lr": 1e-5},
-    "idk_dpo": {"train.lr": 1e-5},
-    "rmu": {"train.lr": 1e-3, "method.steering_coeff": 150.0},
-    "undial": {"train.lr": 1e-4},
-    "jensun": {"train.lr": 1e-5},
-}
+# Unlearning settings per method on TOFU: each method's `benchmark_settings["tofu"]` (in its own file): the
+# published defaults (retain weight 1, as the TOFU / OpenUnlearning configs), learning rates scaled for a 135M
+# model; 10 epochs of batch 4 over the forget set.
 
 
 @dataclass
@@ -254,13 +244,13 @@ def tofu_request(splits: TofuSplits, percent: int) -> ForgetRequest:
 
 
 def bench_unlearn_config(method: str, overrides: list[str] | None = None) -> RunConfig:
-    """The run configuration of `method` on the benchmark: METHOD_SETTINGS, then the user's overrides."""
+    """The run configuration of `method` on the benchmark: its TOFU settings, then the user's overrides."""
     base = RunConfig(
         method={"name": method},
         trainable=TrainableConfig(mode="layers", layers="-10:"),
         train=TrainConfig(lr=1e-5, epochs=10, batch_size=4, max_length=192, warmup_steps=0),
     )
-    settings = [f"{k}={v}" for k, v in METHOD_SETTINGS.get(method, {}).items()]
+    settings = [f"{k}={v}" for k, v in benchmark_settings("tofu", method).items()]
     return from_dict(RunConfig, apply_overrides(to_dict(base), settings + list(overrides or [])), "config")
 
 

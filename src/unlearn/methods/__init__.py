@@ -1,6 +1,23 @@
-"""Unlearning methods, one file each; importing this package registers them all."""
+"""Unlearning methods, one file each; importing this package imports (and so registers) every module in it."""
 
-from . import grad_ascent, grad_diff, idk_dpo, jensun, mudman, npo, rmu, simnpo, undial, undo  # noqa: F401  (registration)
-from .base import METHODS, LossMethod, LossOutput, StepBatch, make_method, method_fields, method_settings
+import importlib
+import pkgutil
 
-__all__ = ["METHODS", "LossMethod", "LossOutput", "StepBatch", "make_method", "method_fields", "method_settings"]
+from .base import (
+    METHODS,
+    LossMethod,
+    LossOutput,
+    StepBatch,
+    benchmark_settings,
+    make_method,
+    method_fields,
+    method_settings,
+)
+
+_SHARED = {"base", "common"}  # not methods: what the method files share
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module not in _SHARED:
+        importlib.import_module(f"{__name__}.{_module}")
+
+__all__ = ["METHODS", "LossMethod", "LossOutput", "StepBatch", "benchmark_settings", "make_method", "method_fields",
+           "method_settings"]

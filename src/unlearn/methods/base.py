@@ -43,6 +43,9 @@ class LossMethod:
     needs_alternate_answers: ClassVar[bool] = False  # uses `forget_alt` (refusal answers)
     default_lr: ClassVar[float] = 1e-5  # used when train.lr is not set (source in docs/paper_index.md)
     summary: ClassVar[str] = ""
+    # Run overrides this method uses on each benchmark ('demo', 'tofu'), e.g. {"demo": {"train.lr": 2e-5}}:
+    # the measured settings of docs/benchmarks.md, read by the benchmarks and sweeps through `benchmark_settings`.
+    benchmark_settings: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def setup(self, model, reference) -> None:  # noqa: B027 - optional hook
         """Called once before training (e.g. to draw a random direction)."""
@@ -58,6 +61,17 @@ class LossMethod:
 def method_fields(cls: type) -> dict[str, Any]:
     """Hyperparameter names and defaults of a method class."""
     return dataclass_defaults(cls)
+
+
+BENCHMARKS = ("demo", "tofu")
+
+
+def benchmark_settings(benchmark: str, method: str) -> dict[str, Any]:
+    """The run overrides `method` declares for `benchmark` ({} when it declares none); an unknown method is
+    an error that suggests the name."""
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; one of {BENCHMARKS}")
+    return dict(getattr(METHODS.get(method), "benchmark_settings", {}).get(benchmark, {}))
 
 
 def make_method(spec: str | dict[str, Any]):

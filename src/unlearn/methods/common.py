@@ -40,6 +40,13 @@ def kl_on_answers(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.
     return torch.where(mask, kl, torch.zeros_like(kl)).sum() / mask.sum().clamp(min=1)
 
 
+def weighted_token_ascent(logp: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean over counted tokens of weight_t * log p_t, the weight held fixed (no gradient through it): minimising
+    it lowers each token's log-prob in proportion to its weight (weight 1: gradient ascent)."""
+    weighted = weight.detach() * logp
+    return torch.where(mask, weighted, torch.zeros_like(weighted)).sum() / mask.sum().clamp(min=1)
+
+
 def check_retain_loss(kind: str) -> None:
     if kind not in RETAIN_LOSSES:
         raise ConfigError(f"retain_loss '{kind}' is unknown; use one of {', '.join(RETAIN_LOSSES)}")

@@ -24,6 +24,10 @@ def grad_ascent_loss(forget_nll: torch.Tensor) -> torch.Tensor:
 @dataclass
 class GradAscent(LossMethod):
     summary = "maximise the forget set's NLL (no retain term)"
+    benchmark_settings = {
+        "demo": {"train.lr": 2e-5},
+        "tofu": {"train.lr": 1e-5},
+    }
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         forget_nll = nll(*logits_of(model, batch.forget))

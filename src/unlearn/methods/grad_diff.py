@@ -29,6 +29,10 @@ class GradDiff(LossMethod):
     retain_weight: float = 1.0
     retain_loss: str = "nll"  # nll | kl
     summary = "gradient ascent on forget + descent (NLL or KL) on retain"
+    benchmark_settings = {
+        "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
+        "tofu": {"train.lr": 1e-5},
+    }
     needs_retain = True
 
     def validate(self) -> None:

@@ -34,6 +34,10 @@ class IdkDPO(LossMethod):
     retain_weight: float = 1.0
     retain_loss: str = "nll"  # nll | kl
     summary = "DPO preferring a refusal over the forget answer, with a retain term"
+    benchmark_settings = {
+        "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
+        "tofu": {"train.lr": 1e-5},
+    }
     needs_reference = True
     needs_retain = True
     needs_alternate_answers = True

@@ -77,6 +77,10 @@ class JensUn(LossMethod):
     retain_weight: float = 1.0
     retain_loss: str = "jsd"  # jsd (the paper's) | nll | kl
     summary = "Jensen-Shannon divergence to a refusal on forget, to the starting model on retain"
+    benchmark_settings = {
+        "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},  # at 1e-4 the other people drop to 0.72
+        "tofu": {"train.lr": 1e-5},
+    }
     needs_reference = True
     needs_retain = True
     needs_alternate_answers = True

@@ -54,6 +54,9 @@ class MUDMAN(LossMethod):
     fork_every: int = 32  # steps between re-forking the adversary from the current weights
     retain_loss: str = "nll"  # nll | kl
     summary = "masked, normalised unlearning steps taken where a simulated relearning attack has moved the weights"
+    benchmark_settings = {
+        "demo": {"train.lr": 0.2, "method.retain_rate": 0.01},  # lr: the length of each normalised step
+    }
     needs_retain = True
     default_lr = 1e-1  # η: the normalised step's length (source: the authors' unlearning_rate)
 

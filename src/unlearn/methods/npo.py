@@ -31,6 +31,10 @@ class NPO(LossMethod):
     retain_weight: float = 1.0
     retain_loss: str = "nll"  # nll | kl
     summary = "negative preference optimisation against the starting model, with a retain term"
+    benchmark_settings = {
+        "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
+        "tofu": {"train.lr": 1e-5},
+    }
     needs_reference = True
     needs_retain = True
 

@@ -79,6 +79,10 @@ class RMU(LossMethod):
     alpha: float = 1200.0
     seed: int = 0
     summary = "misdirect forget activations at one layer to a random vector; anchor retain activations"
+    benchmark_settings = {
+        "demo": {"train.lr": 1e-3, "method.steering_coeff": 150.0},
+        "tofu": {"train.lr": 1e-3, "method.steering_coeff": 150.0},
+    }
     needs_reference = True
     default_lr = 5e-5
     needs_retain = True

@@ -38,6 +38,10 @@ class UNDIAL(LossMethod):
     retain_weight: float = 0.0
     retain_loss: str = "nll"  # nll | kl
     summary = "self-distil to the starting model with the forget token's logit lowered"
+    benchmark_settings = {
+        "demo": {"train.lr": 1e-4, "method.retain_weight": 20.0},
+        "tofu": {"train.lr": 1e-4},
+    }
     needs_reference = True
     default_lr = 1e-4
 

@@ -69,6 +69,9 @@ class Undo(LossMethod):
     distill_batch_size: int = 8
     distill_prompts: int = 0  # also distil on this many built-in broad prompts, answered by the unlearned model
     summary = "unlearn with a base method, noise the weights toward a fresh init, distil the result back"
+    benchmark_settings = {
+        "demo": {"train.lr": 1e-4, "method.base": "undial", "method.base_settings.retain_weight": 20.0},
+    }
 
     def __post_init__(self) -> None:
         if self.base == "undo":
