@@ -20,6 +20,7 @@ from unlearn.methods.grad_ascent import grad_ascent_loss
 from unlearn.methods.grad_diff import grad_diff_loss
 from unlearn.methods.idk_dpo import dpo_loss
 from unlearn.methods.npo import npo_loss
+from unlearn.methods.pdu import dual_update, logit_margin_flattening
 from unlearn.methods.rmu import control_vector, masked_mse
 from unlearn.methods.satimp import satimp_loss, satimp_weights
 from unlearn.methods.simnpo import simnpo_loss
@@ -557,3 +558,15 @@ def test_ce_u_gradient_pushes_the_true_token_down():
 def test_skip_first_answer_tokens_per_row():
     mask = torch.tensor([[False, True, True, True], [True, True, False, False]])
     assert skip_first_answer_tokens(mask, 1).tolist() == [[False, False, True, True], [False, True, False, False]]
+
+
+def test_logit_margin_flattening_by_hand():
+    # position 0: z = [0, ln 2, 0]: max - mean = ln 2 - ln 2 / 3 = 2/3 ln 2; position 1: [ln 3, 0, 0]: 2/3 ln 3
+    close(logit_margin_flattening(LOGITS, LABELS), ((2 / 3 * LN2) ** 2 + (2 / 3 * LN3) ** 2) / 2)
+    close(logit_margin_flattening(t([[[1.0, 1.0, 1.0], [5.0, 0.0, 0.0]]]), torch.tensor([[X, 2]])), 0.0)  # uniform
+
+
+def test_dual_update_is_projected_ascent():
+    assert dual_update(1.0, 2.5, 2.0, 1.0) == 1.5  # retain loss above its bound: the multiplier grows
+    assert dual_update(1.0, 1.5, 2.0, 1.0) == 0.5
+    assert dual_update(0.2, 1.0, 2.0, 1.0) == 0.0  # never below zero

@@ -140,3 +140,14 @@ def test_a_method_module_is_registered_by_being_in_the_package():
     modules = {m.name for m in pkgutil.iter_modules(package.__path__)} - {"base", "common"}
     registered_modules = {METHODS.get(n).__module__.rsplit(".", 1)[-1] for n in METHODS.names()}
     assert modules == registered_modules
+
+
+def test_pdu_multiplier_grows_while_the_retain_loss_is_above_its_bound(taught, tokenizer, tiny_request):
+    settings = {"name": "pdu", "retain_eps": 0.0, "dual_step_size": 0.5}  # bound 0: every retain loss is above it
+    method = make_method(settings)
+    config = RunConfig(method=settings, trainable=TrainableConfig(mode="all"),
+                       train=TrainConfig(lr=3e-3, max_steps=3, batch_size=4, max_length=96))
+    result = Unlearner(taught, tokenizer, config, method).apply(tiny_request, progress=False)
+    history = result.train.history
+    assert method.multiplier > 1.0 + 0.5 * 2  # three ascents of 0.5 x (a retain NLL above 1)
+    assert [round(h["multiplier"], 6) for h in history][0] == 1.0  # the first step used the starting value
