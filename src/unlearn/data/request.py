@@ -144,6 +144,18 @@ def _text(value: Any, where: str) -> str:
     return value.strip()
 
 
+def _description(value: Any, where: str) -> str:
+    """Free text, kept exactly as given (it is part of the content hash); numbers and dates are written as text."""
+    if not value:
+        return ""
+    if isinstance(value, (list, dict)):
+        raise ConfigError(f"{where} must be text, got {shown(value)}")
+    text = str(value)
+    if text.strip():
+        _text(text, where)  # the Unicode check every text gets
+    return text
+
+
 def _qa(item: Any, where: str) -> QA:
     if not isinstance(item, dict):
         raise ConfigError(f"{where} must be a mapping with 'question' and 'answer'")
@@ -257,7 +269,7 @@ def request_from_dict(data: Any, source: str = "request") -> ForgetRequest:
         id=_text(data.get("id"), f"{source}.id"),
         target=_text(data.get("target"), f"{source}.target"),
         kind=kind,
-        description=_text(data["description"], f"{source}.description") if data.get("description") else "",
+        description=_description(data.get("description"), f"{source}.description"),
         forget=_data_spec(data.get("forget"), f"{source}.forget"),
         retain=_data_spec(data.get("retain"), f"{source}.retain"),
         probes=probes,
