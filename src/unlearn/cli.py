@@ -453,7 +453,7 @@ def cmd_bench(args) -> int:
         removal = result["removal"]
         print(f"removal retrained shard(s) {removal['shards_retrained']} of {result['config']['shards']} "
               f"(authors per shard now {removal['shard_sizes']}) in {removal['retrain_seconds']:.0f} s of training: "
-              f"{removal['cost_fraction']:.0%} of teaching every shard ({removal['full_retrain_seconds']:.0f} s)")
+              f"{removal['cost_fraction'] or 0:.0%} of teaching every shard ({removal['full_retrain_seconds']:.0f} s)")
         print(f"result: {out / 'result.json'}")
         return 0
     out = Path(args.out or f"runs/tofu-{spec.setting}-{args.split}-sweep")
