@@ -91,8 +91,8 @@ def run_exact(spec: TofuBenchSpec, percent: int = 10, shards: int = DEFAULT_SHAR
         timings["remove_s"] = time.perf_counter() - start
     removed_eval = evaluated_once(state_dir.with_name(state_dir.name + "-eval-removed.json"), state_dir / MODEL, spec,
                               splits, "exact: removed", prepared.retain_eval, progress, timings)
-    entry = outcome.entry or next(r for r in json.loads((state_dir / MANIFEST).read_text())["requests"]
-                                  if r["id"] == request.id)
+    manifest = json.loads((state_dir / MANIFEST).read_text())
+    entry = outcome.entry or next(r for r in manifest["requests"] if r["id"] == request.id)
     return {
         "schema": RESULT_SCHEMA,
         "status": "ok",
@@ -108,8 +108,7 @@ def run_exact(spec: TofuBenchSpec, percent: int = 10, shards: int = DEFAULT_SHAR
         "removal": {k: entry.get(k) for k in ("items_removed", "retrain_seconds", "full_retrain_seconds",
                                               "cost_fraction", "wall_seconds")}
         | {"shards_retrained": [s["index"] for s in entry.get("shards", [])],
-           "shard_sizes": [len(s["items"]) // QA_PER_AUTHOR for s in json.loads(
-               (state_dir / MANIFEST).read_text())["shards"]]},
+           "shard_sizes": [len(s["items"]) // QA_PER_AUTHOR for s in manifest["shards"]]},
         "timings": timings,
     }
 
