@@ -11,6 +11,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("UNLEARN_DEVICE", "cpu")  # the same results on any machine; benchmarks/gpu_check.py checks GPUs
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 CHAT_TEMPLATE = (

@@ -151,3 +151,15 @@ def test_pdu_multiplier_grows_while_the_retain_loss_is_above_its_bound(taught, t
     history = result.train.history
     assert method.multiplier > 1.0 + 0.5 * 2  # three ascents of 0.5 x (a retain NLL above 1)
     assert [round(h["multiplier"], 6) for h in history][0] == 1.0  # the first step used the starting value
+
+
+def test_swap_reference_follows_the_model_to_another_device(taught):
+    """The training loop moves the model to the accelerator after the Reference saved its values."""
+    model = select_trainable(taught, TrainableConfig(mode="layers", layers="-1:"))
+    reference = Reference(model)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    original = model(input_ids=ids).logits.detach()
+    model.to(torch.float64)  # stands in for the move to a GPU: the same Parameter objects get new storage
+    with reference.active() as ref_model:
+        assert {p.dtype for p in ref_model.parameters()} == {torch.float64}
+        torch.testing.assert_close(ref_model(input_ids=ids).logits.float(), original)

@@ -73,3 +73,39 @@ def test_selection_errors(tiny_model):
     with pytest.raises(ConfigError, match="no parameter"):
         select_trainable(tiny_model, TrainableConfig(mode="pattern", pattern="nothing-matches"))
     assert not trainable_parameters(tiny_model)
+
+
+def test_model_device_auto_is_the_cpu_without_cuda(monkeypatch):
+    from unlearn.models.loading import model_device
+
+    monkeypatch.delenv("UNLEARN_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert model_device() == torch.device("cpu")
+    monkeypatch.setenv("UNLEARN_DEVICE", "CPU")
+    assert model_device() == torch.device("cpu")
+
+
+def test_model_device_auto_takes_the_process_gpu(monkeypatch):
+    from unlearn.models.loading import model_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert model_device("auto") == torch.device("cuda", 1)
+
+
+@pytest.mark.parametrize("value, message", [("cuda", "sees no CUDA device"), ("tpu", "unknown device"),
+                                            ("mps", "runs on cpu or cuda")])
+def test_model_device_refuses_what_it_cannot_use(monkeypatch, value, message):
+    from unlearn.models.loading import model_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UnlearnError, match=message):
+        model_device(value)
+
+
+def test_cli_device_flag_is_checked_before_the_command(capsys, monkeypatch):
+    from unlearn.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["--device", "cuda:1", "ls", "methods"]) == 2
+    assert "sees no CUDA device" in capsys.readouterr().err

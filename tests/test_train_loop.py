@@ -42,6 +42,15 @@ def test_gradient_accumulation_matches_a_large_batch(tiny_model):
         torch.testing.assert_close(big[name], small[name], atol=2e-5, rtol=1e-4)
 
 
+def test_a_device_the_process_cannot_switch_to_is_a_clear_error(tiny_model, monkeypatch):
+    """accelerate keeps the first device a process chose; training elsewhere must not silently stay put."""
+    import unlearn.train.loop as loop
+
+    monkeypatch.setattr(loop, "model_device", lambda: torch.device("cuda", 0))
+    with pytest.raises(ConfigError, match="already trains on cpu"):
+        trained_params(tiny_model, TrainConfig(lr=1e-2, max_steps=1, batch_size=2), TrainingData(same_length_examples()))
+
+
 def test_seeded_runs_are_identical_and_seeds_differ(tiny_model):
     data = TrainingData(same_length_examples(12))
     cfg = TrainConfig(lr=1e-2, max_steps=3, batch_size=4, seed=7)

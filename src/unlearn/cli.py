@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-request-mb", type=float, default=None, metavar="N",
                         help="largest request or configuration file to read, in MB, aliases expanded (default 8, "
                         "or $UNLEARN_MAX_REQUEST_MB)")
+    parser.add_argument("--device", default=None, metavar="DEVICE",
+                        help="where models compute: auto (default: the first GPU when there is one, else the CPU), "
+                        "cpu, cuda or cuda:N (or $UNLEARN_DEVICE)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="teach the embedded model fictitious people, then make it forget one (end to end)",
@@ -646,6 +649,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         set_max_request_mb(args.max_request_mb)
+        if args.device is not None:
+            from .models.loading import DEVICE_ENV, model_device
+
+            os.environ[DEVICE_ENV] = str(model_device(args.device))
         with remembered_interrupts():
             return COMMANDS[args.command](args)
     except UnlearnError as exc:

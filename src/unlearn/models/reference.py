@@ -30,6 +30,7 @@ class Reference:
             with self.model.disable_adapter():
                 yield self.model
             return
+        self._follow_device()
         current = [p.data for p, _ in self._originals]
         try:
             for p, original in self._originals:
@@ -38,6 +39,12 @@ class Reference:
         finally:
             for (p, _), data in zip(self._originals, current, strict=True):
                 p.data = data
+
+    def _follow_device(self) -> None:
+        """Keep the saved values on the parameters' device and dtype (the training loop moves the model to the
+        accelerator after the values were saved)."""
+        if any((o.device, o.dtype) != (p.device, p.dtype) for p, o in self._originals):
+            self._originals = [(p, original.to(p)) for p, original in self._originals]
 
     @torch.no_grad()
     def forward(self, **batch):

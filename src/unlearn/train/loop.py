@@ -21,6 +21,7 @@ from ..errors import ConfigError, TrainingDiverged
 from ..interrupt import raise_if_interrupted
 from ..methods.base import LossMethod, LossOutput, StepBatch
 from ..methods.common import retain_term
+from ..models.loading import model_device
 from ..models.params import trainable_parameters
 from .similar import similar_pools
 
@@ -168,7 +169,11 @@ def train(
                           "probes.forget in the request) and retain data with a retain weight, or anchor data, to repair with")
 
     torch.manual_seed(cfg.seed)
-    accelerator = Accelerator(cpu=cfg.cpu)
+    on_cpu = cfg.cpu or model_device().type == "cpu"
+    accelerator = Accelerator(cpu=on_cpu)
+    if (accelerator.device.type == "cpu") != on_cpu:  # accelerate keeps the first device a process chose
+        raise ConfigError(f"this process already trains on {accelerator.device.type} (accelerate keeps one device per "
+                          f"process); run the {'CPU' if on_cpu else 'GPU'} training in a new process")
     params = trainable_parameters(model)
     if not params:
         raise ConfigError("no trainable parameters: check the `trainable` settings")
