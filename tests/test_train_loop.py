@@ -42,6 +42,34 @@ def test_gradient_accumulation_matches_a_large_batch(tiny_model):
         torch.testing.assert_close(big[name], small[name], atol=2e-5, rtol=1e-4)
 
 
+def ragged_examples(n: int = 8) -> list[Example]:
+    """Examples whose answers have very different lengths (2 to 23 tokens)."""
+    gen = torch.Generator().manual_seed(2)
+    examples = []
+    for i in range(n):
+        prompt, answer = 4, 2 + (i * 7) % 22
+        row = torch.randint(4, 90, (prompt + answer,), generator=gen).tolist()
+        examples.append(Example(tuple(row), tuple([-100] * prompt + row[prompt:])))
+    return examples
+
+
+@pytest.mark.parametrize("retain", [False, True])
+def test_gradient_accumulation_weights_micro_batches_by_tokens(tiny_model, retain):
+    """Token means over a step of ragged examples: accumulating micro-batches gives the large batch's update."""
+    examples = ragged_examples()
+    data = TrainingData(examples, retain=list(reversed(examples)) if retain else [])
+    method = FineTune(retain_weight=1.0 if retain else 0.0)
+    # SGD: the update is the gradient itself (Adam would blow float noise in near-zero gradients up to ~lr)
+    big = trained_params(tiny_model, TrainConfig(lr=0.5, max_steps=2, batch_size=4, grad_accum=1, optimizer="sgd"),
+                         data, method)
+    small = trained_params(tiny_model, TrainConfig(lr=0.5, max_steps=2, batch_size=2, grad_accum=2, optimizer="sgd",
+                                                   retain_batch_size=2), data, method)
+    start = dict(tiny_model.named_parameters())
+    assert any((big[n] - start[n]).abs().max() > 1e-3 for n in big)  # the step moved the weights
+    for name in big:
+        torch.testing.assert_close(big[name], small[name], atol=1e-6, rtol=1e-5)
+
+
 def test_a_device_the_process_cannot_switch_to_is_a_clear_error(tiny_model, monkeypatch):
     """accelerate keeps the first device a process chose; training elsewhere must not silently stay put."""
     import unlearn.train.loop as loop

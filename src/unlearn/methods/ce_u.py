@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term
+from .common import check_retain_loss, logits_of, retain_term, token_share
 
 
 def skip_first_answer_tokens(mask: torch.Tensor, n: int) -> torch.Tensor:
@@ -66,7 +66,7 @@ class CEU(LossMethod):
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         logits, labels = logits_of(model, batch.forget)
-        forget = ce_u_loss(logits, labels, self.skip_first)
+        forget = ce_u_loss(logits, labels, self.skip_first) * token_share(batch.forget)
         retain_value = torch.zeros((), device=forget.device)
         if self.retain_weight > 0:
             retain_value = retain_term(self.retain_loss, model, batch.retain, reference)

@@ -12,6 +12,13 @@ from ..models.scoring import scored_logits
 RETAIN_LOSSES = ("nll", "kl")
 
 
+def token_share(batch: dict[str, torch.Tensor] | None):
+    """The weight of a token mean over this micro-batch within its step (set by the training loop under
+    gradient accumulation, `mark_token_shares`; 1 otherwise): token mean × share, averaged over the step's
+    micro-batches, is the token mean over the step's tokens."""
+    return 1.0 if batch is None else batch.get("token_share", 1.0)
+
+
 def logits_of(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, labels) of `model` on a batch, from the position before the first answer token on
     (`scored_logits`): every loss below reads only those positions."""
@@ -59,5 +66,5 @@ def retain_term(kind: str, model, retain: dict[str, torch.Tensor] | None, refere
     if kind == "kl":
         ref, _ = reference_logits(reference, retain)
         logits, labels = logits_of(model, retain)
-        return kl_on_answers(logits, ref, labels)
-    return nll(*logits_of(model, retain))
+        return kl_on_answers(logits, ref, labels) * token_share(retain)
+    return nll(*logits_of(model, retain)) * token_share(retain)

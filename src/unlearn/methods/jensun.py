@@ -25,7 +25,7 @@ import torch
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE, shift
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import logits_of, reference_logits, retain_term
+from .common import logits_of, reference_logits, retain_term, token_share
 
 LN2 = math.log(2.0)
 
@@ -94,12 +94,12 @@ class JensUn(LossMethod):
             return retain_term("nll" if self.retain_loss == "jsd" else self.retain_loss, model, retain, reference)
         ref, _ = reference_logits(reference, retain)
         logits, labels = logits_of(model, retain)
-        return retain_jsd(logits, ref, labels)
+        return retain_jsd(logits, ref, labels) * token_share(retain)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         if batch.forget_alt is None:
             raise ValueError("jensun needs refusal answers (forget_alt) for every forget example")
-        forget = forget_jsd(*logits_of(model, batch.forget_alt))
+        forget = forget_jsd(*logits_of(model, batch.forget_alt)) * token_share(batch.forget_alt)
         retain_value = self.retain_value(model, batch.retain, reference)
         loss = self.forget_weight * forget + self.retain_weight * retain_value
         return LossOutput(loss, {"jsd_forget": forget.item(), "retain": retain_value.item()})

@@ -22,7 +22,7 @@ import torch
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term
+from .common import check_retain_loss, logits_of, retain_term, token_share
 
 
 def logit_margin_flattening(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -68,7 +68,7 @@ class PDU(LossMethod):
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         if not hasattr(self, "multiplier"):  # loss() outside a training run
             self.setup(model, reference)
-        forget = logit_margin_flattening(*logits_of(model, batch.forget))
+        forget = logit_margin_flattening(*logits_of(model, batch.forget)) * token_share(batch.forget)
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
         loss = self.forget_weight * forget + self.multiplier * retain_value
         logs = {"pdu_margin": forget.item(), "retain": retain_value.item(), "multiplier": self.multiplier}

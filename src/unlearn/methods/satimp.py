@@ -15,7 +15,7 @@ import torch
 
 from ..models.logprobs import token_logprobs
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term, weighted_token_ascent
+from .common import check_retain_loss, logits_of, retain_term, token_share, weighted_token_ascent
 
 
 def satimp_weights(logp: torch.Tensor, beta1: float, beta2: float) -> torch.Tensor:
@@ -52,7 +52,7 @@ class SatImp(LossMethod):
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         logp, mask = token_logprobs(*logits_of(model, batch.forget))
-        forget = satimp_loss(logp, mask, self.beta1, self.beta2)
+        forget = satimp_loss(logp, mask, self.beta1, self.beta2) * token_share(batch.forget)
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
         loss = self.forget_weight * forget + self.retain_weight * retain_value
         return LossOutput(loss, {"satimp": forget.item(), "retain": retain_value.item()})

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, reference_logits, retain_term
+from .common import check_retain_loss, logits_of, reference_logits, retain_term, token_share
 
 
 def undial_loss(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, strength: float) -> torch.Tensor:
@@ -55,7 +55,7 @@ class UNDIAL(LossMethod):
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         ref, _ = reference_logits(reference, batch.forget)
         logits, labels = logits_of(model, batch.forget)
-        forget = undial_loss(logits, ref, labels, self.strength)
+        forget = undial_loss(logits, ref, labels, self.strength) * token_share(batch.forget)
         retain_value = torch.zeros((), device=forget.device)
         if self.retain_weight > 0:
             retain_value = retain_term(self.retain_loss, model, batch.retain, reference)

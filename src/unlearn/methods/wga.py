@@ -15,7 +15,7 @@ import torch
 
 from ..models.logprobs import token_logprobs
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term, weighted_token_ascent
+from .common import check_retain_loss, logits_of, retain_term, token_share, weighted_token_ascent
 
 
 def wga_weights(logp: torch.Tensor, beta: float) -> torch.Tensor:
@@ -50,7 +50,7 @@ class WGA(LossMethod):
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         logp, mask = token_logprobs(*logits_of(model, batch.forget))
-        forget = wga_loss(logp, mask, self.beta)
+        forget = wga_loss(logp, mask, self.beta) * token_share(batch.forget)
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
         loss = self.forget_weight * forget + self.retain_weight * retain_value
         return LossOutput(loss, {"wga": forget.item(), "retain": retain_value.item()})

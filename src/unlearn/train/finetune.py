@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..methods.base import LossMethod, LossOutput, StepBatch
-from ..methods.common import check_retain_loss, logits_of, retain_term
+from ..methods.common import check_retain_loss, logits_of, retain_term, token_share
 from ..models.logprobs import nll
 
 
@@ -28,7 +28,7 @@ class FineTune(LossMethod):
         return self.replay_loss == "kl" and self.retain_weight > 0
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        learn = nll(*logits_of(model, batch.forget))
+        learn = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
         loss = learn
         logs = {"nll": learn.item()}
         if batch.retain is not None and self.retain_weight > 0:

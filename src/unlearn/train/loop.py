@@ -22,6 +22,7 @@ from ..interrupt import raise_if_interrupted
 from ..methods.base import LossMethod, LossOutput, StepBatch
 from ..methods.common import retain_term
 from ..models.loading import model_device
+from ..models.logprobs import IGNORE
 from ..models.params import trainable_parameters
 from .similar import similar_pools
 
@@ -207,18 +208,23 @@ def train(
             loss_sum = 0.0
             zo_now = is_zo_step(cfg, step)
             zo_grads = [torch.zeros_like(p) for p in params] if zo_now else []
-            for micro in range(cfg.grad_accum):
+            draws = []
+            for _ in range(cfg.grad_accum):
                 batch = _step_batch(data, take_forget(cfg.batch_size), cfg.retain_batch_size or cfg.batch_size,
                                     retain_generator, pad_id, pools, cfg.retain_similar)
+                anchor = None
+                if data.uses_anchor(cfg):  # drawn once: a zeroth-order estimate must see the same batch twice
+                    anchor = _sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size, anchor_generator, pad_id)
+                draws.append((batch, anchor))
+            if cfg.grad_accum > 1:
+                mark_token_shares(draws)
+            for micro, (batch, anchor) in enumerate(draws):
                 batch = StepBatch(
                     forget=to_device(batch.forget, accelerator.device),
                     retain=to_device(batch.retain, accelerator.device) if batch.retain else None,
                     forget_alt=to_device(batch.forget_alt, accelerator.device) if batch.forget_alt else None,
                 )
-                anchor = None
-                if data.uses_anchor(cfg):  # drawn once: a zeroth-order estimate must see the same batch twice
-                    anchor = to_device(_sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size,
-                                               anchor_generator, pad_id), accelerator.device)
+                anchor = None if anchor is None else to_device(anchor, accelerator.device)
                 if own_update is not None:  # the method changes the weights itself (e.g. mudman)
                     out = own_update(model, batch, reference, optimizer.param_groups[0]["lr"],
                                      None if anchor is None else (anchor, cfg.anchor_weight))
@@ -444,6 +450,30 @@ def make_optimizer(name: str, params: list, lr: float, weight_decay: float) -> t
     if name == "hybrid":  # first-order steps with AdamW, every zo_every-th step zeroth-order
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     raise ConfigError(f"train.optimizer '{name}' is unknown; use one of: {', '.join(OPTIMIZERS)}")
+
+
+def answer_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Scored (answer) tokens in a collated batch."""
+    return int((batch["labels"][:, 1:] != IGNORE).sum())
+
+
+def mark_token_shares(draws: list[tuple[StepBatch, dict | None]]) -> None:
+    """Give every micro-batch of a step its `token_share`: its answer tokens × micro-batches / the step's answer
+    tokens, per slot (forget, retain, forget_alt, anchor). A token mean scaled by it (`token_share` in
+    methods/common.py), averaged over the micro-batches, is the token mean over the whole step, so gradient
+    accumulation gives the large batch's update even when answers differ in length. Exact for the token means
+    over all answer tokens (NLL, KL, JSD, the weighted ascents); ce_u, which skips each answer's first token, is
+    weighted by all answer tokens, so nearly; rmu's means over hidden states are not weighted. Sequence means
+    (NPO, SimNPO, DPO) need no weight: every micro-batch holds the same number of sequences."""
+    slots = [[b.forget for b, _ in draws], [b.retain for b, _ in draws], [b.forget_alt for b, _ in draws],
+             [a for _, a in draws]]
+    for batches in slots:
+        if any(b is None for b in batches):
+            continue
+        counts = [answer_tokens(b) for b in batches]
+        total = sum(counts)
+        for b, n in zip(batches, counts, strict=True):
+            b["token_share"] = torch.tensor(n * len(batches) / total if total else 1.0)
 
 
 def _sample(examples: Sequence[Example], size: int, generator, pad_id: int) -> dict[str, torch.Tensor]:
