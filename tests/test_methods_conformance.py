@@ -3,6 +3,10 @@ and the forget set's likelihood goes down on a tiny model that had learned it.""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -68,6 +72,19 @@ def test_method_defaults_are_documented(name):
     assert cls.summary, f"{name} needs a one-line summary"
     doc = __import__(cls.__module__, fromlist=["_"]).__doc__ or ""
     assert "Source:" in doc, f"{name}'s module docstring must cite its source"
+    section = paper_index_section(name)
+    assert "Source:" in section, f"docs/paper_index.md's section on {name} must cite its source"
+    undocumented = [f.name for f in dataclasses.fields(cls) if f"`{f.name}`" not in section]
+    assert not undocumented, f"docs/paper_index.md's section on {name} does not give {undocumented}"
+
+
+def paper_index_section(name: str) -> str:
+    """The section of docs/paper_index.md whose heading names the method as `name`."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "paper_index.md").read_text()
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)
+    found = [s for s in sections if s.splitlines()[0].endswith(f"(`{name}`)")]
+    assert len(found) == 1, f"docs/paper_index.md needs one section headed '... (`{name}`)'"
+    return found[0]
 
 
 def test_lora_reference_is_the_base_model(taught, tokenizer, tiny_request):
