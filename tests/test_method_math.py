@@ -19,11 +19,14 @@ from unlearn.methods.common import kl_on_answers
 from unlearn.methods.grad_ascent import grad_ascent_loss
 from unlearn.methods.grad_diff import grad_diff_loss
 from unlearn.methods.idk_dpo import dpo_loss
+from unlearn.methods.llmu import llmu_loss, mismatched_batch
+from unlearn.methods.ngdiff import gradient_norm, normalized_difference
 from unlearn.methods.npo import npo_loss
 from unlearn.methods.pdu import dual_update, logit_margin_flattening
 from unlearn.methods.rmu import control_vector, masked_mse
 from unlearn.methods.satimp import satimp_loss, satimp_weights
 from unlearn.methods.simnpo import simnpo_loss
+from unlearn.methods.task_vector import negated
 from unlearn.methods.undial import undial_loss
 from unlearn.methods.wga import wga_loss
 from unlearn.models.logprobs import (
@@ -570,3 +573,41 @@ def test_dual_update_is_projected_ascent():
     assert dual_update(1.0, 2.5, 2.0, 1.0) == 1.5  # retain loss above its bound: the multiplier grows
     assert dual_update(1.0, 1.5, 2.0, 1.0) == 0.5
     assert dual_update(0.2, 1.0, 2.0, 1.0) == 0.0  # never below zero
+
+
+def test_llmu_loss_by_hand():
+    # -0.5 * 2 + 1 * 3 + 1 * 0.25 = 2.25
+    assert llmu_loss(torch.tensor(2.0), torch.tensor(3.0), torch.tensor(0.25), 0.5, 1.0, 1.0).item() == 2.25
+
+
+def test_mismatched_batch_puts_retain_answers_after_forget_prompts():
+    # forget rows: prompt [5, 6] answer [7, 8]; prompt [9] answer [10] + one pad
+    forget = {"input_ids": torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]),
+              "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]),
+              "labels": torch.tensor([[X, X, 7, 8], [X, 10, X, X]])}
+    # retain rows: prompt [20] answer [21, 22, 23]; prompt [24, 25] answer [26]
+    retain = {"input_ids": torch.tensor([[20, 21, 22, 23], [24, 25, 26, 0]]),
+              "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
+              "labels": torch.tensor([[X, 21, 22, 23], [X, X, 26, X]])}
+    batch = mismatched_batch(forget, retain)
+    # row 0: [5, 6] + [21, 22, 23]; row 1: [9] + [26], padded to 5
+    assert batch["input_ids"].tolist() == [[5, 6, 21, 22, 23], [9, 26, 0, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
+    assert batch["labels"].tolist() == [[X, X, 21, 22, 23], [X, 26, X, X, X]]
+
+
+def test_ngdiff_step_is_the_difference_of_unit_gradients():
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    forget = (w * torch.tensor([3.0, 4.0])).sum()  # gradient [3, 4], norm 5
+    retain = (w * torch.tensor([0.0, 2.0])).sum()  # gradient [0, 2], norm 2
+    f_norm, r_norm = gradient_norm(forget, [w]), gradient_norm(retain, [w])
+    assert (f_norm.item(), r_norm.item()) == (5.0, 2.0)
+    normalized_difference(forget, retain, f_norm, r_norm).backward()
+    # [0, 2] / 2 - [3, 4] / 5 = [0, 1] - [0.6, 0.8] = [-0.6, 0.2]
+    torch.testing.assert_close(w.grad, torch.tensor([-0.6, 0.2]))
+
+
+def test_task_vector_negation_by_hand():
+    start, tuned = torch.tensor([1.0, 2.0]), torch.tensor([2.0, 5.0])  # task vector [1, 3]
+    assert negated(start, tuned, 1.0).tolist() == [0.0, -1.0]
+    assert negated(start, tuned, 0.5).tolist() == [0.5, 0.5]

@@ -1,0 +1,83 @@
+"""LLMU: gradient ascent on the forget answers, unrelated answers learnt for the forget prompts, KL on normal data.
+
+    L = -w_f · NLL(forget) + w_m · NLL(mismatch) + w_r · KL(π_ref ‖ π_θ)(retain)
+
+`mismatch` pairs every forget prompt with the answer of a retain example of the same step (the i-th forget prompt
+with the i-th retain answer), so the model learns to answer the forget questions with unrelated text instead of
+only pushing the true answer down; the KL term holds the next-token distributions on the retain answers to the
+starting model's.
+Source: Yao, Xu and Liu 2023, "Large Language Model Unlearning" (arXiv 2310.10683), Sec. 3, the three losses
+L_fgt, L_rdn and L_nor; defaults ε1 = 0.5, ε2 = 1, ε3 = 1 from the authors' code (`bad_weight`,
+`random_weight`, `normal_weight`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..models.logprobs import IGNORE, nll
+from .base import METHODS, LossMethod, LossOutput, StepBatch
+from .common import kl_on_answers, logits_of, reference_logits, token_share
+
+
+def first_answer_position(labels: torch.Tensor) -> torch.Tensor:
+    """Index of each row's first counted label (the row's length when it has none)."""
+    counted = labels != IGNORE
+    positions = torch.arange(labels.shape[1], device=labels.device).expand_as(labels)
+    return torch.where(counted, positions, labels.shape[1]).min(dim=1).values
+
+
+def mismatched_batch(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Forget prompt i followed by retain answer i mod len(retain), right-padded; only the answer is counted.
+    Prompt: the tokens before the first counted label; answer: from the first counted label to the row's end."""
+    f_start, r_start = first_answer_position(forget["labels"]), first_answer_position(retain["labels"])
+    r_length = retain["attention_mask"].sum(dim=1)
+    rows, counted = [], []
+    for i in range(forget["input_ids"].shape[0]):
+        j = i % retain["input_ids"].shape[0]
+        prompt = forget["input_ids"][i, : f_start[i]]
+        answer = retain["input_ids"][j, r_start[j]: r_length[j]]
+        rows.append(torch.cat([prompt, answer]))
+        counted.append(len(prompt))
+    width = max(len(r) for r in rows)
+    pad = forget["input_ids"].new_zeros(())
+    input_ids = torch.stack([torch.cat([r, pad.expand(width - len(r))]) for r in rows])
+    attention = torch.stack([(torch.arange(width, device=r.device) < len(r)).long() for r in rows])
+    labels = input_ids.masked_fill(attention == 0, IGNORE)
+    for i, n in enumerate(counted):
+        labels[i, :n] = IGNORE
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
+def llmu_loss(forget_nll: torch.Tensor, mismatch_nll: torch.Tensor, normal_kl: torch.Tensor,
+              forget_weight: float, mismatch_weight: float, normal_weight: float) -> torch.Tensor:
+    return -forget_weight * forget_nll + mismatch_weight * mismatch_nll + normal_weight * normal_kl
+
+
+@METHODS.register("llmu")
+@dataclass
+class LLMU(LossMethod):
+    forget_weight: float = 0.5  # ε1, on the forget answers' NLL (ascended)
+    mismatch_weight: float = 1.0  # ε2, on the forget prompts with unrelated (retain) answers
+    retain_weight: float = 1.0  # ε3, on KL(π_ref ‖ π_θ) over the retain answers
+    summary = "gradient ascent + unrelated answers for the forget prompts + KL to the start on retain"
+    benchmark_settings = {
+        "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},  # the loss family's demo settings, not tuned
+        "tofu": {"train.lr": 1e-5},
+    }
+    needs_reference = True
+    needs_retain = True
+
+    def loss(self, model, batch: StepBatch, reference) -> LossOutput:
+        if batch.retain is None:
+            raise ValueError("llmu needs a retain batch (its answers are the mismatched answers)")
+        forget = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
+        mismatch = nll(*logits_of(model, mismatched_batch(batch.forget, batch.retain)))
+        ref, _ = reference_logits(reference, batch.retain)
+        logits, labels = logits_of(model, batch.retain)
+        normal = kl_on_answers(logits, ref, labels) * token_share(batch.retain)
+        loss = llmu_loss(forget, mismatch, normal, self.forget_weight, self.mismatch_weight, self.retain_weight)
+        return LossOutput(loss, {"forget_nll": forget.item(), "mismatch_nll": mismatch.item(),
+                                 "retain_kl": normal.item()})
