@@ -20,6 +20,7 @@ from unlearn.methods.grad_ascent import grad_ascent_loss
 from unlearn.methods.grad_diff import grad_diff_loss
 from unlearn.methods.idk_dpo import dpo_loss
 from unlearn.methods.llmu import llmu_loss, mismatched_batch
+from unlearn.methods.negmerge import consensual_mean
 from unlearn.methods.ngdiff import gradient_norm, normalized_difference
 from unlearn.methods.npo import npo_loss
 from unlearn.methods.pdu import dual_update, logit_margin_flattening
@@ -27,6 +28,7 @@ from unlearn.methods.rmu import control_vector, masked_mse
 from unlearn.methods.satimp import satimp_loss, satimp_weights
 from unlearn.methods.simnpo import simnpo_loss
 from unlearn.methods.task_vector import negated
+from unlearn.methods.ties import ties_merge, trim
 from unlearn.methods.undial import undial_loss
 from unlearn.methods.wga import wga_loss
 from unlearn.models.logprobs import (
@@ -611,3 +613,23 @@ def test_task_vector_negation_by_hand():
     start, tuned = torch.tensor([1.0, 2.0]), torch.tensor([2.0, 5.0])  # task vector [1, 3]
     assert negated(start, tuned, 1.0).tolist() == [0.0, -1.0]
     assert negated(start, tuned, 0.5).tolist() == [0.5, 0.5]
+
+
+def test_ties_trim_keeps_the_largest_magnitudes():
+    assert trim(torch.tensor([3.0, -1.0, 2.0, 0.5]), 0.5).tolist() == [3.0, 0.0, 2.0, 0.0]
+    assert trim(torch.tensor([1.0, -4.0, 2.0]), 0.2).tolist() == [0.0, -4.0, 0.0]  # ceil(0.6) = 1 kept
+
+
+def test_ties_merge_by_hand():
+    a, b = torch.tensor([3.0, -1.0, 2.0, 0.5]), torch.tensor([1.0, 2.0, -4.0, 0.1])
+    # trimmed to half: a -> [3, 0, 2, 0], b -> [0, 2, -4, 0]; sum [3, 2, -2, 0], elected signs [+, +, -, 0]
+    # agreeing entries: a's 3, b's 2, b's -4 -> each averaged over one vector
+    assert ties_merge([a, b], 0.5).tolist() == [3.0, 2.0, -4.0, 0.0]
+    # density 1: nothing trimmed; [3+1]/2 = 2, [2]/1, [2 vs -4: sum -2 -> -4]/1, [0.5+0.1]/2 = 0.3
+    torch.testing.assert_close(ties_merge([a, b], 1.0), torch.tensor([2.0, 2.0, -4.0, 0.3]))
+
+
+def test_negmerge_keeps_only_sign_consensus():
+    # signs agree on entries 0 and 1: means 2 and -1.5; entry 2 disagrees: 0
+    merged = consensual_mean([torch.tensor([1.0, -2.0, 3.0]), torch.tensor([3.0, -1.0, -1.0])])
+    assert merged.tolist() == [2.0, -1.5, 0.0]

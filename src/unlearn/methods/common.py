@@ -68,3 +68,34 @@ def retain_term(kind: str, model, retain: dict[str, torch.Tensor] | None, refere
         logits, labels = logits_of(model, retain)
         return kl_on_answers(logits, ref, labels) * token_share(retain)
     return nll(*logits_of(model, retain)) * token_share(retain)
+
+
+def trainable_snapshot(model) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+    """(parameter, a copy of its value) for every trainable parameter: the starting point of weight-space methods."""
+    return [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+
+
+def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor]], method, tokenizer, request,
+                       train_cfg, progress: bool, description: str) -> tuple[list[torch.Tensor], object]:
+    """Train a copy of `model` with its trainable parameters reset to `start`, with `method` and the run's
+    training settings (no early stop: no probes are checked); return the copy's trained values of those
+    parameters in `start`'s order, and the TrainResult. `model` itself is not changed."""
+    import copy
+    import dataclasses
+
+    from ..models.reference import Reference
+    from ..train.loop import train
+    from ..unlearner import build_training_data
+
+    names = {id(p): n for n, p in model.named_parameters()}
+    twin = copy.deepcopy(model)
+    twin_params = dict(twin.named_parameters())
+    with torch.no_grad():
+        for p, value in start:
+            twin_params[names[id(p)]].copy_(value)
+    data = build_training_data(tokenizer, request, method, train_cfg.max_length)
+    cfg = dataclasses.replace(train_cfg, early_stop=False, repair_steps=0)
+    reference = Reference(twin) if method.needs_reference or data.uses_anchor(cfg) else None
+    result = train(twin, method, data, cfg, tokenizer.pad_token_id, reference=reference, progress=progress,
+                   description=description)
+    return [twin_params[names[id(p)]].detach() for p, _ in start], result

@@ -21,7 +21,7 @@ import torch
 from ..errors import ConfigError
 from ..models.logprobs import nll
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import logits_of, token_share
+from .common import logits_of, token_share, trainable_snapshot
 
 
 def negated(start: torch.Tensor, tuned: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -46,7 +46,7 @@ class TaskVector(LossMethod):
             raise ConfigError("task_vector: alpha must be > 0")
 
     def setup(self, model, reference) -> None:
-        self._start = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+        self._start = trainable_snapshot(model)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         learn = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
