@@ -14,17 +14,19 @@ import pytest
 import torch
 
 from unlearn.config import TrainConfig
+from unlearn.methods.adaptive_rmu import adaptive_targets
 from unlearn.methods.ce_u import ce_u_loss, skip_first_answer_tokens
-from unlearn.methods.common import kl_on_answers
+from unlearn.methods.common import control_vector, kl_on_answers, masked_mse, spliced_batch
 from unlearn.methods.grad_ascent import grad_ascent_loss
 from unlearn.methods.grad_diff import grad_diff_loss
 from unlearn.methods.idk_dpo import dpo_loss
-from unlearn.methods.llmu import llmu_loss, mismatched_batch
+from unlearn.methods.idk_nll import idk_nll_loss
+from unlearn.methods.llmu import llmu_loss
+from unlearn.methods.me_ap import answer_preservation_loss, max_entropy_loss
 from unlearn.methods.negmerge import consensual_mean
 from unlearn.methods.ngdiff import gradient_norm, normalized_difference
 from unlearn.methods.npo import npo_loss
 from unlearn.methods.pdu import dual_update, logit_margin_flattening
-from unlearn.methods.rmu import control_vector, masked_mse
 from unlearn.methods.satimp import satimp_loss, satimp_weights
 from unlearn.methods.simnpo import simnpo_loss
 from unlearn.methods.task_vector import negated
@@ -396,7 +398,7 @@ def test_total_steps():
 
 
 def test_rmu_forget_positions_skip_the_shared_prefix():
-    from unlearn.methods.rmu import after_common_prefix
+    from unlearn.methods.common import after_common_prefix
 
     ids = torch.tensor([[1, 2, 3, 4, 0], [1, 2, 5, 6, 7]])
     mask = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
@@ -582,7 +584,7 @@ def test_llmu_loss_by_hand():
     assert llmu_loss(torch.tensor(2.0), torch.tensor(3.0), torch.tensor(0.25), 0.5, 1.0, 1.0).item() == 2.25
 
 
-def test_mismatched_batch_puts_retain_answers_after_forget_prompts():
+def test_spliced_batch_puts_retain_answers_after_forget_prompts():
     # forget rows: prompt [5, 6] answer [7, 8]; prompt [9] answer [10] + one pad
     forget = {"input_ids": torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]]),
               "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]),
@@ -591,7 +593,7 @@ def test_mismatched_batch_puts_retain_answers_after_forget_prompts():
     retain = {"input_ids": torch.tensor([[20, 21, 22, 23], [24, 25, 26, 0]]),
               "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
               "labels": torch.tensor([[X, 21, 22, 23], [X, X, 26, X]])}
-    batch = mismatched_batch(forget, retain)
+    batch = spliced_batch(forget, retain)
     # row 0: [5, 6] + [21, 22, 23]; row 1: [9] + [26], padded to 5
     assert batch["input_ids"].tolist() == [[5, 6, 21, 22, 23], [9, 26, 0, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
@@ -633,3 +635,28 @@ def test_negmerge_keeps_only_sign_consensus():
     # signs agree on entries 0 and 1: means 2 and -1.5; entry 2 disagrees: 0
     merged = consensual_mean([torch.tensor([1.0, -2.0, 3.0]), torch.tensor([3.0, -1.0, -1.0])])
     assert merged.tolist() == [2.0, -1.5, 0.0]
+
+
+def test_max_entropy_loss_by_hand():
+    # position 0 predicts label 1: logits [ln 3, 0, 0] -> p = [3, 1, 1] / 5
+    # KL(p || U) = 0.6 ln(1.8) + 2 * 0.2 ln(0.6) = 0.352672 - 0.204330 = 0.148342; a uniform position gives 0
+    logits = torch.tensor([[[LN3, 0.0, 0.0], [0.0, 0.0, 0.0], [5.0, 0.0, 0.0]]])
+    labels = torch.tensor([[X, 1, 2]])
+    assert max_entropy_loss(logits, labels).item() == pytest.approx((0.148342 + 0.0) / 2, abs=1e-5)
+
+
+def test_answer_preservation_by_hand():
+    # beta 1: -log sigmoid(-(-2 - (-1))) = -log sigmoid(1) = 0.313262
+    assert answer_preservation_loss(torch.tensor([-2.0]), torch.tensor([-1.0]), 1.0).item() == pytest.approx(0.313262,
+                                                                                                           abs=1e-6)
+
+
+def test_adaptive_rmu_targets_by_hand():
+    # token norms 5 (3-4-0) and 1 (0-0-1); beta 2; u = [0, 1, 0] -> targets [0, 10, 0] and [0, 2, 0]
+    h_ref = torch.tensor([[[3.0, 4.0, 0.0], [0.0, 0.0, 1.0]]])
+    targets = adaptive_targets(h_ref, torch.tensor([0.0, 1.0, 0.0]), 2.0)
+    assert targets.tolist() == [[[0.0, 10.0, 0.0], [0.0, 2.0, 0.0]]]
+
+
+def test_idk_nll_loss_by_hand():
+    assert idk_nll_loss(torch.tensor(1.5), torch.tensor(0.5), 2.0).item() == 2.5  # 1.5 + 2 * 0.5

@@ -19,8 +19,8 @@ from unlearn.train.loop import _step_batch, forget_order
 from unlearn.unlearner import Unlearner, build_training_data, trainable_for
 
 # Per-method settings for a 4-layer, 32-wide model (RMU's layer must exist; its steering scale is small).
-TINY_SETTINGS = {"rmu": {"layer": 2, "steering_coeff": 20.0, "alpha": 1.0}}
-TINY_LR = {"rmu": 1e-2, "mudman": 0.5}  # mudman: the length of each normalised step
+TINY_SETTINGS = {"rmu": {"layer": 2, "steering_coeff": 20.0, "alpha": 1.0}, "adaptive_rmu": {"layer": 2, "alpha": 1.0}}
+TINY_LR = {"rmu": 1e-2, "adaptive_rmu": 1e-2, "mudman": 0.5}  # mudman: the length of each normalised step
 
 
 def method_for(name):

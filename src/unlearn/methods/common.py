@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE, nll, sequence_logprob
+from ..models.params import decoder_layers
 from ..models.scoring import scored_logits
 
 RETAIN_LOSSES = ("nll", "kl")
@@ -70,6 +71,36 @@ def retain_term(kind: str, model, retain: dict[str, torch.Tensor] | None, refere
     return nll(*logits_of(model, retain)) * token_share(retain)
 
 
+def first_answer_position(labels: torch.Tensor) -> torch.Tensor:
+    """Index of each row's first counted label (the row's length when it has none)."""
+    counted = labels != IGNORE
+    positions = torch.arange(labels.shape[1], device=labels.device).expand_as(labels)
+    return torch.where(counted, positions, labels.shape[1]).min(dim=1).values
+
+
+def spliced_batch(prompts: dict[str, torch.Tensor], answers: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Prompt i of `prompts` followed by answer i mod len(answers) of `answers`, right-padded; only the answer
+    is counted. Prompt: the tokens before the first counted label; answer: from the first counted label to the
+    row's end (with `focus` labels, the answer's unfocused lead-in stays with the prompt)."""
+    prompt_end, answer_start = first_answer_position(prompts["labels"]), first_answer_position(answers["labels"])
+    answer_end = answers["attention_mask"].sum(dim=1)
+    rows, prompt_lengths = [], []
+    for i in range(prompts["input_ids"].shape[0]):
+        j = i % answers["input_ids"].shape[0]
+        prompt = prompts["input_ids"][i, : prompt_end[i]]
+        answer = answers["input_ids"][j, answer_start[j]: answer_end[j]]
+        rows.append(torch.cat([prompt, answer]))
+        prompt_lengths.append(len(prompt))
+    width = max(len(r) for r in rows)
+    pad = prompts["input_ids"].new_zeros(())
+    input_ids = torch.stack([torch.cat([r, pad.expand(width - len(r))]) for r in rows])
+    attention = torch.stack([(torch.arange(width, device=r.device) < len(r)).long() for r in rows])
+    labels = input_ids.masked_fill(attention == 0, IGNORE)
+    for i, n in enumerate(prompt_lengths):
+        labels[i, :n] = IGNORE
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
 def trainable_snapshot(model) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
     """(parameter, a copy of its value) for every trainable parameter: the starting point of weight-space methods."""
     return [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
@@ -99,3 +130,51 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
     result = train(twin, method, data, cfg, tokenizer.pad_token_id, reference=reference, progress=progress,
                    description=description)
     return [twin_params[names[id(p)]].detach() for p, _ in start], result
+
+
+# Representation methods (rmu, adaptive_rmu): activations at one decoder layer.
+
+
+class _Stop(Exception):
+    pass
+
+
+def hidden_at(model, batch: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
+    """Output of decoder layer `layer` (the forward pass stops there)."""
+    captured: dict[str, torch.Tensor] = {}
+
+    def hook(_module, _inputs, output):
+        captured["h"] = output[0] if isinstance(output, tuple) else output
+        raise _Stop
+
+    handle = decoder_layers(model)[layer].register_forward_hook(hook)
+    try:
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    except _Stop:
+        pass
+    finally:
+        handle.remove()
+    return captured["h"]
+
+
+def masked_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over non-padding tokens and hidden dimensions of (h - target)^2."""
+    mask = mask.unsqueeze(-1).to(h.dtype)
+    return (((h - target) ** 2) * mask).sum() / (mask.sum() * h.shape[-1]).clamp(min=1)
+
+
+def after_common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mask of non-padding positions after the longest prefix shared by every row (right-padded batch)."""
+    same = (input_ids == input_ids[:1]).all(dim=0) & attention_mask.bool().all(dim=0)
+    prefix = int(same.long().cumprod(dim=0).sum().item())
+    if prefix >= int(attention_mask.sum(dim=1).min().item()):  # one row is all prefix: keep everything
+        prefix = 0
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    return attention_mask.bool() & (positions >= prefix).unsqueeze(0)
+
+
+def control_vector(hidden_size: int, coeff: float, seed: int) -> torch.Tensor:
+    """c * u, u ~ U[0,1)^d normalised (WMDP Algorithm 1)."""
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.rand(hidden_size, generator=generator)
+    return coeff * u / u.norm()

@@ -17,38 +17,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.logprobs import IGNORE, nll
+from ..models.logprobs import nll
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import kl_on_answers, logits_of, reference_logits, token_share
-
-
-def first_answer_position(labels: torch.Tensor) -> torch.Tensor:
-    """Index of each row's first counted label (the row's length when it has none)."""
-    counted = labels != IGNORE
-    positions = torch.arange(labels.shape[1], device=labels.device).expand_as(labels)
-    return torch.where(counted, positions, labels.shape[1]).min(dim=1).values
-
-
-def mismatched_batch(forget: dict[str, torch.Tensor], retain: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Forget prompt i followed by retain answer i mod len(retain), right-padded; only the answer is counted.
-    Prompt: the tokens before the first counted label; answer: from the first counted label to the row's end."""
-    f_start, r_start = first_answer_position(forget["labels"]), first_answer_position(retain["labels"])
-    r_length = retain["attention_mask"].sum(dim=1)
-    rows, counted = [], []
-    for i in range(forget["input_ids"].shape[0]):
-        j = i % retain["input_ids"].shape[0]
-        prompt = forget["input_ids"][i, : f_start[i]]
-        answer = retain["input_ids"][j, r_start[j]: r_length[j]]
-        rows.append(torch.cat([prompt, answer]))
-        counted.append(len(prompt))
-    width = max(len(r) for r in rows)
-    pad = forget["input_ids"].new_zeros(())
-    input_ids = torch.stack([torch.cat([r, pad.expand(width - len(r))]) for r in rows])
-    attention = torch.stack([(torch.arange(width, device=r.device) < len(r)).long() for r in rows])
-    labels = input_ids.masked_fill(attention == 0, IGNORE)
-    for i, n in enumerate(counted):
-        labels[i, :n] = IGNORE
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+from .common import kl_on_answers, logits_of, reference_logits, spliced_batch, token_share
 
 
 def llmu_loss(forget_nll: torch.Tensor, mismatch_nll: torch.Tensor, normal_kl: torch.Tensor,
@@ -74,7 +45,7 @@ class LLMU(LossMethod):
         if batch.retain is None:
             raise ValueError("llmu needs a retain batch (its answers are the mismatched answers)")
         forget = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
-        mismatch = nll(*logits_of(model, mismatched_batch(batch.forget, batch.retain)))
+        mismatch = nll(*logits_of(model, spliced_batch(batch.forget, batch.retain)))
         ref, _ = reference_logits(reference, batch.retain)
         logits, labels = logits_of(model, batch.retain)
         normal = kl_on_answers(logits, ref, labels) * token_share(batch.retain)

@@ -22,53 +22,8 @@ import torch
 
 from ..config import TrainableConfig
 from ..errors import ConfigError
-from ..models.params import decoder_layers
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-
-
-class _Stop(Exception):
-    pass
-
-
-def hidden_at(model, batch: dict[str, torch.Tensor], layer: int) -> torch.Tensor:
-    """Output of decoder layer `layer` (the forward pass stops there)."""
-    captured: dict[str, torch.Tensor] = {}
-
-    def hook(_module, _inputs, output):
-        captured["h"] = output[0] if isinstance(output, tuple) else output
-        raise _Stop
-
-    handle = decoder_layers(model)[layer].register_forward_hook(hook)
-    try:
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    return captured["h"]
-
-
-def masked_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over non-padding tokens and hidden dimensions of (h - target)^2."""
-    mask = mask.unsqueeze(-1).to(h.dtype)
-    return (((h - target) ** 2) * mask).sum() / (mask.sum() * h.shape[-1]).clamp(min=1)
-
-
-def after_common_prefix(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Mask of non-padding positions after the longest prefix shared by every row (right-padded batch)."""
-    same = (input_ids == input_ids[:1]).all(dim=0) & attention_mask.bool().all(dim=0)
-    prefix = int(same.long().cumprod(dim=0).sum().item())
-    if prefix >= int(attention_mask.sum(dim=1).min().item()):  # one row is all prefix: keep everything
-        prefix = 0
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-    return attention_mask.bool() & (positions >= prefix).unsqueeze(0)
-
-
-def control_vector(hidden_size: int, coeff: float, seed: int) -> torch.Tensor:
-    """c * u, u ~ U[0,1)^d normalised (WMDP Algorithm 1)."""
-    generator = torch.Generator().manual_seed(seed)
-    u = torch.rand(hidden_size, generator=generator)
-    return coeff * u / u.norm()
+from .common import after_common_prefix, control_vector, hidden_at, masked_mse
 
 
 @METHODS.register("rmu")
