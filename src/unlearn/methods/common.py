@@ -101,6 +101,14 @@ def spliced_batch(prompts: dict[str, torch.Tensor], answers: dict[str, torch.Ten
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
 
 
+def forget_nll_output(model, forget: dict[str, torch.Tensor]):
+    """The forget answers' NLL as a loss to descend (the fine-tuning stage of the task-vector methods)."""
+    from .base import LossOutput
+
+    learn = nll(*logits_of(model, forget)) * token_share(forget)
+    return LossOutput(learn, {"forget_nll": learn.item()})
+
+
 def trainable_snapshot(model) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
     """(parameter, a copy of its value) for every trainable parameter: the starting point of weight-space methods."""
     return [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]

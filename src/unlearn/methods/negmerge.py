@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import ConfigError
-from ..models.logprobs import nll
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import logits_of, retrain_from_start, token_share, trainable_snapshot
+from .common import forget_nll_output, retrain_from_start, trainable_snapshot
 
 
 def consensual_mean(vectors: list[torch.Tensor]) -> torch.Tensor:
@@ -56,8 +55,7 @@ class NegMerge(LossMethod):
         self._start = trainable_snapshot(model)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        learn = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
-        return LossOutput(learn, {"forget_nll": learn.item()})
+        return forget_nll_output(model, batch.forget)
 
     def after_training(self, model, tokenizer, request, train_cfg, progress: bool = True):
         """The other fine-tunings from θ₀, then θ₀ − α · consensual mean of the task vectors."""
@@ -86,5 +84,4 @@ class NegMergeFineTune(LossMethod):
     """The later fine-tunings' loss: NLL on the forget data (not registered: a stage of negmerge)."""
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        learn = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
-        return LossOutput(learn, {"forget_nll": learn.item()})
+        return forget_nll_output(model, batch.forget)

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
-from ..models.logprobs import nll
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import logits_of, token_share, trainable_snapshot
+from .common import forget_nll_output, trainable_snapshot
 
 
 def negated(start: torch.Tensor, tuned: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -49,8 +48,7 @@ class TaskVector(LossMethod):
         self._start = trainable_snapshot(model)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        learn = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
-        return LossOutput(learn, {"forget_nll": learn.item()})
+        return forget_nll_output(model, batch.forget)
 
     def after_training(self, model, tokenizer, request, train_cfg, progress: bool = True):
         """Replace each trained parameter by θ₀ − α (θ_ft − θ₀)."""
