@@ -22,7 +22,7 @@ import torch
 from ..config import TrainableConfig
 from ..errors import ConfigError
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import after_common_prefix, control_vector, hidden_at, masked_mse
+from .common import after_common_prefix, control_vector, hidden_at, masked_mse, rmu_trainable
 
 
 def adaptive_targets(h_ref: torch.Tensor, direction: torch.Tensor, beta: float) -> torch.Tensor:
@@ -53,10 +53,7 @@ class AdaptiveRMU(LossMethod):
             raise ConfigError("adaptive_rmu.beta must be > 0")
 
     def trainable_override(self, n_layers: int) -> TrainableConfig | None:
-        if self.layer >= n_layers:
-            raise ConfigError(f"adaptive_rmu.layer={self.layer} but the model has {n_layers} layers")
-        layers = "|".join(str(i) for i in range(self.layer - 2, self.layer + 1))
-        return TrainableConfig(mode="pattern", pattern=rf"layers\.({layers})\.mlp\.down_proj\.weight$")
+        return rmu_trainable("adaptive_rmu", self.layer, n_layers)
 
     def setup(self, model, reference) -> None:
         self._direction = control_vector(model.config.hidden_size, 1.0, self.seed)

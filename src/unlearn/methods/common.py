@@ -26,6 +26,11 @@ def logits_of(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torc
     return scored_logits(model, batch)
 
 
+def answer_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean NLL over the batch's answer tokens, weighted by its `token_share` (exact gradient accumulation)."""
+    return nll(*logits_of(model, batch)) * token_share(batch)
+
+
 @torch.no_grad()
 def reference_logits(reference, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The same for the frozen reference model."""
@@ -68,7 +73,7 @@ def retain_term(kind: str, model, retain: dict[str, torch.Tensor] | None, refere
         ref, _ = reference_logits(reference, retain)
         logits, labels = logits_of(model, retain)
         return kl_on_answers(logits, ref, labels) * token_share(retain)
-    return nll(*logits_of(model, retain)) * token_share(retain)
+    return answer_nll(model, retain)
 
 
 def first_answer_position(labels: torch.Tensor) -> torch.Tensor:
@@ -105,7 +110,7 @@ def forget_nll_output(model, forget: dict[str, torch.Tensor]):
     """The forget answers' NLL as a loss to descend (the fine-tuning stage of the task-vector methods)."""
     from .base import LossOutput
 
-    learn = nll(*logits_of(model, forget)) * token_share(forget)
+    learn = answer_nll(model, forget)
     return LossOutput(learn, {"forget_nll": learn.item()})
 
 
@@ -141,6 +146,16 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
 
 
 # Representation methods (rmu, adaptive_rmu): activations at one decoder layer.
+
+
+def rmu_trainable(method: str, layer: int, n_layers: int):
+    """The MLP output projections of decoder layers layer−2..layer: what the RMU family trains."""
+    from ..config import TrainableConfig
+
+    if layer >= n_layers:
+        raise ConfigError(f"{method}.layer={layer} but the model has {n_layers} layers")
+    layers = "|".join(str(i) for i in range(layer - 2, layer + 1))
+    return TrainableConfig(mode="pattern", pattern=rf"layers\.({layers})\.mlp\.down_proj\.weight$")
 
 
 class _Stop(Exception):

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.logprobs import nll
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import logits_of, token_share
+from .common import answer_nll
 
 
 def grad_ascent_loss(forget_nll: torch.Tensor) -> torch.Tensor:
@@ -30,5 +29,5 @@ class GradAscent(LossMethod):
     }
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        forget_nll = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
+        forget_nll = answer_nll(model, batch.forget)
         return LossOutput(grad_ascent_loss(forget_nll), {"forget_nll": forget_nll.item()})

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.logprobs import nll
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term, token_share
+from .common import answer_nll, check_retain_loss, retain_term
 
 
 def grad_diff_loss(
@@ -43,7 +42,7 @@ class GradDiff(LossMethod):
         return self.retain_loss == "kl"
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        forget_nll = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
+        forget_nll = answer_nll(model, batch.forget)
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
         loss = grad_diff_loss(forget_nll, retain_value, self.forget_weight, self.retain_weight)
         return LossOutput(loss, {"forget_nll": forget_nll.item(), "retain": retain_value.item()})

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.logprobs import nll
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term, token_share
+from .common import answer_nll, check_retain_loss, retain_term
 
 
 def idk_nll_loss(refusal_nll: torch.Tensor, retain_value: torch.Tensor, retain_weight: float) -> torch.Tensor:
@@ -47,7 +46,7 @@ class IdkNLL(LossMethod):
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         if batch.forget_alt is None:
             raise ValueError("idk_nll needs refusal answers (forget_alt) for every forget example")
-        refusal = nll(*logits_of(model, batch.forget_alt)) * token_share(batch.forget_alt)
+        refusal = answer_nll(model, batch.forget_alt)
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
         loss = idk_nll_loss(refusal, retain_value, self.retain_weight)
         return LossOutput(loss, {"refusal_nll": refusal.item(), "retain": retain_value.item()})

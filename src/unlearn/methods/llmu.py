@@ -17,9 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models.logprobs import nll
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import kl_on_answers, logits_of, reference_logits, spliced_batch, token_share
+from .common import answer_nll, retain_term, spliced_batch
 
 
 def llmu_loss(forget_nll: torch.Tensor, mismatch_nll: torch.Tensor, normal_kl: torch.Tensor,
@@ -44,11 +43,9 @@ class LLMU(LossMethod):
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         if batch.retain is None:
             raise ValueError("llmu needs a retain batch (its answers are the mismatched answers)")
-        forget = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
-        mismatch = nll(*logits_of(model, spliced_batch(batch.forget, batch.retain)))
-        ref, _ = reference_logits(reference, batch.retain)
-        logits, labels = logits_of(model, batch.retain)
-        normal = kl_on_answers(logits, ref, labels) * token_share(batch.retain)
+        forget = answer_nll(model, batch.forget)
+        mismatch = answer_nll(model, spliced_batch(batch.forget, batch.retain))
+        normal = retain_term("kl", model, batch.retain, reference)
         loss = llmu_loss(forget, mismatch, normal, self.forget_weight, self.mismatch_weight, self.retain_weight)
         return LossOutput(loss, {"forget_nll": forget.item(), "mismatch_nll": mismatch.item(),
                                  "retain_kl": normal.item()})

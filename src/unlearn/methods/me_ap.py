@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..models.logprobs import IGNORE, nll, shift
+from ..models.logprobs import IGNORE, shift
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import logits_of, seq_logprob, spliced_batch, token_share
+from .common import logits_of, retain_term, seq_logprob, spliced_batch, token_share
 
 
 def max_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ class MeAp(LossMethod):
         if batch.retain is None or batch.forget_alt is None:
             raise ValueError("me_ap needs retain batches and refusal answers (forget_alt)")
         forget = max_entropy_loss(*logits_of(model, batch.forget)) * token_share(batch.forget)
-        retain = nll(*logits_of(model, batch.retain)) * token_share(batch.retain)
+        retain = retain_term("nll", model, batch.retain, reference)
         refusal = seq_logprob(model, spliced_batch(batch.retain, batch.forget_alt))
         preserve = answer_preservation_loss(refusal, seq_logprob(model, batch.retain), self.beta)
         loss = self.forget_weight * forget + self.retain_weight * retain + self.ap_weight * preserve

@@ -2,7 +2,7 @@
 
     τ_k = θ_k − θ₀,  k = 0..K: θ₀ fine-tuned on the forget data (NLL); run 0 is the training loop's own (the
                      run's seed s and learning rate lr), run k ≥ 1 uses seed s + k and lr × lr_scales[k − 1]
-    m   = 1[sign τ_1 = … = sign τ_K ≠ 0]     (elementwise)
+    m   = 1[sign τ_0 = … = sign τ_K ≠ 0]     (elementwise)
     θ_u = θ₀ − α · m ⊙ mean_k τ_k
 
 Elements on which the runs disagree are left at their starting values: only the change every fine-tuning makes

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
-from ..models.logprobs import nll
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import logits_of, token_share
+from .common import answer_nll
 
 
 def gradient_norm(value: torch.Tensor, params: list[torch.Tensor]) -> torch.Tensor:
@@ -52,8 +51,8 @@ class NGDiff(LossMethod):
         if not torch.is_grad_enabled():
             raise ConfigError("ngdiff normalises gradients: it needs first-order steps (train.optimizer adamw, sgd "
                               "or sign)")
-        forget = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
-        retain = nll(*logits_of(model, batch.retain)) * token_share(batch.retain)
+        forget = answer_nll(model, batch.forget)
+        retain = answer_nll(model, batch.retain)
         params = [p for p in model.parameters() if p.requires_grad]
         forget_norm, retain_norm = gradient_norm(forget, params), gradient_norm(retain, params)
         loss = normalized_difference(forget, retain, forget_norm, retain_norm)

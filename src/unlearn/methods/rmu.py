@@ -23,7 +23,7 @@ import torch
 from ..config import TrainableConfig
 from ..errors import ConfigError
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import after_common_prefix, control_vector, hidden_at, masked_mse
+from .common import after_common_prefix, control_vector, hidden_at, masked_mse, rmu_trainable
 
 
 @METHODS.register("rmu")
@@ -47,10 +47,7 @@ class RMU(LossMethod):
             raise ConfigError("rmu.layer must be at least 2 (layers layer-2..layer are trained)")
 
     def trainable_override(self, n_layers: int) -> TrainableConfig | None:
-        if self.layer >= n_layers:
-            raise ConfigError(f"rmu.layer={self.layer} but the model has {n_layers} layers")
-        layers = "|".join(str(i) for i in range(self.layer - 2, self.layer + 1))
-        return TrainableConfig(mode="pattern", pattern=rf"layers\.({layers})\.mlp\.down_proj\.weight$")
+        return rmu_trainable("rmu", self.layer, n_layers)
 
     def setup(self, model, reference) -> None:
         self._control = control_vector(model.config.hidden_size, self.steering_coeff, self.seed)

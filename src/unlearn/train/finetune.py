@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..methods.base import LossMethod, LossOutput, StepBatch
-from ..methods.common import check_retain_loss, logits_of, retain_term, token_share
-from ..models.logprobs import nll
+from ..methods.common import answer_nll, check_retain_loss, retain_term
 
 
 @dataclass
@@ -28,7 +27,7 @@ class FineTune(LossMethod):
         return self.replay_loss == "kl" and self.retain_weight > 0
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        learn = nll(*logits_of(model, batch.forget)) * token_share(batch.forget)
+        learn = answer_nll(model, batch.forget)
         loss = learn
         logs = {"nll": learn.item()}
         if batch.retain is not None and self.retain_weight > 0:
