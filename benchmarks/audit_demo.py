@@ -1,7 +1,7 @@
 """Audit the demo request: positive controls and every method, one table of recovery per attack.
 
     python benchmarks/audit_demo.py [--methods grad_ascent,npo] [--controls-only | --no-controls] [--set leak_at_k.n=8]
-                                    [--json audit_demo.json]
+                                    [--method-set method.alpha=2] [--json audit_demo.json]
 
 Uses the demo's cached deployed and retain models ($UNLEARN_HOME/demo; `unlearn demo` makes them).
 Rows:
@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--controls-only", action="store_true")
     parser.add_argument("--no-controls", action="store_true", help="audit the methods alone")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="audit settings")
+    parser.add_argument("--method-set", dest="method_overrides", action="append", default=[],
+                        help="run settings for every audited method, over its demo settings (e.g. method.alpha=2)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
@@ -97,7 +99,8 @@ def main() -> None:
         report_row("control: name-refusal guard", report, None)
         runs = [("control: light gradient ascent", "grad_ascent", LIGHT_GA)]
     if not args.controls_only:
-        runs += [(name, name, []) for name in args.methods.split(",")]
+        suffix = f" ({', '.join(args.method_overrides)})" if args.method_overrides else ""
+        runs += [(name + suffix, name, args.method_overrides) for name in args.methods.split(",")]
     for label, name, overrides in runs:
         config = from_dict(RunConfig, apply_overrides(demo_unlearn_config(name), overrides), "config")
         torch.manual_seed(config.train.seed)

@@ -15,6 +15,7 @@ import torch
 
 from unlearn.config import TrainConfig
 from unlearn.methods.adaptive_rmu import adaptive_targets
+from unlearn.methods.altpo import first_alternate, repeats_fact
 from unlearn.methods.ce_u import ce_u_loss, skip_first_answer_tokens
 from unlearn.methods.common import control_vector, kl_on_answers, masked_mse, spliced_batch
 from unlearn.methods.grad_ascent import grad_ascent_loss
@@ -22,6 +23,7 @@ from unlearn.methods.grad_diff import grad_diff_loss
 from unlearn.methods.idk_dpo import dpo_loss
 from unlearn.methods.idk_nll import idk_nll_loss
 from unlearn.methods.llmu import llmu_loss
+from unlearn.methods.lunar import last_prompt_token, prompt_mask, redirected_targets, redirection
 from unlearn.methods.me_ap import answer_preservation_loss, max_entropy_loss
 from unlearn.methods.negmerge import consensual_mean
 from unlearn.methods.ngdiff import gradient_norm, normalized_difference
@@ -29,7 +31,7 @@ from unlearn.methods.npo import npo_loss
 from unlearn.methods.pdu import dual_update, logit_margin_flattening
 from unlearn.methods.satimp import satimp_loss, satimp_weights
 from unlearn.methods.simnpo import simnpo_loss
-from unlearn.methods.task_vector import negated
+from unlearn.methods.task_vector import negated, task_update, without_shared
 from unlearn.methods.ties import ties_merge, trim
 from unlearn.methods.undial import undial_loss
 from unlearn.methods.wga import wga_loss
@@ -660,3 +662,44 @@ def test_adaptive_rmu_targets_by_hand():
 
 def test_idk_nll_loss_by_hand():
     assert idk_nll_loss(torch.tensor(1.5), torch.tensor(0.5), 2.0).item() == 2.5  # 1.5 + 2 * 0.5
+
+
+def test_lunar_redirection_and_targets_by_hand():
+    # declined means [2, 0], forget means [0, 1] -> r = [2, -1]; c 2 -> h_ref + [4, -2]
+    declined = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    forget = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    r = redirection(declined, forget)
+    assert r.tolist() == [2.0, -1.0]
+    assert redirected_targets(torch.tensor([[[1.0, 1.0]]]), r, 2.0).tolist() == [[[5.0, -1.0]]]
+
+
+def test_lunar_positions_by_hand():
+    # rows share a 1-token prefix (7); row 0: prompt 7 5 | answer 6 6, row 1: prompt 7 4 4 | answer 6 + pad;
+    # row 2: a plain text (every token labelled) 7 9 9
+    batch = {"input_ids": torch.tensor([[7, 5, 6, 6, 0], [7, 4, 4, 6, 0], [7, 9, 9, 0, 0]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 0], [1, 1, 1, 0, 0]]),
+             "labels": torch.tensor([[X, X, 6, 6, X], [X, X, X, 6, X], [7, 9, 9, X, X]])}
+    assert prompt_mask(batch).tolist() == [[False, True, False, False, False], [False, True, True, False, False],
+                                           [False, True, True, False, False]]
+    assert last_prompt_token(batch).tolist() == [1, 2, 2]
+
+
+def test_task_vector_retain_vector_by_hand():
+    start, tuned, retained = torch.tensor([1.0, 1.0]), torch.tensor([3.0, 2.0]), torch.tensor([2.0, 1.0])
+    # tau = [2, 1], tau_r = [1, 0]: orthogonal part [0, 1]; alpha 1
+    assert without_shared(torch.tensor([2.0, 1.0]), torch.tensor([1.0, 0.0])).tolist() == [0.0, 1.0]
+    assert without_shared(torch.tensor([2.0, 1.0]), torch.zeros(2)).tolist() == [2.0, 1.0]
+    assert task_update(start, tuned, retained, 1.0, "orthogonal").tolist() == [1.0, 0.0]
+    assert task_update(start, tuned, retained, 1.0, "subtract").tolist() == [0.0, 0.0]  # 1 - ([2, 1] - [1, 0])
+    assert task_update(start, tuned, None, 0.5, "none").tolist() == [0.0, 0.5]
+
+
+def test_altpo_alternates_must_change_the_fact():
+    answer = "Ann was born in Ghent."
+    assert repeats_fact("She was born in Ghent, Belgium.", answer, ("Ghent",))
+    assert not repeats_fact("Ann was born in Lyon.", answer, ("Ghent",))
+    assert repeats_fact("  ", answer, ())  # empty
+    assert repeats_fact("Ann was born in Ghent", answer, ())  # without focus: the whole answer, normalised
+    assert not repeats_fact("Ann was born in Porto.", answer, ())
+    assert first_alternate(["Ann was born in Ghent.", "", "Born in Riga."], answer, ("Ghent",)) == "Born in Riga."
+    assert first_alternate(["Ghent!"], answer, ("Ghent",)) is None

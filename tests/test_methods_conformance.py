@@ -16,11 +16,12 @@ from unlearn.metrics.likelihood import qa_mean_logprobs
 from unlearn.models.params import select_trainable, trainable_parameters
 from unlearn.models.reference import Reference
 from unlearn.train.loop import _step_batch, forget_order
-from unlearn.unlearner import Unlearner, build_training_data, trainable_for
+from unlearn.unlearner import Unlearner, build_training_data, prepare_method, trainable_for
 
 # Per-method settings for a 4-layer, 32-wide model (RMU's layer must exist; its steering scale is small).
-TINY_SETTINGS = {"rmu": {"layer": 2, "steering_coeff": 20.0, "alpha": 1.0}, "adaptive_rmu": {"layer": 2, "alpha": 1.0}}
-TINY_LR = {"rmu": 1e-2, "adaptive_rmu": 1e-2, "mudman": 0.5}  # mudman: the length of each normalised step
+TINY_SETTINGS = {"rmu": {"layer": 2, "steering_coeff": 20.0, "alpha": 1.0}, "adaptive_rmu": {"layer": 2, "alpha": 1.0},
+                 "lunar": {"layer": 2}}
+TINY_LR = {"rmu": 1e-2, "adaptive_rmu": 1e-2, "lunar": 1e-2, "mudman": 0.5}  # mudman: the length of each normalised step
 
 
 def method_for(name):
@@ -35,6 +36,7 @@ def forget_logprob(model, tokenizer, request) -> float:
 @pytest.mark.parametrize("name", METHODS.names())
 def test_one_step_is_finite_and_reaches_trainable_parameters(name, taught, tokenizer, tiny_request):
     method = method_for(name)
+    prepare_method(method, taught, tokenizer, tiny_request, TrainConfig(max_length=96))
     data = build_training_data(tokenizer, tiny_request, method, 96)
     model = select_trainable(taught, trainable_for(method, taught, TrainableConfig(mode="all")))
     reference = Reference(model) if method.needs_reference else None
@@ -180,3 +182,29 @@ def test_swap_reference_follows_the_model_to_another_device(taught):
     with reference.active() as ref_model:
         assert {p.dtype for p in ref_model.parameters()} == {torch.float64}
         torch.testing.assert_close(ref_model(input_ids=ids).logits.float(), original)
+
+
+@pytest.mark.parametrize("settings", [{"retain_vector": "orthogonal"}, {"retain_vector": "subtract", "alpha": 2.0},
+                                      {"repair_steps": 3}])
+def test_task_vector_options_run_end_to_end(settings, taught, tokenizer, tiny_request):
+    """The retain fine-tuning and the repair add their steps; the forget data ends less likely than it started."""
+    before = forget_logprob(taught, tokenizer, tiny_request)
+    config = RunConfig(method={"name": "task_vector", **settings}, trainable=TrainableConfig(mode="all"),
+                       train=TrainConfig(lr=3e-3, max_steps=4, batch_size=4, max_length=96, early_stop=False))
+    result = Unlearner(taught, tokenizer, config).apply(tiny_request, progress=False)
+    extra = 4 if "retain_vector" in settings else 0
+    assert result.train.second_stage["steps"] == extra + settings.get("repair_steps", 0)
+    assert forget_logprob(result.model, tokenizer, tiny_request) < before - 0.05
+
+
+def test_task_vector_retain_options_need_retain_data(taught, tokenizer, tiny_request):
+    from unlearn.data.request import DataSpec
+    from unlearn.errors import ConfigError
+
+    tiny_request.retain = DataSpec()
+    original = {n: p.detach().clone() for n, p in taught.named_parameters()}
+    config = RunConfig(method={"name": "task_vector", "repair_steps": 2}, trainable=TrainableConfig(mode="all"),
+                       train=TrainConfig(lr=3e-3, max_steps=2, batch_size=4, max_length=96, early_stop=False))
+    with pytest.raises(ConfigError, match="need retain data"):
+        Unlearner(taught, tokenizer, config).apply(tiny_request, progress=False)
+    assert all(torch.equal(original[n], p) for n, p in taught.named_parameters())  # refused before training

@@ -74,7 +74,8 @@ def _check(report: dict, name: str) -> dict:
 @pytest.mark.parametrize(
     "name",
     ["deployed learned the people", "deployed kept general knowledge", "forgotten", "forgotten (paraphrased)",
-     "other people kept", "general knowledge kept", "fluent", "fluent on the forgotten person"],
+     "other people kept", "general knowledge kept", "fluent", "fluent on the forgotten person",
+     "forgotten by likelihood"],
 )
 def test_demo_meets_its_checks(demo_report, name):
     check = _check(demo_report, name)

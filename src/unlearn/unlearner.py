@@ -47,13 +47,22 @@ def build_training_data(tokenizer, request: ForgetRequest, method: LossMethod, m
                 f"method '{method.registered_name}' needs QA forget data (it prefers a refusal answer); "
                 "this request has forget.texts: use QA pairs or another method"
             )
-        alt = [encode_qa(tokenizer, qa.question, refusal_for(i), max_length) for i, qa in enumerate(request.forget.qa)]
+        preferred = getattr(method, "alternate_answer", None) or (lambda i, qa: refusal_for(i))
+        alt = [encode_qa(tokenizer, qa.question, preferred(i, qa), max_length) for i, qa in enumerate(request.forget.qa)]
     retain_spec = request.retain
     if len(retain_spec) == 0 and method.needs_retain:
         log.info("request has no retain data: using the built-in general-knowledge replay set")
         retain_spec = default_retain_spec()
     return TrainingData(forget, encode_spec(tokenizer, retain_spec, max_length), alt,
                         anchor=encode_spec(tokenizer, request.anchor, max_length))
+
+
+def prepare_method(method: LossMethod, model, tokenizer, request: ForgetRequest, train_cfg) -> None:
+    """Run the method's optional `before_training(model, tokenizer, request, train_cfg)` hook (e.g. LUNAR
+    measures its redirection on the model before it changes)."""
+    before = getattr(method, "before_training", None)
+    if before is not None:
+        before(model, tokenizer, request, train_cfg)
 
 
 def trainable_for(method: LossMethod, model, cfg: TrainableConfig) -> TrainableConfig:
@@ -90,6 +99,7 @@ class Unlearner:
         if after_training is not None and cfg.trainable.mode == "lora":
             raise ConfigError(f"method '{method.registered_name}' changes the trained weights after training; "
                               "use trainable.mode=layers, pattern or all, not lora")
+        prepare_method(method, self.model, self.tokenizer, request, cfg.train)
         data = build_training_data(self.tokenizer, request, method, cfg.train.max_length)
         model = select_trainable(self.model, trainable_for(method, self.model, cfg.trainable))
         reference = Reference(model) if method.needs_reference or data.uses_anchor(cfg.train) else None

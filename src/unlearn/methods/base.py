@@ -35,6 +35,13 @@ class LossMethod:
 
     Subclasses set the class variables below and implement `loss`. A method never inherits
     from another method; shared pieces are functions in `methods/common.py`.
+
+    Optional hooks, looked up by name:
+    - `before_training(model, tokenizer, request, train_cfg)`: before the training data is built and the model
+      changes (measure something on the starting model, write data, refuse a request early);
+    - `alternate_answer(index, qa) -> str`: the preferred answer of forget item `index` (`forget_alt`; a refusal
+      when absent);
+    - `after_training(model, tokenizer, request, train_cfg, progress) -> TrainResult`: a second stage.
     """
 
     family: ClassVar[str] = "loss"

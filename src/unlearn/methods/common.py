@@ -129,7 +129,7 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
 
     from ..models.reference import Reference
     from ..train.loop import train
-    from ..unlearner import build_training_data
+    from ..unlearner import build_training_data, prepare_method
 
     names = {id(p): n for n, p in model.named_parameters()}
     twin = copy.deepcopy(model)
@@ -137,6 +137,7 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
     with torch.no_grad():
         for p, value in start:
             twin_params[names[id(p)]].copy_(value)
+    prepare_method(method, twin, tokenizer, request, train_cfg)
     data = build_training_data(tokenizer, request, method, train_cfg.max_length)
     cfg = dataclasses.replace(train_cfg, early_stop=False, repair_steps=0)
     reference = Reference(twin) if method.needs_reference or data.uses_anchor(cfg) else None

@@ -96,6 +96,11 @@ class Ties(LossMethod):
         self._start = trainable_snapshot(model)
         self.runs[0].setup(model, reference)
 
+    def before_training(self, model, tokenizer, request, train_cfg) -> None:
+        from ..unlearner import prepare_method
+
+        prepare_method(self.runs[0], model, tokenizer, request, train_cfg)
+
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         return self.runs[0].loss(model, batch, reference)
 
