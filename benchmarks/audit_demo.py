@@ -3,6 +3,9 @@
     python benchmarks/audit_demo.py [--methods grad_ascent,npo] [--controls-only | --no-controls] [--set leak_at_k.n=8]
                                     [--method-set method.alpha=2] [--json audit_demo.json]
 
+With --json, each row is added to the file as soon as it is measured (an earlier row with the same label is
+replaced), so several runs can fill one file (e.g. docs/results/audit_demo.json).
+
 Uses the demo's cached deployed and retain models ($UNLEARN_HOME/demo; `unlearn demo` makes them).
 Rows:
   - control: name-refusal guard: the deployed model behind a guard that refuses when the target is named
@@ -22,6 +25,7 @@ import argparse
 import copy
 import json
 import time
+from pathlib import Path
 
 import torch
 
@@ -37,10 +41,12 @@ from unlearn.unlearner import Unlearner
 LIGHT_GA = ["train.max_steps=10", "train.early_stop=false"]
 
 
-def row(label: str, report: dict, unlearn_s: float | None) -> dict:
+def row(label: str, report: dict, unlearn_s: float | None, method: dict | None = None, lr: float | None = None) -> dict:
     attacks = report["attacks"]
     return {
         "label": label,
+        "method": None if method is None else method["name"],  # None for a guard control
+        "settings": None if method is None else {k: v for k, v in method.items() if k != "name"} | {"lr": lr},
         "forget": report["plain"]["unlearned"]["forget"]["accuracy"],
         "neighbour": report["plain"]["unlearned"].get("neighbour", {}).get("accuracy"),
         "recovery": {n: (a["recovery"] if a["status"] == "ok" else "failed") for n, a in attacks.items()},
@@ -59,6 +65,10 @@ def row(label: str, report: dict, unlearn_s: float | None) -> dict:
                                  for variant, t in (attacks.get("relearn", {}).get(key) or {}).items()},
         "likelihood_passed": all(c["passed"] for c in report["checks"] if c["name"].startswith("forgotten by lik")),
     }
+
+
+def load_rows(path: str) -> list[dict]:
+    return json.loads(Path(path).read_text()) if Path(path).exists() else []
 
 
 def fmt(value) -> str:
@@ -85,8 +95,12 @@ def main() -> None:
     cfg = audit_config(None, args.overrides)
     rows = []
 
-    def report_row(label: str, report: dict, unlearn_s: float | None) -> None:
-        rows.append(row(label, report, unlearn_s))
+    def report_row(label: str, report: dict, unlearn_s: float | None, method: dict | None = None,
+                   lr: float | None = None) -> None:
+        rows.append(json.loads(json.dumps(row(label, report, unlearn_s, method, lr))))
+        if args.json:  # each row as soon as it is measured, replacing an earlier row of the same label
+            kept = [r for r in load_rows(args.json) if r["label"] != label]
+            Path(args.json).write_text(json.dumps(kept + [rows[-1]], indent=1))
         r = rows[-1]
         print(f"{label:<28} forget {fmt(r['forget'])} worst {fmt(r['worst'])} ({r['worst_attack']}) "
               f"audit {r['audit_s']} s  " + " ".join(f"{n}={fmt(v)}" for n, v in r["recovery"].items())
@@ -109,7 +123,7 @@ def main() -> None:
             request, progress=False)
         unlearn_s = time.perf_counter() - start
         report = audit(result.model, tokenizer, request, original=deployed, retain=retain, config=cfg, progress=False)
-        report_row(label, report, unlearn_s)
+        report_row(label, report, unlearn_s, result.method, config.train.lr)
         del result
 
     attacks = [a for a in DEFAULT_ATTACKS if a in cfg.attacks]
@@ -122,9 +136,6 @@ def main() -> None:
         print(f"| {r['label']} | {fmt(r['forget'])} | " + " | ".join(fmt(r["recovery"].get(a)) for a in attacks)
               + f" | **{fmt(r['worst'])}** | {fmt(plain.get('unlearned'))} ({fmt(plain.get('retain'))}) | {after} "
               f"| {r['audit_s']} |")
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
     python benchmarks/demo_methods.py [--methods npo,simnpo] [--set train.max_steps=20] [--json out.json]
 
+With --json, each row is written as soon as it is measured, and a method already in the file at the same
+settings (its demo settings with the --set overrides) is not run again: a stopped run resumes, and a method whose
+settings changed is measured again (its new row replaces the old one).
+
 Reuses the demo's cached deployed/retain models and their evaluations ($UNLEARN_HOME/demo).
 Columns: accuracy on the forgotten person's facts and their paraphrases, on the other people,
 on general knowledge, fluency, the likelihood test's top-1 and mean rank of the forgotten facts' true
@@ -17,8 +21,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from unlearn.benchmarks.demo import run_demo
-from unlearn.methods import METHODS
+from unlearn.benchmarks.demo import demo_unlearn_config, run_demo
+from unlearn.config import apply_overrides
+from unlearn.methods import METHODS, make_method
+from unlearn.methods.base import method_settings
+
+
+def load_rows(path: str | None) -> list[dict]:
+    """The rows already measured in `path` (none when it is not given or does not exist yet)."""
+    if not path or not Path(path).exists():
+        return []
+    return json.loads(Path(path).read_text())
+
+
+def settings_of(name: str, overrides: list[str]) -> dict:
+    """The method settings and learning rate a demo run of `name` uses (as a row records them, JSON-normalised)."""
+    config = apply_overrides(demo_unlearn_config(name), overrides)
+    method = {k: v for k, v in method_settings(make_method(config["method"])).items() if k != "name"}
+    return json.loads(json.dumps(method | {"lr": config["train"]["lr"]}))
 
 
 def row(name: str, report: dict, seconds: float) -> dict:
@@ -34,6 +54,7 @@ def row(name: str, report: dict, seconds: float) -> dict:
         "likelihood_top1": likelihood(report, "unlearned")["top1"],
         "likelihood_rank": likelihood(report, "unlearned")["mean_rank"],
         "checks": f"{sum(c['passed'] for c in report['checks'])}/{len(report['checks'])}",
+        "failed_checks": [c["name"] for c in report["checks"] if not c["passed"]],
         "steps": report["training"]["steps"],
         "unlearn_s": round(report["timings"]["unlearn_s"], 1),
         "total_s": round(seconds, 1),
@@ -54,16 +75,26 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
-    rows = []
+    rows = load_rows(args.json)
     for name in args.methods.split(","):
+        settings = settings_of(name, args.overrides)
+        if any(r["method"] == name and r["settings"] == settings for r in rows):
+            print(f"{name:<12} already in {args.json} at these settings", flush=True)
+            continue
+        rows = [r for r in rows if r["method"] != name]
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             report = run_demo(Path(tmp) / "out", method=name, overrides=args.overrides, progress=False, echo=lambda _: None)
-        rows.append(row(name, report, time.perf_counter() - start))
+        rows.append(row(name, report, time.perf_counter() - start) | {"overrides": list(args.overrides)})
+        rows[-1]["settings"] = json.loads(json.dumps(rows[-1]["settings"]))
         r = rows[-1]
         print(f"{name:<12} forget {r['forget']:.3f} para {r['paraphrase']:.3f} neigh {r['neighbour']:.3f} "
               f"gen {r['general']:.3f} fluent {r['fluent']} likelihood {r['likelihood_top1']:.3f} "
               f"checks {r['checks']} ({r['unlearn_s']}s)", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+    if not rows:
+        return
     ref = rows[0]["reference"]
     print("\n| method | forget | paraphrase | neighbour | general | fluent | likelihood top-1 | mean rank | checks "
           "| unlearn s |")
@@ -76,8 +107,6 @@ def main() -> None:
         print(f"| {r['method']} | {r['forget']:.3f} | {r['paraphrase']:.3f} | {r['neighbour']:.3f} | {r['general']:.3f} "
               f"| {'yes' if r['fluent'] else 'no'} | {r['likelihood_top1']:.3f} | {r['likelihood_rank']:.2f} "
               f"| {r['checks']} | {r['unlearn_s']} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
