@@ -57,12 +57,13 @@ def build_training_data(tokenizer, request: ForgetRequest, method: LossMethod, m
                         anchor=encode_spec(tokenizer, request.anchor, max_length))
 
 
-def prepare_method(method: LossMethod, model, tokenizer, request: ForgetRequest, train_cfg) -> None:
-    """Run the method's optional `before_training(model, tokenizer, request, train_cfg)` hook (e.g. LUNAR
-    measures its redirection on the model before it changes)."""
+def prepare_method(method: LossMethod, model, tokenizer, request: ForgetRequest, train_cfg,
+                   progress: bool = True) -> None:
+    """Run the method's optional `before_training(model, tokenizer, request, train_cfg, progress)` hook (e.g.
+    LUNAR measures its redirection on the model before it changes)."""
     before = getattr(method, "before_training", None)
     if before is not None:
-        before(model, tokenizer, request, train_cfg)
+        before(model, tokenizer, request, train_cfg, progress)
 
 
 def trainable_for(method: LossMethod, model, cfg: TrainableConfig) -> TrainableConfig:
@@ -99,7 +100,7 @@ class Unlearner:
         if after_training is not None and cfg.trainable.mode == "lora":
             raise ConfigError(f"method '{method.registered_name}' changes the trained weights after training; "
                               "use trainable.mode=layers, pattern or all, not lora")
-        prepare_method(method, self.model, self.tokenizer, request, cfg.train)
+        prepare_method(method, self.model, self.tokenizer, request, cfg.train, progress)
         data = build_training_data(self.tokenizer, request, method, cfg.train.max_length)
         model = select_trainable(self.model, trainable_for(method, self.model, cfg.trainable))
         reference = Reference(model) if method.needs_reference or data.uses_anchor(cfg.train) else None

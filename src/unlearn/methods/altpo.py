@@ -23,10 +23,9 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..metrics.text import normalize_answer
-from ..models.logprobs import sequence_logprob
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, reference_logits, retain_term, seq_logprob
-from .idk_dpo import dpo_loss
+from .common import check_retain_loss, retain_term
+from .idk_dpo import preference_over_forget
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ class AltPO(LossMethod):
         if self.beta <= 0 or self.tries < 1 or self.temperature <= 0 or self.max_new_tokens < 1:
             raise ConfigError("altpo: beta > 0, tries >= 1, temperature > 0 and max_new_tokens >= 1 are required")
 
-    def before_training(self, model, tokenizer, request, train_cfg) -> None:
+    def before_training(self, model, tokenizer, request, train_cfg, progress: bool = True) -> None:
         """Sample the alternates from the model before it changes."""
         from ..data.formatting import prompt_text
         from ..data.refusals import refusal_for
@@ -91,7 +90,7 @@ class AltPO(LossMethod):
         model.eval()
         samples = sample_answers(model, tokenizer, prompts, self.tries, temperature=self.temperature,
                                  max_new_tokens=self.max_new_tokens, seed=self.seed,
-                                 progress="altpo: writing alternate answers")
+                                 progress="altpo: writing alternate answers" if progress else None)
         model.train(was_training)
         chosen = [first_alternate(s, qa.answer, qa.focus) for s, qa in zip(samples, items, strict=True)]
         missing = sum(c is None for c in chosen)
@@ -108,10 +107,7 @@ class AltPO(LossMethod):
         return alternates[index]
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        win, lose = batch.forget_alt, batch.forget
-        win_ref = sequence_logprob(*reference_logits(reference, win))
-        lose_ref = sequence_logprob(*reference_logits(reference, lose))
-        forget = dpo_loss(seq_logprob(model, win), win_ref, seq_logprob(model, lose), lose_ref, self.beta)
+        forget = preference_over_forget(model, batch, reference, self.beta)
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
         return LossOutput(forget + self.retain_weight * retain_value,
                           {"altpo": forget.item(), "retain": retain_value.item()})

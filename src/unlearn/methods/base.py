@@ -37,7 +37,7 @@ class LossMethod:
     from another method; shared pieces are functions in `methods/common.py`.
 
     Optional hooks, looked up by name:
-    - `before_training(model, tokenizer, request, train_cfg)`: before the training data is built and the model
+    - `before_training(model, tokenizer, request, train_cfg, progress)`: before the training data is built and the model
       changes (measure something on the starting model, write data, refuse a request early);
     - `alternate_answer(index, qa) -> str`: the preferred answer of forget item `index` (`forget_alt`; a refusal
       when absent);

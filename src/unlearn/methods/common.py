@@ -137,7 +137,7 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
     with torch.no_grad():
         for p, value in start:
             twin_params[names[id(p)]].copy_(value)
-    prepare_method(method, twin, tokenizer, request, train_cfg)
+    prepare_method(method, twin, tokenizer, request, train_cfg, progress)
     data = build_training_data(tokenizer, request, method, train_cfg.max_length)
     cfg = dataclasses.replace(train_cfg, early_stop=False, repair_steps=0)
     reference = Reference(twin) if method.needs_reference or data.uses_anchor(cfg) else None

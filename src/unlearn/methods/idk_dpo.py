@@ -26,6 +26,14 @@ def dpo_loss(
     return -(2.0 / beta) * F.logsigmoid(beta * margin).mean()
 
 
+def preference_over_forget(model, batch: StepBatch, reference, beta: float) -> torch.Tensor:
+    """dpo_loss with the batch's alternate answers (`forget_alt`) preferred over its forget answers."""
+    win, lose = batch.forget_alt, batch.forget
+    win_ref = sequence_logprob(*reference_logits(reference, win))
+    lose_ref = sequence_logprob(*reference_logits(reference, lose))
+    return dpo_loss(seq_logprob(model, win), win_ref, seq_logprob(model, lose), lose_ref, beta)
+
+
 @METHODS.register("idk_dpo")
 @dataclass
 class IdkDPO(LossMethod):
@@ -48,11 +56,7 @@ class IdkDPO(LossMethod):
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         if batch.forget_alt is None:
             raise ValueError("idk_dpo needs refusal answers (forget_alt) for every forget example")
-        win, lose = batch.forget_alt, batch.forget
-        win_ref = sequence_logprob(*reference_logits(reference, win))
-        lose_ref = sequence_logprob(*reference_logits(reference, lose))
-        win_logp, lose_logp = seq_logprob(model, win), seq_logprob(model, lose)
-        forget = dpo_loss(win_logp, win_ref, lose_logp, lose_ref, self.beta)
+        forget = preference_over_forget(model, batch, reference, self.beta)
         retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
         loss = self.forget_weight * forget + self.retain_weight * retain_value
         return LossOutput(loss, {"dpo": forget.item(), "retain": retain_value.item()})

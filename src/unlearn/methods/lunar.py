@@ -89,7 +89,7 @@ class Lunar(LossMethod):
             raise ConfigError(f"lunar.layer={self.layer} but the model has {n_layers} layers")
         return TrainableConfig(mode="pattern", pattern=rf"layers\.{self.layer}\.mlp\.down_proj\.weight$")
 
-    def before_training(self, model, tokenizer, request, train_cfg) -> None:
+    def before_training(self, model, tokenizer, request, train_cfg, progress: bool = True) -> None:
         """Measure r on the model as it is before training (the reference)."""
         from ..data.collate import collate
         from ..data.formatting import encode_qa

@@ -87,7 +87,7 @@ class TaskVector(LossMethod):
     def needs_retain(self) -> bool:  # type: ignore[override]
         return self.retain_vector != "none" or self.repair_steps > 0
 
-    def before_training(self, model, tokenizer, request, train_cfg) -> None:
+    def before_training(self, model, tokenizer, request, train_cfg, progress: bool = True) -> None:
         if self.needs_retain and not (request.retain.qa or request.retain.texts):
             raise ConfigError("task_vector: retain_vector and repair_steps need retain data in the request")
 

@@ -96,10 +96,10 @@ class Ties(LossMethod):
         self._start = trainable_snapshot(model)
         self.runs[0].setup(model, reference)
 
-    def before_training(self, model, tokenizer, request, train_cfg) -> None:
+    def before_training(self, model, tokenizer, request, train_cfg, progress: bool = True) -> None:
         from ..unlearner import prepare_method
 
-        prepare_method(self.runs[0], model, tokenizer, request, train_cfg)
+        prepare_method(self.runs[0], model, tokenizer, request, train_cfg, progress)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         return self.runs[0].loss(model, batch, reference)

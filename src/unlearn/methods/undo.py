@@ -108,10 +108,10 @@ class Undo(LossMethod):
     def trainable_override(self, n_layers: int):
         return self.base_method.trainable_override(n_layers)
 
-    def before_training(self, model, tokenizer, request, train_cfg) -> None:
+    def before_training(self, model, tokenizer, request, train_cfg, progress: bool = True) -> None:
         from ..unlearner import prepare_method
 
-        prepare_method(self.base_method, model, tokenizer, request, train_cfg)
+        prepare_method(self.base_method, model, tokenizer, request, train_cfg, progress)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         return self.base_method.loss(model, batch, reference)
