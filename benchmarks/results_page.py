@@ -72,7 +72,7 @@ def demo_table(rows: list[dict], audits: list[dict]) -> list[str]:
                      f"| {f3(a['general'])} | {f3(a['likelihood_top1'])} | {a['likelihood_rank']:.2f} | | | | | |")
     for r in sorted(rows, key=lambda r: order(r, audits)):
         audit = audit_for(r, audits)
-        worst = "not audited" if audit is None else f"{audit['worst']:.2f} ({audit['worst_attack']})"
+        worst = "no audit row" if audit is None else f"{audit['worst']:.2f} ({audit['worst_attack']})"
         held = "n/a" if audit is None else relearned_likelihood(audit)
         name = f"**{r['method']}**" if passes_bar(r, audit) else r["method"]
         failed = ", ".join(r["failed_checks"]) or "none"
@@ -93,7 +93,8 @@ def page(rows: list[dict], audits: list[dict]) -> str:
             "≥ 0.9 of the deployed model's, fluent, and **the likelihood test** (top-1 within 0.05 of the retain "
             f"model) — and the audit's worst-case recovery ≤ {AUDIT_BAR:.2f} with relearning among the attacks. "
             "Methods that meet it are in bold; rows are ordered by that, then by failed checks and likelihood. "
-            "Chance for the likelihood test: top-1 0.100, mean rank 5.5.", ""]
+            "Chance for the likelihood test: top-1 0.100, mean rank 5.5. \"no audit row\": no audit at these "
+            "settings in docs/results/ yet (older audits at other settings are in benchmarks.md).", ""]
     if rows:
         out += demo_table(rows, audits)
     else:

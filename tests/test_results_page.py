@@ -45,6 +45,6 @@ def test_an_audit_counts_only_at_the_same_settings_and_passing_rows_come_first()
     text = results_page.page(rows, audits)
     table = [line for line in text.splitlines() if line.startswith("| ") and "model*" not in line][1:]
     assert [line.split(" | ")[0] for line in table] == ["| **forgets**", "| other", "| hides"]
-    assert "0.30 (0.05)" in table[0] and "not audited" in table[1]
+    assert "0.30 (0.05)" in table[0] and "no audit row" in table[1]
     assert "Methods measured: 3" in text
     assert results_page.unmeasured(rows, ["forgets", "hides", "other", "new"]) == ["new"]
