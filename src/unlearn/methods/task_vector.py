@@ -28,7 +28,7 @@ import torch
 
 from ..errors import ConfigError
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import forget_nll_output, retrain_from_start, trainable_snapshot
+from .common import answer_nll, forget_nll_output, retrain_from_start, trainable_snapshot
 
 RETAIN_VECTORS = ("none", "orthogonal", "subtract")
 
@@ -139,4 +139,5 @@ class RetainFineTune(LossMethod):
     needs_retain = True
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
-        return forget_nll_output(model, batch.retain)
+        learn = answer_nll(model, batch.retain)
+        return LossOutput(learn, {"retain_nll": learn.item()})
