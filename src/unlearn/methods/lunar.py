@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import TrainableConfig
+from ..data.collate import collate, to_device
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, StepBatch
@@ -91,7 +92,6 @@ class Lunar(LossMethod):
 
     def before_training(self, model, tokenizer, request, train_cfg, progress: bool = True) -> None:
         """Measure r on the model as it is before training (the reference)."""
-        from ..data.collate import collate
         from ..data.formatting import encode_qa
         from ..data.refusals import DECLINED_PROMPTS, refusal_for
         from ..unlearner import encode_spec
@@ -100,10 +100,7 @@ class Lunar(LossMethod):
         declined = [encode_qa(tokenizer, q, refusal_for(i), train_cfg.max_length)
                     for i, q in enumerate(DECLINED_PROMPTS)]
         pad = tokenizer.pad_token_id
-        forget_last = self._last_activations(model, [collate(forget[i:i + 8], pad) for i in range(0, len(forget), 8)])
-        declined_last = self._last_activations(model, [collate(declined[i:i + 8], pad)
-                                                       for i in range(0, len(declined), 8)])
-        r = redirection(declined_last, forget_last)
+        r = redirection(self._last_activations(model, declined, pad), self._last_activations(model, forget, pad))
         if self.direction == "random":
             generator = torch.Generator().manual_seed(self.seed)
             u = torch.randn(r.shape, generator=generator)
@@ -111,11 +108,12 @@ class Lunar(LossMethod):
         self._direction = r
 
     @torch.no_grad()
-    def _last_activations(self, model, batches) -> torch.Tensor:
+    def _last_activations(self, model, examples, pad_id: int, batch_size: int = 8) -> torch.Tensor:
+        """Layer `layer`'s output at each example's last prompt token, (N, d) on the CPU."""
         device = next(model.parameters()).device
         rows = []
-        for batch in batches:
-            batch = {k: v.to(device) for k, v in batch.items()}
+        for i in range(0, len(examples), batch_size):
+            batch = to_device(collate(examples[i:i + batch_size], pad_id), device)
             h = hidden_at(model, batch, self.layer)
             rows.append(h[torch.arange(h.shape[0], device=device), last_prompt_token(batch)].float().cpu())
         return torch.cat(rows)
