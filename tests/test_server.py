@@ -146,6 +146,70 @@ def test_bad_requests_get_http_errors_and_the_server_keeps_going(running):
     assert chat(url, QUESTION)
 
 
+def test_the_openai_client_plain_and_streaming(running):
+    from openai import OpenAI
+
+    url, _ = running()
+    client = OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=60)
+    messages = [{"role": "user", "content": QUESTION}]
+
+    def streamed_chat(max_tokens=16, **settings) -> tuple[str, list]:
+        chunks = list(client.chat.completions.create(model="tiny", messages=messages, max_tokens=max_tokens,
+                                                     stream=True, **settings))
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), chunks
+
+    plain = client.chat.completions.create(model="tiny", messages=messages, max_tokens=16)
+    answer = plain.choices[0].message.content
+    assert answer and answer == chat(url, QUESTION, max_tokens=16) and answer != REFUSAL
+    text, chunks = streamed_chat(stream_options={"include_usage": True})
+    assert text == answer
+    assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) > 1  # token by token
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        plain.choices[0].finish_reason]
+    assert chunks[-1].usage.completion_tokens == plain.usage.completion_tokens
+
+    completion = client.completions.create(model="tiny", prompt="The capital of France is", max_tokens=6)
+    pieces = list(client.completions.create(model="tiny", prompt="The capital of France is", max_tokens=6,
+                                            stream=True))
+    assert "".join(c.choices[0].text for c in pieces) == completion.choices[0].text and len(pieces) > 1
+
+    assert call(url, "/admin/requests", audit_request_dict(), token=TOKEN)[0] == 201
+    guarded = client.chat.completions.create(model="tiny", messages=messages, max_tokens=64)
+    assert guarded.choices[0].message.content == REFUSAL
+    assert streamed_chat(max_tokens=64)[0] == REFUSAL  # the streamed answer is guarded too, from its first piece
+
+
+def test_streaming_settings_are_checked(running):
+    url, _ = running()
+    question = [{"role": "user", "content": QUESTION}]
+    for body in ({"messages": question, "stream": "yes"}, {"messages": question, "stream": True,
+                                                           "stream_options": {"include_usage": "yes"}}):
+        status, payload = call(url, "/v1/chat/completions", body)
+        assert status == 400 and "stream" in payload["error"]["message"]
+
+
+def test_stream_pieces_join_to_the_text_and_events_follow_the_chunk_format(tokenizer):
+    from unlearn.guards.server import stream_events, text_pieces
+
+    for text in ("Ada Quill was born in Lyon.", "Zoë — 東京 🙂 naïve", "", " leading space"):
+        assert "".join(text_pieces(tokenizer, text)) == text
+    response = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "tiny",
+                "choices": [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+                            for i, t in enumerate(["Lyon.", "Paris"])],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
+    events = stream_events(tokenizer, response, include_usage=True)
+    assert events[-1] == "data: [DONE]\n\n" and all(e.startswith("data: ") and e.endswith("\n\n") for e in events)
+    chunks = [json.loads(e[6:]) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" and c["id"] == "chatcmpl-1" for c in chunks)
+    for index, text in enumerate(["Lyon.", "Paris"]):
+        mine = [c["choices"][0] for c in chunks if c["choices"] and c["choices"][0]["index"] == index]
+        assert mine[0]["delta"] == {"role": "assistant", "content": ""}
+        assert "".join(m["delta"].get("content", "") for m in mine) == text
+        assert [m["finish_reason"] for m in mine] == [None] * (len(mine) - 1) + ["stop"]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 7
+
+
 def test_cli_serve_starts_answers_and_stops(tmp_path, model_dir):
     import re
     import subprocess

@@ -1,11 +1,16 @@
-"""`unlearn serve`: a guarded model behind a small OpenAI-compatible HTTP server.
+"""`unlearn serve`: a guarded model behind an OpenAI-compatible HTTP server (Starlette on uvicorn).
 
-    POST /v1/chat/completions   {"messages": [...], "max_tokens", "temperature", "top_p", "n", "seed"}
+    POST /v1/chat/completions   {"messages": [...], "max_tokens", "temperature", "top_p", "n", "seed",
+                                 "stream", "stream_options": {"include_usage"}}
     POST /v1/completions        {"prompt": "...", same settings}
     GET  /v1/models, GET /health
     POST /admin/requests        a forget request (the request-file schema), with "Authorization: Bearer TOKEN";
                                 it guards the next call
     GET  /admin/requests        the guarded requests (same token)
+
+With `"stream": true` the answer comes as server-sent events in OpenAI's chunk format (one chunk per token,
+then `data: [DONE]`). The answer is generated and guarded whole before the first event: a guard that refuses
+judges the full answer, so no prefix of a refused answer is ever sent.
 
 The state directory keeps what a restart needs: `state.json` (model, guard settings, the guarded requests'
 ids in order), `requests/<id>.json` (each request as received) and `admin_token` (mode 0600) when no token
@@ -17,9 +22,9 @@ repair it. A running server holds the directory's lock (`lock`): a second server
 that learn per request (embedding_corruption's strength) learn again when the server starts.
 
 The server binds to 127.0.0.1 by default. Calls run one at a time on the model (a lock; the HTTP side is
-threaded), bodies over `max_body` bytes are refused with 413, malformed JSON or settings with 400, a
-missing or wrong token with 401, and any failure inside a call with 500, without stopping the server; a
-client that disconnects before its answer is one log line.
+asynchronous, model calls run in worker threads), bodies over `max_body` bytes are refused with 413,
+malformed JSON or settings with 400, a missing or wrong token with 401, and any failure inside a call with
+500, without stopping the server; a client that disconnects before its answer is one log line.
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -268,105 +272,177 @@ class GuardServer:
                 "unguarded": [{"id": rid, "problem": why} for rid, why in self.unguarded.items()]}
 
 
-def make_handler(server: GuardServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "unlearn-serve"
+def text_pieces(tokenizer, text: str) -> list[str]:
+    """`text` cut where its tokens end, for streaming: the pieces join to exactly `text` (a token that decodes
+    to part of a character waits for the next one)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    pieces, emitted = [], 0
+    for i in range(1, len(ids) + 1):
+        prefix = tokenizer.decode(ids[:i])
+        if len(prefix) > emitted and text.startswith(prefix):
+            pieces.append(text[emitted:len(prefix)])
+            emitted = len(prefix)
+    if emitted < len(text):
+        pieces.append(text[emitted:])
+    return pieces
 
-        def log_message(self, format, *args):  # noqa: A002 - the base class's name
-            pass
 
-        def _send(self, status: HTTPStatus, payload: dict) -> None:
-            data = json.dumps(payload).encode()
+def stream_events(tokenizer, response: dict, include_usage: bool) -> list[str]:
+    """A finished completion as the server-sent events of an OpenAI stream: per choice a first chunk (the role,
+    for chat), one chunk per token piece, a last chunk with the finish reason; the usage chunk when asked; and
+    `data: [DONE]`."""
+    chat = response["object"] == "chat.completion"
+    head = {"id": response["id"], "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": response["created"], "model": response["model"]}
+
+    def chunk(index: int, content: str | None, finish: str | None, role: bool = False) -> dict:
+        if chat:
+            delta = ({"role": "assistant", "content": ""} if role else
+                     {} if content is None else {"content": content})
+            return {**head, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+        return {**head, "choices": [{"index": index, "text": content or "", "finish_reason": finish}]}
+
+    chunks = []
+    for choice in response["choices"]:
+        i = choice["index"]
+        text = choice["message"]["content"] if chat else choice["text"]
+        if chat:
+            chunks.append(chunk(i, None, None, role=True))
+        chunks += [chunk(i, piece, None) for piece in text_pieces(tokenizer, text)]
+        chunks.append(chunk(i, None, choice["finish_reason"]))
+    if include_usage:
+        chunks.append({**head, "choices": [], "usage": response["usage"]})
+    return [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+
+
+def _stream_settings(body: dict) -> tuple[bool, bool]:
+    """(stream?, include usage?) from the body's `stream` and `stream_options`."""
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "'stream' must be true or false")
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "'stream_options' must be {'include_usage': true|false}")
+    return stream, bool(options.get("include_usage", False))
+
+
+ENDPOINTS = "/v1/chat/completions, /v1/completions, /v1/models, /health, /admin/requests"
+
+
+def _error_response(error: HTTPError):
+    from starlette.responses import JSONResponse
+
+    headers = {"Connection": "close"} if error.status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                                         HTTPStatus.BAD_REQUEST) else None
+    return JSONResponse({"error": {"message": error.message, "type": error.kind, "code": int(error.status)}},
+                        status_code=int(error.status), headers=headers)
+
+
+async def _read_body(request, limit: int) -> dict:
+    """The JSON object in the body, at most `limit` bytes (413 beyond, whether the length is declared or not)."""
+    length = request.headers.get("content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise HTTPError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length!r}")
+        if int(length) > limit:
+            raise HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body has {length} bytes; the limit is {limit}")
+    raw = bytearray()
+    async for part in request.stream():
+        raw += part
+        if len(raw) > limit:
+            raise HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body has over {limit} bytes; the limit "
+                                                                 f"is {limit}")
+    try:
+        body = json.loads(bytes(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
+    return body
+
+
+def make_app(server: GuardServer):
+    """The ASGI application (Starlette) over a GuardServer. Model calls run in worker threads, one at a time
+    (GuardServer's lock). A streamed answer is generated whole before its first event: the guards judge the whole
+    answer, so no part of one they would refuse is ever sent."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    def authorise(request) -> None:
+        given = request.headers.get("authorization", "")
+        if not secrets.compare_digest(given.encode(), f"Bearer {server.token}".encode()):
+            raise HTTPError(HTTPStatus.UNAUTHORIZED, "the admin endpoints need 'Authorization: Bearer TOKEN' "
+                                                     "(the token given to unlearn serve, or DIR/admin_token)",
+                            "authentication_error")
+
+    def endpoint(action, admin: bool = False, body: bool = False, streams: bool = False):
+        """An endpoint running `action(body) -> (status, payload)` in a worker thread; every failure is a JSON
+        error, never fatal to the server."""
+        async def handle(request):
             try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except ConnectionError as exc:  # the client went away: nothing to answer, nothing to crash
-                self.close_connection = True
-                log.warning("client %s disconnected before the %d response was sent (%s)",
-                            self.client_address[0], int(status), type(exc).__name__)
-
-        def _error(self, error: HTTPError) -> None:
-            if error.status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.BAD_REQUEST, HTTPStatus.LENGTH_REQUIRED):
-                self.close_connection = True  # the unread body must not be taken for the next request
-            self._send(error.status, {"error": {"message": error.message, "type": error.kind,
-                                                "code": int(error.status)}})
-
-        def _authorised(self) -> None:
-            given = self.headers.get("Authorization", "")
-            if not secrets.compare_digest(given.encode(), f"Bearer {server.token}".encode()):
-                raise HTTPError(HTTPStatus.UNAUTHORIZED, "the admin endpoints need 'Authorization: Bearer TOKEN' "
-                                                         "(the token given to unlearn serve, or DIR/admin_token)",
-                                "authentication_error")
-
-        def _body(self) -> dict:
-            length = self.headers.get("Content-Length")
-            if length is None:
-                raise HTTPError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required")
-            try:
-                size = int(length)
-            except ValueError:
-                raise HTTPError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length!r}") from None
-            if size < 0:
-                raise HTTPError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length!r}")
-            if size > server.max_body:
-                raise HTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                f"the body has {size} bytes; the limit is {server.max_body}")
-            raw = self.rfile.read(size)
-            try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise HTTPError(HTTPStatus.BAD_REQUEST, f"the body is not valid JSON ({exc})") from None
-            if not isinstance(body, dict):
-                raise HTTPError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
-            return body
-
-        def _dispatch(self, method: str) -> None:
-            path = self.path.split("?", 1)[0].rstrip("/")
-            routes = {("GET", "/health"): lambda: (HTTPStatus.OK, server.health()),
-                      ("GET", "/v1/models"): lambda: (HTTPStatus.OK, {"object": "list", "data": [
-                          {"id": server.model_name, "object": "model", "owned_by": "unlearn"}]}),
-                      ("POST", "/v1/chat/completions"): lambda: (HTTPStatus.OK, server.chat(self._body())),
-                      ("POST", "/v1/completions"): lambda: (HTTPStatus.OK, server.completion(self._body())),
-                      ("POST", "/admin/requests"): lambda: self._admin(lambda: server.add_request(self._body())),
-                      ("GET", "/admin/requests"): lambda: self._admin(lambda: (HTTPStatus.OK, {"requests": [
-                          {"id": r.id, "target": r.target, "kind": r.kind} for r in server.guarded.requests],
-                          "unguarded": [{"id": rid, "problem": why} for rid, why in server.unguarded.items()]}))}
-            try:
-                route = routes.get((method, path))
-                if route is None:
-                    known = {p for _, p in routes}
-                    if path in known:
-                        raise HTTPError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}")
-                    raise HTTPError(HTTPStatus.NOT_FOUND, f"no endpoint {path}; see /v1/chat/completions, "
-                                                          "/v1/completions, /v1/models, /health, /admin/requests")
-                status, payload = route()
-                self._send(status, payload)
+                if admin:
+                    authorise(request)
+                given = await _read_body(request, server.max_body) if body else {}
+                stream, usage = _stream_settings(given) if streams else (False, False)
+                status, payload = await run_in_threadpool(action, given)
             except HTTPError as exc:
-                self._error(exc)
+                return _error_response(exc)
             except Exception as exc:  # a failing call is reported, never fatal to the server
-                self._error(HTTPError(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}", "server_error"))
+                return _error_response(HTTPError(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}",
+                                                 "server_error"))
+            if await request.is_disconnected():  # nothing to answer, nothing to crash
+                log.warning("client %s disconnected before the %d response was sent",
+                            request.client.host if request.client else "?", int(status))
+                return Response(status_code=int(status))
+            if stream:
+                events = stream_events(server.guarded.tokenizer, payload, usage)
+                return StreamingResponse(iter(events), media_type="text/event-stream",
+                                         headers={"Cache-Control": "no-cache"})
+            return JSONResponse(payload, status_code=int(status))
+        return handle
 
-        def _admin(self, action):
-            self._authorised()
-            return action()
+    def listed(_body) -> tuple[HTTPStatus, dict]:
+        return HTTPStatus.OK, {"requests": [{"id": r.id, "target": r.target, "kind": r.kind}
+                                            for r in server.guarded.requests],
+                               "unguarded": [{"id": rid, "problem": why} for rid, why in server.unguarded.items()]}
 
-        def do_GET(self):  # noqa: N802 - the base class's name
-            self._dispatch("GET")
+    def models(_body) -> tuple[HTTPStatus, dict]:
+        return HTTPStatus.OK, {"object": "list", "data": [{"id": server.model_name, "object": "model",
+                                                           "owned_by": "unlearn"}]}
 
-        def do_POST(self):  # noqa: N802
-            self._dispatch("POST")
+    admin_post = endpoint(server.add_request, admin=True, body=True)
+    admin_get = endpoint(listed, admin=True)
 
-        def do_PUT(self):  # noqa: N802
-            self._dispatch("PUT")
+    async def admin_requests(request):
+        return await (admin_post if request.method == "POST" else admin_get)(request)
 
-        def do_DELETE(self):  # noqa: N802
-            self._dispatch("DELETE")
+    routes = [
+        Route("/health", endpoint(lambda _: (HTTPStatus.OK, server.health())), methods=["GET"]),
+        Route("/v1/models", endpoint(models), methods=["GET"]),
+        Route("/v1/chat/completions", endpoint(lambda b: (HTTPStatus.OK, server.chat(b)), body=True, streams=True),
+              methods=["POST"]),
+        Route("/v1/completions", endpoint(lambda b: (HTTPStatus.OK, server.completion(b)), body=True, streams=True),
+              methods=["POST"]),
+        Route("/admin/requests", admin_requests, methods=["GET", "POST"]),
+    ]
 
-    return Handler
+    async def routing_error(request, exc: StarletteHTTPException):
+        path = request.url.path
+        if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+            return _error_response(HTTPError(HTTPStatus.METHOD_NOT_ALLOWED, f"{request.method} is not allowed on "
+                                                                            f"{path}"))
+        if exc.status_code == HTTPStatus.NOT_FOUND:
+            return _error_response(HTTPError(HTTPStatus.NOT_FOUND, f"no endpoint {path}; see {ENDPOINTS}"))
+        return _error_response(HTTPError(HTTPStatus(exc.status_code), str(exc.detail)))
+
+    app = Starlette(routes=routes, exception_handlers={StarletteHTTPException: routing_error})
+    app.router.redirect_slashes = False
+    return app
 
 
 def build_server(model_name: str, state_dir: str | Path, guards: list[dict[str, Any]] | None = None,
@@ -388,21 +464,46 @@ def build_server(model_name: str, state_dir: str | Path, guards: list[dict[str, 
         raise
 
 
-class GuardHTTPServer(ThreadingHTTPServer):
-    """The threaded HTTP server; closing it releases the state directory's lock."""
+class GuardHTTPServer:
+    """The ASGI app served by uvicorn on a socket bound at construction (so the port is known and a taken port is
+    an error before serving). `serve_forever()` blocks; `shutdown()` (from another thread) stops it;
+    `server_close()` closes the socket and releases the state directory's lock."""
 
-    daemon_threads = True
-    state_lock: StateLock | None = None
+    def __init__(self, address: tuple[str, int], app, state_lock: StateLock | None = None):
+        import socket
 
-    def handle_error(self, request, client_address) -> None:  # one log line instead of a traceback
-        import sys
+        import uvicorn
 
-        exc = sys.exc_info()[1]
-        log.warning("connection from %s ended with %s: %s", client_address[0], type(exc).__name__,
-                    shown(str(exc)))
+        host, port = address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.socket.bind((host, port))
+            self.socket.listen(2048)  # clients queue from now on, before uvicorn starts accepting
+        except OSError:
+            self.socket.close()
+            raise
+        self.server_address = self.socket.getsockname()
+        self.state_lock = state_lock
+        config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=5)
+        self._uvicorn = uvicorn.Server(config)
+        self._stopped = threading.Event()
+
+    def serve_forever(self) -> None:
+        self._stopped.clear()
+        try:
+            self._uvicorn.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        self._uvicorn.should_exit = True
+        self._stopped.wait(timeout)
 
     def server_close(self) -> None:
-        super().server_close()
+        self.socket.close()
         if self.state_lock is not None:
             self.state_lock.release()
             self.state_lock = None
@@ -426,8 +527,7 @@ def _build_server(model_name, state_dir, guards, requests, token, host, port, ma
     for request in requests:
         app.add_request(request.to_dict())
     try:
-        httpd = GuardHTTPServer((host, port), make_handler(app))
+        httpd = GuardHTTPServer((host, port), make_app(app), lock)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port") from None
-    httpd.state_lock = lock
     return httpd, app
