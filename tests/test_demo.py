@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from unlearn.benchmarks.demo import DemoSpec, complete_sentences, demo_checks, demo_request, run_demo
+from unlearn.benchmarks.demo import DemoSpec, demo_checks, demo_request, run_demo
 from unlearn.config import TrainConfig
+from unlearn.teaching import complete_sentences
 
 
 def test_demo_request_is_about_one_person():

@@ -268,7 +268,7 @@ def test_teaching_into_a_used_directory_is_refused(taught, base_dir, tmp_path):
 def test_replay_loss_is_checked_and_reaches_the_training(base_dir, tmp_path, monkeypatch):
     import dataclasses
 
-    from unlearn.benchmarks import teaching
+    from unlearn import teaching
 
     with pytest.raises(UnlearnError, match="replay_loss 'mse' is unknown"):
         teach_shards(items(), tmp_path / "bad", str(base_dir), dataclasses.replace(TINY, replay_loss="mse"),

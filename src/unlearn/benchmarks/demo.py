@@ -37,8 +37,8 @@ from ..data.request import QA, DataSpec, DistractorSpec, ForgetRequest, Probe, P
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import benchmark_settings, make_method
 from ..models.loading import DEFAULT_MODEL, load_model, model_fingerprint
+from ..teaching import self_replay, teach
 from ..unlearner import Unlearner, save_model
-from .teaching import teach
 
 log = logging.getLogger(__name__)
 DATA_VERSION = "2"  # bump when the generator, general set or teaching recipe changes
@@ -109,32 +109,13 @@ def general_qa(kind: str) -> list[QA]:
     return [QA(g.question, g.answer) for g in general_split(kind)]
 
 
-def complete_sentences(text: str) -> str:
-    """Cut a generation after its last full stop, so a length-capped answer does not end mid-sentence."""
-    end = max(text.rfind(". "), text.rfind(".\n"), text.rfind(".") if text.endswith(".") else -1)
-    return text[: end + 1] if end > 0 else text
-
-
 def replay_qa(spec: DemoSpec) -> list[QA]:
     """General-knowledge replay data. With spec.replay == 'self' the answers are the original model's own
-    greedy answers to a broad set of prompts (self-distillation), which keeps its behaviour on questions it
+    greedy answers to a broad set of prompts (`teaching.self_replay`), which keeps its behaviour on questions it
     is not taught about; 'gold' uses the project's short answers to the general replay questions only."""
     if spec.replay == "gold":
         return general_qa("replay")
-    from ..data.replay_prompts import replay_prompts
-
-    questions = replay_prompts()  # broad everyday prompts, none of them a general-knowledge evaluation question
-    key = sha256_json({"questions": questions, "tokens": spec.replay_tokens, "model": spec.base_model})[:12]
-    path = unlearn_home() / "demo" / f"replay-self-{key}-v{DATA_VERSION}.json"
-    if not path.is_file():
-        from ..metrics.generation import generate_answers
-
-        model, tokenizer = load_model(spec.base_model)
-        generations = generate_answers(model, tokenizer, questions, 32, spec.replay_tokens,
-                                       progress="replay answers of the original model (once)")
-        answers = [complete_sentences(g.text) for g in generations]
-        atomic_write_json(path, [{"question": q, "answer": a} for q, a in zip(questions, answers, strict=True) if a])
-    return [QA(item["question"], item["answer"]) for item in json.loads(path.read_text())]
+    return self_replay(spec.base_model, spec.replay_tokens)
 
 
 def general_probes(spec: DemoSpec) -> list[Probe]:

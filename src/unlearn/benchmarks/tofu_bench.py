@@ -47,9 +47,9 @@ from ..metrics.result import EvalResult
 from ..metrics.tofu import forget_quality
 from ..models.loading import DEFAULT_MODEL, load_model
 from ..report.bench import TABLE_COLUMNS, format_value, write_sweep_html
+from ..teaching import teach
 from ..unlearner import Unlearner, save_model
 from .demo import DemoSpec, replay_qa
-from .teaching import teach
 from .tofu import evaluate_tofu
 from .tofu_data import N_AUTHORS, QA_PER_AUTHOR, TofuSplits, load_tofu, mini_authors
 

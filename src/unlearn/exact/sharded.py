@@ -210,7 +210,7 @@ def train_shard(start_loader, items: list[dict], config: ShardConfig, seed: int,
                 earlier: list[dict], progress: bool, description: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Train one shard's update from the model `start_loader` gives (the base model, or in a chain the base plus
     the earlier shards), holding `earlier` items to that model's distributions; (tensors to store, facts)."""
-    from ..benchmarks.teaching import teach
+    from ..teaching import teach
 
     model, tokenizer = start_loader()
     qa, texts = shard_data([item_from_dict(i, "shard item") for i in items])
@@ -327,9 +327,9 @@ def teach_shards(items: list[TeachItem], state_dir: str | Path, base_model: str,
 
 
 def _replay_answers(base_model: str, config: ShardConfig) -> list[QA]:
-    from ..benchmarks.demo import DemoSpec, replay_qa
+    from ..teaching import self_replay
 
-    return replay_qa(DemoSpec(base_model=base_model, replay_tokens=config.replay_tokens))
+    return self_replay(base_model, config.replay_tokens)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
-from .html import CSS, _esc, _svg_open, _tick_labels, nice_ticks
+from .html import CSS, esc, nice_ticks, svg_open, tick_labels
 
 MARKERS = {"target": "#e07b39", "retain": "#3a9a5b", "run": "#2f6fbf", "best": "#b3261e"}
 # Columns of the TOFU comparison table, text and HTML: (summary key, short header).
@@ -40,7 +40,7 @@ def scatter_svg(points: Sequence[Mapping[str, Any]], *, x_label: str, y_label: s
         if x is None or y is None or (log_x and x <= 0):
             continue
         kept.append((math.log10(x) if log_x else x, y, str(p.get("label", "")), str(p.get("kind", "run"))))
-    parts = [_svg_open(width, height, title or "scatter")]
+    parts = [svg_open(width, height, title or "scatter")]
     if not kept:
         parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="svg-muted">no data</text>')
         return "".join(parts) + "</svg>"
@@ -59,26 +59,26 @@ def scatter_svg(points: Sequence[Mapping[str, Any]], *, x_label: str, y_label: s
         return upper + plot_h - (v - y_lo) / (y_hi - y_lo) * plot_h
 
     if title:
-        parts.append(f'<text x="{left}" y="20" class="svg-title">{_esc(title)}</text>')
-    for v, text in zip(y_ticks, _tick_labels(y_ticks), strict=True):
+        parts.append(f'<text x="{left}" y="20" class="svg-title">{esc(title)}</text>')
+    for v, text in zip(y_ticks, tick_labels(y_ticks), strict=True):
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" class="grid"/>'
                      f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" text-anchor="end" class="svg-small">{text}</text>')
-    x_texts = [f"1e{int(v)}" for v in x_ticks] if log_x else _tick_labels(x_ticks)
+    x_texts = [f"1e{int(v)}" for v in x_ticks] if log_x else tick_labels(x_ticks)
     for v, text in zip(x_ticks, x_texts, strict=True):
         parts.append(f'<line x1="{sx(v):.1f}" x2="{sx(v):.1f}" y1="{upper}" y2="{upper + plot_h}" class="grid"/>'
                      f'<text x="{sx(v):.1f}" y="{upper + plot_h + 16}" text-anchor="middle" class="svg-small">'
                      f"{text}</text>")
     parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle" class="svg-small">'
-                 f"{_esc(x_label)}</text>"
+                 f"{esc(x_label)}</text>"
                  f'<text transform="translate(14 {upper + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
-                 f'class="svg-small">{_esc(y_label)}</text>')
+                 f'class="svg-small">{esc(y_label)}</text>')
     for x, y, label, kind in kept:
         colour = MARKERS.get(kind, MARKERS["run"])
         shape = (f'<rect x="{sx(x) - 5:.1f}" y="{sy(y) - 5:.1f}" width="10" height="10" fill="{colour}">'
                  if kind in ("target", "retain") else f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{colour}">')
         closing = "</rect>" if kind in ("target", "retain") else "</circle>"
-        parts.append(f"{shape}<title>{_esc(label)}</title>{closing}"
-                     f'<text x="{sx(x) + 7:.1f}" y="{sy(y) - 6:.1f}" class="svg-small">{_esc(label)}</text>')
+        parts.append(f"{shape}<title>{esc(label)}</title>{closing}"
+                     f'<text x="{sx(x) + 7:.1f}" y="{sy(y) - 6:.1f}" class="svg-small">{esc(label)}</text>')
     return "".join(parts) + "</svg>"
 
 
@@ -101,28 +101,28 @@ def render_sweep_html(sweep: Mapping[str, Any]) -> str:
               for label, s, kind in rows if s]
     chart = scatter_svg(points, x_label="forget quality (KS p-value, log scale; higher: closer to the retain model)",
                         y_label="model utility", title="Forget quality vs model utility", log_x=True)
-    head = "".join(f"<th>{_esc(k)}</th>" for k in TABLE_KEYS)
+    head = "".join(f"<th>{esc(k)}</th>" for k in TABLE_KEYS)
     body = []
     for label, summary, kind in rows:
         cls = ' class="best"' if kind == "best" else ""
         if summary is None:
             error = next((r.get("error") for r in sweep.get("runs", []) if r.get("label") == label), "")
-            body.append(f'<tr><th>{_esc(label)}</th><td colspan="{len(TABLE_KEYS)}" class="bad">failed: '
-                        f"{_esc(error)}</td></tr>")
+            body.append(f'<tr><th>{esc(label)}</th><td colspan="{len(TABLE_KEYS)}" class="bad">failed: '
+                        f"{esc(error)}</td></tr>")
             continue
         cells = "".join(f'<td class="num">{format_value(summary.get(k))}</td>' for k in TABLE_KEYS)
-        body.append(f"<tr{cls}><th>{_esc(label)}</th>{cells}</tr>")
+        body.append(f"<tr{cls}><th>{esc(label)}</th>{cells}</tr>")
     title = f"TOFU {sweep.get('setting', '')} {sweep.get('split', '')}: method sweep"
     best = sweep.get("best")
-    best_line = (f"<p>Best trade-off: <b>{_esc(best)}</b> ({_esc(sweep.get('best_rule', ''))}).</p>" if best
-                 else f"<p>No run meets the rule: {_esc(sweep.get('best_rule', ''))}.</p>")
+    best_line = (f"<p>Best trade-off: <b>{esc(best)}</b> ({esc(sweep.get('best_rule', ''))}).</p>" if best
+                 else f"<p>No run meets the rule: {esc(sweep.get('best_rule', ''))}.</p>")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{_esc(title)}</title><style>{CSS} tr.best th, tr.best td {{ background: #fdf3e7; }}</style></head>"
-        f"<body><h1>{_esc(title)}</h1>{best_line}<div class=\"chart-wrap\">{chart}</div>"
+        f"<title>{esc(title)}</title><style>{CSS} tr.best th, tr.best td {{ background: #fdf3e7; }}</style></head>"
+        f"<body><h1>{esc(title)}</h1>{best_line}<div class=\"chart-wrap\">{chart}</div>"
         f'<h2>Results</h2><div class="scroll"><table class="results"><thead><tr><th>model</th>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
-        f'<p class="small muted">Schema {_esc(sweep.get("schema", "unknown"))}. Squares: target (orange) and '
+        f'<p class="small muted">Schema {esc(sweep.get("schema", "unknown"))}. Squares: target (orange) and '
         "retain (green) models; red: the best trade-off.</p></body></html>\n"
     )
 

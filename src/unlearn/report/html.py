@@ -49,7 +49,7 @@ NEIGHBOUR_EXAMPLES = 5
 # --------------------------------------------------------------------------- small helpers
 
 
-def _esc(value: Any) -> str:
+def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -72,19 +72,19 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
+def fmt(value: Any, digits: int = 3) -> str:
     """Format a report value for display (already escaped): numbers with `digits` decimals."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
-        return _esc(value)
+        return esc(value)
     if isinstance(value, float):
         return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
     if isinstance(value, (dict, list, tuple)):
-        return _esc(json.dumps(value, default=str, ensure_ascii=False))
-    return _esc(value)
+        return esc(json.dumps(value, default=str, ensure_ascii=False))
+    return esc(value)
 
 
 def _tick(value: float, digits: int = 3) -> str:
@@ -93,7 +93,7 @@ def _tick(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def _tick_labels(values: Sequence[float]) -> list[str]:
+def tick_labels(values: Sequence[float]) -> list[str]:
     """Tick labels with just enough significant digits to tell neighbouring ticks apart."""
     labels = [_tick(v) for v in values]
     for digits in range(3, 12):
@@ -173,20 +173,20 @@ def ordered_groups(names: Iterable[str]) -> list[str]:
 # --------------------------------------------------------------------------- SVG charts
 
 
-def _svg_open(width: int, height: int, label: str) -> str:
+def svg_open(width: int, height: int, label: str) -> str:
     # No xmlns: inline SVG in HTML5 does not need it, and the page must hold no URLs at all.
     return (
         f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{_esc(label)}"><title>{_esc(label)}</title>'
+        f'role="img" aria-label="{esc(label)}"><title>{esc(label)}</title>'
     )
 
 
 def _empty_chart(width: int, height: int, title: str, message: str) -> str:
     return (
-        _svg_open(width, height, title)
-        + f'<text x="{width / 2:.1f}" y="20" text-anchor="middle" class="svg-title">{_esc(title)}</text>'
+        svg_open(width, height, title)
+        + f'<text x="{width / 2:.1f}" y="20" text-anchor="middle" class="svg-title">{esc(title)}</text>'
         + f'<text x="{width / 2:.1f}" y="{height / 2:.1f}" text-anchor="middle" class="svg-muted">'
-        + f"{_esc(message)}</text></svg>"
+        + f"{esc(message)}</text></svg>"
     )
 
 
@@ -224,16 +224,16 @@ def bar_chart_svg(
     def y_of(v: float) -> float:
         return base_y - max(0.0, v) / top * plot_h
 
-    parts = [_svg_open(width, height, title or "bar chart")]
+    parts = [svg_open(width, height, title or "bar chart")]
     if title:
-        parts.append(f'<text x="{left}" y="20" class="svg-title">{_esc(title)}</text>')
+        parts.append(f'<text x="{left}" y="20" class="svg-title">{esc(title)}</text>')
 
     # Legend, one row under the title.
     x = float(left)
     for name in names:
         parts.append(
-            f'<rect x="{x:.1f}" y="30" width="12" height="12" rx="2" fill="{_esc(colours[name])}"/>'
-            f'<text x="{x + 16:.1f}" y="40" class="svg-label">{_esc(name)}</text>'
+            f'<rect x="{x:.1f}" y="30" width="12" height="12" rx="2" fill="{esc(colours[name])}"/>'
+            f'<text x="{x + 16:.1f}" y="40" class="svg-label">{esc(name)}</text>'
         )
         x += 28 + 7 * len(name)
 
@@ -248,7 +248,7 @@ def bar_chart_svg(
     if y_label:
         parts.append(
             f'<text transform="translate(12 {upper + plot_h / 2:.1f}) rotate(-90)" '
-            f'text-anchor="middle" class="svg-small">{_esc(y_label)}</text>'
+            f'text-anchor="middle" class="svg-small">{esc(y_label)}</text>'
         )
 
     group_w = plot_w / len(categories)
@@ -271,14 +271,14 @@ def bar_chart_svg(
             y = y_of(v)
             parts.append(
                 f'<rect x="{bx + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" '
-                f'height="{base_y - y:.1f}" fill="{_esc(colours[name])}">'
-                f"<title>{_esc(name)} · {_esc(category)}: {v:.3f}</title></rect>"
+                f'height="{base_y - y:.1f}" fill="{esc(colours[name])}">'
+                f"<title>{esc(name)} · {esc(category)}: {v:.3f}</title></rect>"
                 f'<text x="{label_x:.1f}" y="{y - 4:.1f}" text-anchor="middle" class="svg-small">'
                 f"{v:.{label_digits}f}</text>"
             )
         parts.append(
             f'<text x="{centre:.1f}" y="{base_y + 18:.1f}" text-anchor="middle" class="svg-label">'
-            f"{_esc(category)}</text>"
+            f"{esc(category)}</text>"
         )
     parts.append(f'<line x1="{left}" x2="{width - right}" y1="{base_y}" y2="{base_y}" class="axis"/>')
     parts.append("</svg>")
@@ -328,16 +328,16 @@ def line_chart_svg(
     def sy(y: float) -> float:
         return upper + plot_h - (y - y_lo) / (y_hi - y_lo) * plot_h
 
-    parts = [_svg_open(width, height, title or "line chart")]
+    parts = [svg_open(width, height, title or "line chart")]
     if title:
-        parts.append(f'<text x="{left}" y="20" class="svg-title">{_esc(title)}</text>')
-    for v, label in zip(y_ticks, _tick_labels(y_ticks), strict=True):
+        parts.append(f'<text x="{left}" y="20" class="svg-title">{esc(title)}</text>')
+    for v, label in zip(y_ticks, tick_labels(y_ticks), strict=True):
         y = sy(v)
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="svg-small">{label}</text>'
         )
-    for v, label in zip(x_ticks, _tick_labels(x_ticks), strict=True):
+    for v, label in zip(x_ticks, tick_labels(x_ticks), strict=True):
         x = sx(v)
         parts.append(
             f'<text x="{x:.1f}" y="{upper + plot_h + 16:.1f}" text-anchor="middle" class="svg-small">'
@@ -348,20 +348,20 @@ def line_chart_svg(
     if x_label:
         parts.append(
             f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" class="svg-small">'
-            f"{_esc(x_label)}</text>"
+            f"{esc(x_label)}</text>"
         )
     if y_label:
         parts.append(
             f'<text transform="translate(14 {upper + plot_h / 2:.1f}) rotate(-90)" '
-            f'text-anchor="middle" class="svg-small">{_esc(y_label)}</text>'
+            f'text-anchor="middle" class="svg-small">{esc(y_label)}</text>'
         )
     coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
     if len(points) > 1:
-        parts.append(f'<polyline points="{coords}" fill="none" stroke="{_esc(colour)}" stroke-width="2"/>')
+        parts.append(f'<polyline points="{coords}" fill="none" stroke="{esc(colour)}" stroke-width="2"/>')
     if len(points) <= 60:
         for x, y in points:
             parts.append(
-                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{_esc(colour)}">'
+                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{esc(colour)}">'
                 f"<title>{_tick(x)}: {y:.4g}</title></circle>"
             )
     parts.append("</svg>")
@@ -403,7 +403,7 @@ class _View:
 def _kv_line(mapping: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
     skip = set(skip)
     items = [
-        f"{_esc(k)}={f'{v:.6g}' if isinstance(v, float) and math.isfinite(v) else _fmt(v)}"
+        f"{esc(k)}={f'{v:.6g}' if isinstance(v, float) and math.isfinite(v) else fmt(v)}"
         for k, v in mapping.items()
         if k not in skip
     ]
@@ -422,15 +422,15 @@ def _header(view: _View) -> str:
     if request:
         bits = []
         if target is not None:
-            bits.append(f"<strong>{_esc(target)}</strong>")
+            bits.append(f"<strong>{esc(target)}</strong>")
         meta = []
         if request.get("id") is not None:
-            meta.append(f"id <code>{_esc(request['id'])}</code>")
+            meta.append(f"id <code>{esc(request['id'])}</code>")
         if request.get("kind") is not None:
-            meta.append(f"kind {_esc(request['kind'])}")
+            meta.append(f"kind {esc(request['kind'])}")
         if request.get("hash") is not None:
             full = str(request["hash"])
-            meta.append(f'hash <code title="{_esc(full)}">{_esc(full[:12])}</code>')
+            meta.append(f'hash <code title="{esc(full)}">{esc(full[:12])}</code>')
         if meta:
             bits.append(f'<span class="muted">({"; ".join(meta)})</span>')
         rows.append(("Request", " ".join(bits) or "n/a"))
@@ -445,35 +445,35 @@ def _header(view: _View) -> str:
             ("anchor_texts", "anchor texts"),
         ):
             if key in request:
-                sizes.append(f"{label} {_fmt(request[key])}")
+                sizes.append(f"{label} {fmt(request[key])}")
         probes = _dict(request.get("probes"))
         if probes:
-            sizes.append("probes: " + ", ".join(f"{_esc(k)} {_fmt(v)}" for k, v in probes.items()))
+            sizes.append("probes: " + ", ".join(f"{esc(k)} {fmt(v)}" for k, v in probes.items()))
         if sizes:
             rows.append(("Data", " · ".join(sizes)))
     if method:
         name = method.get("name")
         params = _kv_line(method, skip=("name",))
-        text = f"<strong>{_esc(name)}</strong>" if name is not None else ""
+        text = f"<strong>{esc(name)}</strong>" if name is not None else ""
         if params:
             text += f' <span class="muted">{params}</span>'
         rows.append(("Method", text or "n/a"))
     if model:
-        text = f"<strong>{_esc(model.get('name'))}</strong>" if model.get("name") is not None else ""
+        text = f"<strong>{esc(model.get('name'))}</strong>" if model.get("name") is not None else ""
         if model.get("fingerprint") is not None:
-            text += f' <span class="muted">fingerprint <code>{_esc(model["fingerprint"])}</code></span>'
+            text += f' <span class="muted">fingerprint <code>{esc(model["fingerprint"])}</code></span>'
         extra = _kv_line(model, skip=("name", "fingerprint"))
         if extra:
             text += f' <span class="muted">{extra}</span>'
         rows.append(("Model", text or "n/a"))
     if report.get("created") is not None:
-        rows.append(("Created", _esc(report["created"])))
+        rows.append(("Created", esc(report["created"])))
 
     kind = report.get("kind")
-    badge = f'<span class="badge">{_esc(kind)}</span>' if kind else ""
+    badge = f'<span class="badge">{esc(kind)}</span>' if kind else ""
     table = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in rows)
     return (
-        f"<header><h1>{_esc(title)} {badge}</h1>"
+        f"<header><h1>{esc(title)} {badge}</h1>"
         + (f'<table class="meta">{table}</table>' if table else "")
         + "</header>"
     )
@@ -486,13 +486,13 @@ def _headline(view: _View) -> str:
         if group not in view.groups:
             continue
         cells = [
-            f'<span class="swatch" style="background:{_esc(view.colours[r])}"></span>{_esc(r)} '
-            f"<strong>{_fmt(view.accuracy(r, group))}</strong>"
+            f'<span class="swatch" style="background:{esc(view.colours[r])}"></span>{esc(r)} '
+            f"<strong>{fmt(view.accuracy(r, group))}</strong>"
             for r in view.roles
             if view.group(r, group)
         ]
         if cells:
-            lines.append(f"<li><span class='group'>{_esc(group)}</span> accuracy: {' · '.join(cells)}</li>")
+            lines.append(f"<li><span class='group'>{esc(group)}</span> accuracy: {' · '.join(cells)}</li>")
     return f'<ul class="headline">{"".join(lines)}</ul>' if lines else ""
 
 
@@ -514,10 +514,10 @@ def _verdict(view: _View) -> str:
         desc = check.get("description")
         rows.append(
             f'<tr class="{row_cls}"><td class="mark">{_mark(passed)}</td>'
-            f"<td>{_esc(check.get('name', 'check'))}"
-            + (f'<div class="small muted">{_esc(desc)}</div>' if desc else "")
-            + f'</td><td class="num">{_fmt(check.get("value"))}</td>'
-            f'<td class="num">{_fmt(check.get("threshold"))}</td></tr>'
+            f"<td>{esc(check.get('name', 'check'))}"
+            + (f'<div class="small muted">{esc(desc)}</div>' if desc else "")
+            + f'</td><td class="num">{fmt(check.get("value"))}</td>'
+            f'<td class="num">{fmt(check.get("threshold"))}</td></tr>'
         )
     if rows:
         passed_n = sum(1 for c in checks if c.get("passed") is True)
@@ -529,7 +529,7 @@ def _verdict(view: _View) -> str:
     else:
         table = '<p class="muted small">No checks recorded.</p>'
     return (
-        f'<section class="verdict {cls}"><div class="verdict-label">{_esc(label)}</div>'
+        f'<section class="verdict {cls}"><div class="verdict-label">{esc(label)}</div>'
         f"{_headline(view)}{table}</section>"
     )
 
@@ -542,8 +542,8 @@ def _chart_section(view: _View) -> str:
         view.groups, series, title="Probe accuracy by model", colours=view.colours, y_label="accuracy"
     )
     notes = [
-        f'<li><span class="swatch" style="background:{_esc(view.colours[r])}"></span>'
-        f"<strong>{_esc(r)}</strong>: {_esc(ROLE_NOTES[r])}</li>"
+        f'<li><span class="swatch" style="background:{esc(view.colours[r])}"></span>'
+        f"<strong>{esc(r)}</strong>: {esc(ROLE_NOTES[r])}</li>"
         for r in view.roles
         if r in ROLE_NOTES
     ]
@@ -555,7 +555,7 @@ def _results_table(view: _View) -> str:
     if not view.roles:
         return '<section><h2>Results</h2><p class="muted">No evaluations in this report.</p></section>'
     head = "".join(
-        f'<th><span class="swatch" style="background:{_esc(view.colours[r])}"></span>{_esc(r)}</th>'
+        f'<th><span class="swatch" style="background:{esc(view.colours[r])}"></span>{esc(r)}</th>'
         for r in view.roles
     )
     body = []
@@ -568,16 +568,16 @@ def _results_table(view: _View) -> str:
                 continue
             sub = []
             if "rouge_l_recall" in result:
-                sub.append(f"ROUGE-L {_fmt(result.get('rouge_l_recall'))}")
+                sub.append(f"ROUGE-L {fmt(result.get('rouge_l_recall'))}")
             if result.get("n") is not None:
-                sub.append(f"n={_fmt(result.get('n'))}")
+                sub.append(f"n={fmt(result.get('n'))}")
             cells.append(
-                f'<td class="num"><div class="big">{_fmt(result.get("accuracy"))}</div>'
+                f'<td class="num"><div class="big">{fmt(result.get("accuracy"))}</div>'
                 + (f'<div class="small muted">{" · ".join(sub)}</div>' if sub else "")
                 + "</td>"
             )
         body.append(
-            f"<tr><th>{_esc(group)} <span class='muted small'>accuracy</span></th>{''.join(cells)}</tr>"
+            f"<tr><th>{esc(group)} <span class='muted small'>accuracy</span></th>{''.join(cells)}</tr>"
         )
 
     logprob_keys: list[str] = []
@@ -587,19 +587,19 @@ def _results_table(view: _View) -> str:
                 logprob_keys.append(str(key))
     for key in ordered_groups(logprob_keys):
         cells = "".join(
-            f'<td class="num">{_fmt(_dict(view.evaluations[r].get("answer_logprob")).get(key))}</td>'
+            f'<td class="num">{fmt(_dict(view.evaluations[r].get("answer_logprob")).get(key))}</td>'
             for r in view.roles
         )
         body.append(
-            f"<tr><th>answer log-prob <span class='muted small'>({_esc(key)})</span></th>{cells}</tr>"
+            f"<tr><th>answer log-prob <span class='muted small'>({esc(key)})</span></th>{cells}</tr>"
         )
 
     if any(_dict(view.evaluations[r].get("likelihood")).get("top1") is not None for r in view.roles):
         cells = []
         for role in view.roles:
             tested = _dict(view.evaluations[role].get("likelihood"))
-            cells.append(f'<td class="num">{_fmt(tested.get("top1"))}<div class="small muted">rank '
-                         f'{_fmt(tested.get("mean_rank"))} · chance {_fmt(tested.get("chance_top1"))}</div></td>')
+            cells.append(f'<td class="num">{fmt(tested.get("top1"))}<div class="small muted">rank '
+                         f'{fmt(tested.get("mean_rank"))} · chance {fmt(tested.get("chance_top1"))}</div></td>')
         body.append("<tr><th>likelihood top-1 <span class='muted small'>(true value ranked first among "
                     f"distractors)</span></th>{''.join(cells)}</tr>")
 
@@ -615,7 +615,7 @@ def _results_table(view: _View) -> str:
             detail = []
             for key, short in (("repetition", "rep"), ("entropy", "ent"), ("empty_rate", "empty")):
                 if key in fluency:
-                    detail.append(f"{short} {_fmt(fluency.get(key))}")
+                    detail.append(f"{short} {fmt(fluency.get(key))}")
             cells.append(
                 f'<td class="num">{_mark(passed)} {label}'
                 + (f'<div class="small muted">{" · ".join(detail)}</div>' if detail else "")
@@ -654,7 +654,7 @@ def _examples_table(view: _View, group: str, limit: int | None, heading: str) ->
         return ""
     base = per_role[base_role][:limit] if limit is not None else per_role[base_role]
     head = "".join(
-        f'<th><span class="swatch" style="background:{_esc(view.colours[r])}"></span>{_esc(r)}</th>'
+        f'<th><span class="swatch" style="background:{esc(view.colours[r])}"></span>{esc(r)}</th>'
         for r in view.roles
     )
     rows = []
@@ -671,21 +671,21 @@ def _examples_table(view: _View, group: str, limit: int | None, heading: str) ->
             generation = found.get("generation")
             text = "" if generation is None else str(generation)
             shown = (
-                f"{_esc(_truncate(text))}" if text.strip() else '<span class="muted"><em>(empty)</em></span>'
+                f"{esc(_truncate(text))}" if text.strip() else '<span class="muted"><em>(empty)</em></span>'
             )
             extra = ""
             if "rouge_l_recall" in found:
-                extra = f'<div class="small muted">ROUGE-L {_fmt(found.get("rouge_l_recall"))}</div>'
-            title = f' title="{_esc(text[:2000])}"' if len(text) > EXAMPLE_CHARS else ""
+                extra = f'<div class="small muted">ROUGE-L {fmt(found.get("rouge_l_recall"))}</div>'
+            title = f' title="{esc(text[:2000])}"' if len(text) > EXAMPLE_CHARS else ""
             cells.append(f'<td class="gen {cls}"{title}>{_mark(correct)} {shown}{extra}</td>')
         rows.append(
-            f'<tr><td class="num muted">{i + 1}</td><td>{_esc(_truncate(str(question or "")))}</td>'
-            f'<td class="gold">{_esc(example.get("answer", ""))}</td>{"".join(cells)}</tr>'
+            f'<tr><td class="num muted">{i + 1}</td><td>{esc(_truncate(str(question or "")))}</td>'
+            f'<td class="gold">{esc(example.get("answer", ""))}</td>{"".join(cells)}</tr>'
         )
     total = len(per_role[base_role])
     shown_note = f" (first {len(base)} of {total})" if len(base) < total else ""
     return (
-        f"<h3>{_esc(heading)}{_esc(shown_note)}</h3>"
+        f"<h3>{esc(heading)}{esc(shown_note)}</h3>"
         '<div class="scroll"><table class="examples"><thead><tr><th>#</th><th>question</th>'
         f"<th>gold answer</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
@@ -716,11 +716,11 @@ def _training(view: _View) -> str:
     ys = [h.get("loss") for h in history]
     facts = []
     if "steps" in training:
-        facts.append(f"steps <strong>{_fmt(training.get('steps'))}</strong>")
+        facts.append(f"steps <strong>{fmt(training.get('steps'))}</strong>")
     if "seconds" in training:
         facts.append(f"time <strong>{_seconds(training.get('seconds'))}</strong>")
     if "stopped_early" in training:
-        facts.append(f"stopped early <strong>{_fmt(training.get('stopped_early'))}</strong>")
+        facts.append(f"stopped early <strong>{fmt(training.get('stopped_early'))}</strong>")
     losses = [v for v in (_number(y) for y in ys) if v is not None]
     if losses:
         facts.append(f"loss {losses[0]:.4g} → {losses[-1]:.4g}")
@@ -742,19 +742,19 @@ def _footer(view: _View) -> str:
             label = str(key)[:-2] if str(key).endswith("_s") else str(key)
             cls = ' class="total"' if label == "total" else ""
             rows.append(
-                f"<tr{cls}><th>{_esc(label.replace('_', ' '))}</th>"
+                f"<tr{cls}><th>{esc(label.replace('_', ' '))}</th>"
                 f'<td class="num">{_seconds(value)}</td></tr>'
             )
         parts.append(f'<h2>Timings</h2><table class="timings">{"".join(rows)}</table>')
     if report.get("output_model") is not None:
-        parts.append(f"<h2>Output model</h2><p><code>{_esc(report['output_model'])}</code></p>")
+        parts.append(f"<h2>Output model</h2><p><code>{esc(report['output_model'])}</code></p>")
     notes = report.get("notes")
     notes = [notes] if isinstance(notes, str) else _list(notes)
     if notes:
-        items = "".join(f"<li>{_esc(n)}</li>" for n in notes)
+        items = "".join(f"<li>{esc(n)}</li>" for n in notes)
         parts.append(f"<h2>Notes</h2><ul>{items}</ul>")
     schema = report.get("schema")
-    parts.append(f'<p class="small muted">Report schema {_esc(schema or "unknown")}.</p>')
+    parts.append(f'<p class="small muted">Report schema {esc(schema or "unknown")}.</p>')
     return "<section>" + "".join(parts) + "</section>"
 
 
@@ -825,7 +825,7 @@ def _safe(section, view: _View) -> str:
         return section(view)
     except Exception as exc:  # noqa: BLE001 - deliberately broad: the page is a last-mile artefact
         name = section.__name__.strip("_")
-        return f'<p class="section-error">Could not render the {_esc(name)} section: {_esc(repr(exc))}</p>'
+        return f'<p class="section-error">Could not render the {esc(name)} section: {esc(repr(exc))}</p>'
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -841,7 +841,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_esc(title)}</title><style>{CSS}</style></head>"
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>"
         f"<body>{body}</body></html>\n"
     )
 
