@@ -115,6 +115,17 @@ def test_validate_and_ls(request_file, capsys):
     assert "probe_accuracy" in capsys.readouterr().out
 
 
+def test_ls_settings_prints_a_config_that_loads_back_as_the_defaults(tmp_path, capsys):
+    from unlearn.config import RunConfig, load_run_config
+
+    assert main(["ls", "settings"]) == 0
+    (tmp_path / "run.yaml").write_text(capsys.readouterr().out)
+    assert load_run_config(tmp_path / "run.yaml") == RunConfig()
+    edited = (tmp_path / "run.yaml").read_text().replace("  lr: null", "  lr: 0.0002")
+    (tmp_path / "run.yaml").write_text(edited)
+    assert load_run_config(tmp_path / "run.yaml").train.lr == 2e-4
+
+
 def test_eval_writes_json(tmp_path, model_dir, request_file):
     out = tmp_path / "eval.json"
     assert main(["eval", str(model_dir), "--request", str(request_file), "--out", str(out), "--set", "eval.max_new_tokens=4"]) == 0

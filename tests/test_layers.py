@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # The most specific prefix wins; every module of the package must match one.
 LAYERS: dict[str, int] = {
     # 0 foundation: no project imports but each other
-    "unlearn.errors": 0, "unlearn.io": 0, "unlearn.interrupt": 0,
+    "unlearn.errors": 0, "unlearn.io": 0, "unlearn.interrupt": 0, "unlearn.processes": 0,
     # 1 core: settings, data, models, metrics, the training loop, the methods, the Unlearner
     "unlearn.config": 1, "unlearn.registry": 1, "unlearn.data": 1, "unlearn.models": 1, "unlearn.metrics": 1,
     "unlearn.train": 1, "unlearn.methods": 1, "unlearn.unlearner": 1, "unlearn.teaching": 1,

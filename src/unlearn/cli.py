@@ -18,7 +18,7 @@ EPILOG = "Errors print one line naming the fix and exit with status 2; Ctrl-C ex
 
 def _add_run_options(p: argparse.ArgumentParser, overwrite: bool = True) -> None:
     p.add_argument("--model", default=None, help="'default' (embedded SmolLM2-135M-Instruct), a hub id, a local model directory or a .gguf file")
-    p.add_argument("--config", default=None, help="YAML run configuration (see docs/configuration.md)")
+    p.add_argument("--config", default=None, help="YAML run configuration: any of the settings `unlearn ls settings` prints")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a configuration value, e.g. --set train.lr=1e-4 --set method.beta=0.2 (repeatable)")
     if overwrite:
@@ -241,9 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("request_id")
     rm.add_argument("--state", required=True, help="state directory")
 
-    ls = sub.add_parser("ls", help="list registered methods, metrics, attacks or guards",
-                        description="List what is registered, with defaults.")
-    ls.add_argument("what", choices=["methods", "metrics", "attacks", "guards"])
+    ls = sub.add_parser("ls", help="list registered methods, metrics, attacks or guards, or the run settings",
+                        description="List what is registered, with defaults; `settings` prints every run setting "
+                                    "with its default as the YAML that --config reads.")
+    ls.add_argument("what", choices=["methods", "metrics", "attacks", "guards", "settings"])
 
     val = sub.add_parser("validate", help="check a request file and print its summary", epilog=EPILOG,
                          description="Parse and validate a request file; exit 2 with the problem named if it is invalid.")
@@ -276,6 +277,7 @@ def _run_config(args, method: str | None):
 def cmd_run(args) -> int:
     from .data.request import load_request
     from .methods import make_method
+    from .processes import is_main_process
     from .report.summary import summary_text
     from .runner import run_request
 
@@ -290,6 +292,8 @@ def cmd_run(args) -> int:
     out = Path(args.out or f"runs/{request.id}-{method.registered_name}")
     report = run_request(request, config, out, overwrite=args.overwrite, evaluate_before_after=not args.no_eval,
                          progress=not args.quiet)
+    if not is_main_process():  # data-parallel training: the main process reports, writes and audits
+        return 0
     print(summary_text(report, {"report": str(out / "report.html"), "model": str(out / "model")}))
     if args.audit:
         from .models.loading import load_model
@@ -358,7 +362,13 @@ def cmd_eval(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    if args.what == "methods":
+    if args.what == "settings":
+        import yaml
+
+        from .config import RunConfig, to_dict
+
+        print(yaml.safe_dump(to_dict(RunConfig()), sort_keys=False), end="")
+    elif args.what == "methods":
         from .methods import METHODS, method_fields
 
         for name, cls in METHODS.items():

@@ -15,6 +15,7 @@ from .io import atomic_directory, atomic_write_json, sha256_json
 from .methods import make_method
 from .metrics.probes import evaluate_request
 from .models.loading import load_model, model_fingerprint
+from .processes import is_main_process
 from .unlearner import Unlearner, model_card, save_model
 
 MANIFEST = "run.json"
@@ -82,6 +83,8 @@ def run_request(
     model, tokenizer = load_model(config.model.name, config.model.dtype)
     timings["load_s"] = time.perf_counter() - start
     evaluations: dict[str, dict] = {}
+    main = is_main_process()  # several processes (accelerate launch) all train; the main one evaluates and writes
+    evaluate_before_after = evaluate_before_after and main
     if evaluate_before_after:
         t = time.perf_counter()
         evaluations["original"] = evaluate(model, tokenizer, request, config, "evaluating (before)" if progress else None)
@@ -107,12 +110,13 @@ def run_request(
         "roles": [r for r in ("original", "unlearned") if r in evaluations],
         "evaluations": evaluations,
         "training": {"steps": result.train.steps, "seconds": result.train.seconds,
-                     "stopped_early": result.train.stopped_early, "history": result.train.history},
+                     "stopped_early": result.train.stopped_early, "processes": result.train.processes,
+                     "history": result.train.history},
         "timings": timings,
     }
     if evaluate_before_after:
         report["headline"] = _headline(evaluations["original"], evaluations["unlearned"])
-    if out_path:
+    if out_path and main:
         write_run(out_path, report, result.model, tokenizer, request, config, fingerprint)
     report["_model"] = result.model
     return report

@@ -51,6 +51,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     repair_steps: int = 0  # retain-only steps kept after unlearning (train.repair_steps)
     second_stage: dict | None = None  # a method's stage after training (undo: distillation): steps, seconds
+    processes: int = 1  # data-parallel processes that shared each step (accelerate launch)
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
@@ -175,6 +176,9 @@ def train(
     if (accelerator.device.type == "cpu") != on_cpu:  # accelerate keeps the first device a process chose
         raise ConfigError(f"this process already trains on {accelerator.device.type} (accelerate keeps one device per "
                           f"process); run the {'CPU' if on_cpu else 'GPU'} training in a new process")
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if world > 1:
+        _check_data_parallel(cfg, method, world)
     params = trainable_parameters(model)
     if not params:
         raise ConfigError("no trainable parameters: check the `trainable` settings")
@@ -197,10 +201,10 @@ def train(
     pools = similar_pools(data.forget, data.retain) if cfg.retain_similar and data.retain else None
     anchor_generator = torch.Generator().manual_seed(cfg.seed + 2)
     snapshot = [p.detach().clone() for p in params]
-    result = TrainResult(steps=0, seconds=0.0)
+    result = TrainResult(steps=0, seconds=0.0, processes=world)
     start = time.perf_counter()
     model.train()
-    bar = tqdm(total=steps, desc=description, disable=not progress, leave=False)
+    bar = tqdm(total=steps, desc=description, disable=not progress or not accelerator.is_main_process, leave=False)
     try:
         for step in range(steps):
             raise_if_interrupted()
@@ -216,7 +220,11 @@ def train(
                 if data.uses_anchor(cfg):  # drawn once: a zeroth-order estimate must see the same batch twice
                     anchor = _sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size, anchor_generator, pad_id)
                 draws.append((batch, anchor))
-            if cfg.grad_accum > 1:
+            if world > 1:  # every process draws the same step and trains on its own part of each micro-batch
+                parts = [split_draw(draw, world) for draw in draws]
+                mark_token_shares([part for micro in parts for part in micro])
+                draws = [micro[rank] for micro in parts]
+            elif cfg.grad_accum > 1:
                 mark_token_shares(draws)
             for micro, (batch, anchor) in enumerate(draws):
                 batch = StepBatch(
@@ -252,7 +260,7 @@ def train(
                 sync = accelerator.no_sync(model) if micro < cfg.grad_accum - 1 else nullcontext()
                 with sync:
                     out = step_loss()
-                    if not torch.isfinite(out.loss):
+                    if not all_finite(out.loss, accelerator):
                         _restore(params, snapshot)
                         raise TrainingDiverged(
                             f"loss became {out.loss.item()} at step {step}; weights restored to the last good step. "
@@ -280,6 +288,8 @@ def train(
                 scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             result.steps = step + 1
+            if world > 1:  # each process saw its part of the step: the step's loss is their mean
+                loss_sum, logs_sum = process_means(accelerator, loss_sum, logs_sum)
             record = {"step": step + 1, "loss": loss_sum, "grad_norm": float(grad_norm),
                       "lr": rate if zo_now else scheduler.get_last_lr()[0], **logs_sum,
                       **({"zeroth_order": True} if zo_now else {})}
@@ -474,6 +484,54 @@ def mark_token_shares(draws: list[tuple[StepBatch, dict | None]]) -> None:
         total = sum(counts)
         for b, n in zip(batches, counts, strict=True):
             b["token_share"] = torch.tensor(n * len(batches) / total if total else 1.0)
+
+
+def _check_data_parallel(cfg: TrainConfig, method, world: int) -> None:
+    """What data-parallel training (several processes, `accelerate launch`) needs: every batch splits evenly
+    over the processes, and the updates go through the optimizer (the gradients are what the processes share)."""
+    sizes = {"batch_size": cfg.batch_size, "retain_batch_size": cfg.retain_batch_size or cfg.batch_size,
+             "anchor_batch_size": cfg.anchor_batch_size or cfg.batch_size}
+    uneven = [f"train.{k}={v}" for k, v in sizes.items() if v % world]
+    if uneven:
+        raise ConfigError(f"{', '.join(uneven)} do not split over {world} processes: use multiples of {world}")
+    if cfg.optimizer in ZEROTH_ORDER:
+        raise ConfigError(f"train.optimizer={cfg.optimizer} runs on one process only; use adamw, sgd or sign")
+    if getattr(method, "update", None) is not None:
+        raise ConfigError(f"method '{getattr(method, 'registered_name', type(method).__name__)}' makes its own "
+                          "updates and runs on one process only")
+
+
+def split_batch(batch: dict[str, torch.Tensor] | None, parts: int) -> list[dict[str, torch.Tensor] | None]:
+    """A collated batch cut into `parts` equal runs of rows (the batch size is a multiple of `parts`)."""
+    if batch is None:
+        return [None] * parts
+    pieces = {k: v.chunk(parts, dim=0) for k, v in batch.items()}
+    return [{k: chunks[i] for k, chunks in pieces.items()} for i in range(parts)]
+
+
+def split_draw(draw: tuple[StepBatch, dict | None], parts: int) -> list[tuple[StepBatch, dict | None]]:
+    """One micro-batch (and its anchor batch) as `parts` micro-batches, one per process."""
+    batch, anchor = draw
+    forget, retain, alt = (split_batch(b, parts) for b in (batch.forget, batch.retain, batch.forget_alt))
+    return [(StepBatch(forget=forget[i], retain=retain[i], forget_alt=alt[i]), a)
+            for i, a in enumerate(split_batch(anchor, parts))]
+
+
+def all_finite(loss: torch.Tensor, accelerator) -> bool:
+    """Whether the loss is finite on every process (all of them stop together, none waits for the others)."""
+    finite = bool(torch.isfinite(loss))
+    if accelerator.num_processes == 1:
+        return finite
+    flags = accelerator.reduce(torch.tensor(0.0 if finite else 1.0, device=accelerator.device), "sum")
+    return float(flags) == 0.0
+
+
+def process_means(accelerator, loss: float, logs: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """The loss and logged values averaged over the processes (every process gets the same numbers)."""
+    keys = sorted(logs)
+    values = torch.tensor([loss] + [logs[k] for k in keys], dtype=torch.float64, device=accelerator.device)
+    means = accelerator.reduce(values, "mean").tolist()
+    return means[0], dict(zip(keys, means[1:], strict=True))
 
 
 def _sample(examples: Sequence[Example], size: int, generator, pad_id: int) -> dict[str, torch.Tensor]:
