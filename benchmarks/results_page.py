@@ -2,10 +2,15 @@
 
     python benchmarks/results_page.py            # rewrite docs/results.md
     python benchmarks/results_page.py --check    # exit 1 when docs/results.md is not what the rows give
+    python benchmarks/results_page.py --add-tofu runs/x/result.json             # a TOFU run's row (then rewrite)
+    python benchmarks/results_page.py --add-tofu-reference target eval-target-forget10.json
 
 Inputs (each written by a benchmark's --json, then copied here):
   docs/results/demo_methods.json   benchmarks/demo_methods.py rows: every method on the demo request
   docs/results/audit_demo.json     benchmarks/audit_demo.py rows: the audit of a method at the same settings
+  docs/results/tofu.json           rows taken from `unlearn bench tofu run|exact` result.json files (--add-tofu) and
+                                   from the setting's cached evaluations of the target, retain and ceiling models
+                                   (--add-tofu-reference ROLE FILE)
 A method's row counts only at the settings it is measured with; an audit row is joined to the demo row of the same
 method and settings. Registered methods without a row are printed (not written to the page).
 """
@@ -21,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 PAGE = ROOT / "docs" / "results.md"
 AUDIT_BAR = 0.10  # worst-case recovery allowed by the deep-forgetting bar (issue text, docs/benchmarks.md)
+TOFU_COLUMNS = ("forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
+                "retain_Q_A_ROUGE", "extraction_strength", "privleak")
+TOFU_ROLES = ("target", "retain", "ceiling")
 
 
 def load(name: str) -> list[dict]:
@@ -82,7 +90,70 @@ def demo_table(rows: list[dict], audits: list[dict]) -> list[str]:
     return lines
 
 
-def page(rows: list[dict], audits: list[dict]) -> str:
+def tofu_row(result: dict, label: str | None = None) -> list[dict]:
+    """Rows of a `unlearn bench tofu run|exact` result: the method's, and for an exact run also the sharded model as
+    taught (role 'deployed', not judged by the bar)."""
+    method = result["method"]["name"]
+    overrides = list(result.get("overrides") or [])
+    base = {"setting": result["setting"], "split": result["split"], "method": method, "overrides": overrides,
+            "timings": result.get("timings") or {}}
+    label = label or " ".join([method, *overrides])
+    rows = [{**base, "role": "method", "label": label, "summary": pick(result["summary"])}]
+    if result.get("taught"):
+        rows.append({**base, "role": "deployed", "label": f"{label} (as taught, before the removal)",
+                     "summary": pick(result["taught"])})
+    return rows
+
+
+def pick(summary: dict) -> dict:
+    return {k: summary.get(k) for k in TOFU_COLUMNS}
+
+
+def merge_rows(rows: list[dict], new: list[dict]) -> list[dict]:
+    """`rows` with each new row replacing the one of the same setting, split and label."""
+    key = lambda r: (r["setting"], r["split"], r["label"])  # noqa: E731
+    replaced = {key(r) for r in new}
+    return [r for r in rows if key(r) not in replaced] + new
+
+
+def tofu_bar(references: dict[str, dict]) -> tuple[float, float]:
+    """(forget quality, model utility) a method must reach: forget quality ≥ min(0.5, half the ceiling's) and
+    model utility ≥ 0.95 of the target's (the deep-forgetting issue's bar)."""
+    return min(0.5, references["ceiling"]["forget_quality"] / 2), 0.95 * references["target"]["model_utility"]
+
+
+def meets_tofu_bar(row: dict, bar: tuple[float, float] | None) -> bool:
+    s = row["summary"]
+    return bar is not None and s["forget_quality"] >= bar[0] and s["model_utility"] >= bar[1]
+
+
+def tofu_tables(rows: list[dict]) -> list[str]:
+    out = []
+    for setting, split in sorted({(r["setting"], r["split"]) for r in rows}):
+        mine = [r for r in rows if (r["setting"], r["split"]) == (setting, split)]
+        references = {r["role"]: r["summary"] for r in mine if r["role"] in TOFU_ROLES}
+        bar = tofu_bar(references) if set(TOFU_ROLES) <= set(references) else None
+        out += [f"### TOFU {setting} {split}", ""]
+        if bar:
+            out += [f"The bar: forget quality ≥ {bar[0]:.3f} (0.5 or half the ceiling's, whichever is lower) and model "
+                    f"utility ≥ {bar[1]:.3f} (0.95 of the target's); rows that meet it are in bold.", ""]
+        out += ["| model | " + " | ".join(TOFU_COLUMNS) + " |", "|---" * (len(TOFU_COLUMNS) + 1) + "|"]
+
+        methods = sorted((r for r in mine if r["role"] not in TOFU_ROLES),
+                         key=lambda r: (r["role"] != "method", not meets_tofu_bar(r, bar),  # noqa: B023
+                                        -r["summary"]["forget_quality"], r["label"]))
+        for r in [next(x for x in mine if x["role"] == role) for role in TOFU_ROLES if role in references] + methods:
+            name = {"target": "*target*", "retain": "*retain model (gold)*",
+                    "ceiling": "*ceiling: retain model, another seed*"}.get(r["role"], r["label"])
+            if r["role"] == "method" and meets_tofu_bar(r, bar):
+                name = f"**{name}**"
+            cells = [f3(r["summary"][k]) if k != "privleak" else f"{r['summary'][k]:.1f}" for k in TOFU_COLUMNS]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append("")
+    return out
+
+
+def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None) -> str:
     out = ["# Results", "",
            "Generated by `python benchmarks/results_page.py` from the rows in `docs/results/` (do not edit by hand).",
            "How each number is measured, and the history behind it: [benchmarks.md](benchmarks.md).", ""]
@@ -102,6 +173,15 @@ def page(rows: list[dict], audits: list[dict]) -> str:
     out += ["", f"Methods measured: {len({r['method'] for r in rows})} (`unlearn ls methods` lists every method; "
             "measure one with `python benchmarks/demo_methods.py --methods NAME --json docs/results/demo_methods.json`, "
             "then run this command)."]
+    if tofu:
+        out += ["", "## TOFU mini", "",
+                "Each row is one `unlearn bench tofu run` (or `exact`) at the settings in its label, evaluated with the "
+                "TOFU protocol (forget quality: KS-test p-value of forget truth ratios against the retain model; "
+                "model utility: harmonic mean of nine retain, real-author and world-fact scores). The ceiling row is "
+                "a second retain model, another seed of the same recipe: what an exact method can reach. Only runs whose "
+                "result.json was kept have a row (add one with `--add-tofu`); the earlier sweep of seven methods at "
+                "their defaults, whose files were not kept, is in benchmarks.md.", ""]
+        out += tofu_tables(tofu)
     return "\n".join(out) + "\n"
 
 
@@ -115,11 +195,27 @@ def unmeasured(rows: list[dict], registered: list[str]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare with docs/results.md instead of writing it")
+    parser.add_argument("--add-tofu", metavar="RESULT", help="add (or replace) the rows of a TOFU run's result.json")
+    parser.add_argument("--label", help="the row's label for --add-tofu (default: method and overrides)")
+    parser.add_argument("--add-tofu-reference", nargs=2, metavar=("ROLE", "EVAL"),
+                        help=f"add a reference row ({', '.join(TOFU_ROLES)}) from the setting's cached evaluation file")
+    parser.add_argument("--setting", default="mini30", help="setting of a --add-tofu-reference row (default mini30)")
+    parser.add_argument("--split", default="forget10", help="split of a --add-tofu-reference row (default forget10)")
     args = parser.parse_args()
     from unlearn.methods import METHODS
 
+    if args.add_tofu or args.add_tofu_reference:
+        if args.add_tofu:
+            new = tofu_row(json.loads(Path(args.add_tofu).read_text()), args.label)
+        else:
+            role, path = args.add_tofu_reference
+            if role not in TOFU_ROLES:
+                parser.error(f"ROLE must be one of {', '.join(TOFU_ROLES)}")
+            new = [{"setting": args.setting, "split": args.split, "method": role, "overrides": [], "role": role,
+                    "label": role, "summary": pick(json.loads(Path(path).read_text())["summary"])}]
+        (RESULTS / "tofu.json").write_text(json.dumps(merge_rows(load("tofu.json"), new), indent=1) + "\n")
     rows = load("demo_methods.json")
-    text = page(rows, load("audit_demo.json"))
+    text = page(rows, load("audit_demo.json"), load("tofu.json"))
     missing = unmeasured(rows, METHODS.names())
     if missing:
         print("not measured on the demo yet: " + ", ".join(missing), file=sys.stderr)

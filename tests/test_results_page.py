@@ -25,7 +25,8 @@ def audit_row(method: str, worst: float, settings: dict | None = None) -> dict:
 
 
 def test_results_page_is_up_to_date():
-    text = results_page.page(results_page.load("demo_methods.json"), results_page.load("audit_demo.json"))
+    text = results_page.page(results_page.load("demo_methods.json"), results_page.load("audit_demo.json"),
+                             results_page.load("tofu.json"))
     assert (ROOT / "docs" / "results.md").read_text() == text, "run: python benchmarks/results_page.py"
 
 
@@ -48,3 +49,25 @@ def test_an_audit_counts_only_at_the_same_settings_and_passing_rows_come_first()
     assert "0.30 (0.05)" in table[0] and "no audit row" in table[1]
     assert "Methods measured: 3" in text
     assert results_page.unmeasured(rows, ["forgets", "hides", "other", "new"]) == ["new"]
+
+
+def tofu_result(method: str, fq: float, mu: float, overrides=(), taught: dict | None = None) -> dict:
+    summary = {k: 0.5 for k in results_page.TOFU_COLUMNS} | {"forget_quality": fq, "model_utility": mu}
+    return {"setting": "mini30", "split": "forget10", "method": {"name": method}, "overrides": list(overrides),
+            "summary": summary, **({"taught": summary | {"forget_quality": 0.001}} if taught else {})}
+
+
+def test_tofu_rows_get_the_bar_from_the_ceiling_and_the_target():
+    refs = [{"setting": "mini30", "split": "forget10", "method": role, "overrides": [], "role": role, "label": role,
+             "summary": {k: 0.5 for k in results_page.TOFU_COLUMNS} | {"forget_quality": fq, "model_utility": mu}}
+            for role, fq, mu in (("target", 0.001, 0.30), ("retain", 1.0, 0.34), ("ceiling", 0.6, 0.31))]
+    assert results_page.tofu_bar({r["role"]: r["summary"] for r in refs}) == (0.3, 0.95 * 0.30)
+    rows = refs + results_page.tofu_row(tofu_result("npo", 0.01, 0.30))
+    rows += results_page.tofu_row(tofu_result("exact_sharded", 0.9, 0.29, taught=True))
+    rows += results_page.tofu_row(tofu_result("undial", 0.4, 0.20, ["train.lr=1e-4"]))
+    rows = results_page.merge_rows(rows, results_page.tofu_row(tofu_result("npo", 0.02, 0.31)))  # replaces npo
+    table = [line for line in results_page.tofu_tables(rows) if line.startswith("| ")][1:]
+    names = [line.split(" | ")[0][2:] for line in table]
+    assert names == ["*target*", "*retain model (gold)*", "*ceiling: retain model, another seed*", "**exact_sharded**",
+                     "undial train.lr=1e-4", "npo", "exact_sharded (as taught, before the removal)"]
+    assert sum(1 for r in rows if r["label"] == "npo") == 1 and "0.020" in table[5]
