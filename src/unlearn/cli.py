@@ -17,7 +17,8 @@ EPILOG = "Errors print one line naming the fix and exit with status 2; Ctrl-C ex
 
 
 def _add_run_options(p: argparse.ArgumentParser, overwrite: bool = True) -> None:
-    p.add_argument("--model", default=None, help="'default' (embedded SmolLM2-135M-Instruct), a hub id, a local model directory or a .gguf file")
+    p.add_argument("--model", default=None, help="'default' (embedded SmolLM2-135M-Instruct), a packaged model (`unlearn ls models`), a hub id, "
+                        "a local model directory or a .gguf file")
     p.add_argument("--config", default=None, help="YAML run configuration: any of the settings `unlearn ls settings` prints")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a configuration value, e.g. --set train.lr=1e-4 --set method.beta=0.2 (repeatable)")
@@ -90,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="evaluate a model on a request's probes", epilog=EPILOG,
                         description="Probe accuracy and ROUGE-L recall per probe group, answer log-probabilities and fluency.")
-    ev.add_argument("model", help="'default', a hub id, a local model directory or a .gguf file")
+    ev.add_argument("model", help="'default', a packaged model (`unlearn ls models`), a hub id, a local model directory "
+                                  "or a .gguf file")
     ev.add_argument("--request", required=True, help="request file with probes")
     ev.add_argument("--out", default=None, help="write the evaluation as JSON to this file")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set eval.batch_size=32")
@@ -241,10 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("request_id")
     rm.add_argument("--state", required=True, help="state directory")
 
-    ls = sub.add_parser("ls", help="list registered methods, metrics, attacks or guards, or the run settings",
+    ls = sub.add_parser("ls", help="list registered methods, metrics, attacks, guards or models, or the run settings",
                         description="List what is registered, with defaults; `settings` prints every run setting "
                                     "with its default as the YAML that --config reads.")
-    ls.add_argument("what", choices=["methods", "metrics", "attacks", "guards", "settings"])
+    ls.add_argument("what", choices=["methods", "metrics", "attacks", "guards", "settings", "models"])
 
     val = sub.add_parser("validate", help="check a request file and print its summary", epilog=EPILOG,
                          description="Parse and validate a request file; exit 2 with the problem named if it is invalid.")
@@ -362,7 +364,21 @@ def cmd_eval(args) -> int:
 
 
 def cmd_ls(args) -> int:
-    if args.what == "settings":
+    if args.what == "models":
+        from .models.loading import EMBEDDED_NAME, EMBEDDED_PACKAGE
+        from .models.packaged import PACKAGED_MODELS, chunk_path
+
+        print(f"{'default':<20} {EMBEDDED_NAME} (135M), package {EMBEDDED_PACKAGE}")
+        for name, model in PACKAGED_MODELS.items():
+            missing = []
+            for package in model.packages:
+                try:
+                    chunk_path(package)
+                except FileNotFoundError:
+                    missing.append(package)
+            state = "installed" if not missing else f"not installed: {model.install_command()}"
+            print(f"{name:<20} {model.title} ({model.parameters}); {state}")
+    elif args.what == "settings":
         import yaml
 
         from .config import RunConfig, to_dict

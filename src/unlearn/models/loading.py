@@ -100,10 +100,32 @@ def ensure_embedded_model() -> Path:
     return out
 
 
+def ensure_packaged_model(name: str) -> Path:
+    """Directory of a named packaged model (models/packaged.py) as safetensors: its chunks joined and converted
+    on first use."""
+    from .packaged import packaged_gguf
+
+    out = unlearn_home() / "models" / name / "safetensors"
+    if not (out / "config.json").is_file():
+        convert_gguf(packaged_gguf(name), out)
+    return out
+
+
+def model_names() -> list[str]:
+    """What --model takes by name: the embedded default and the packaged models."""
+    from .packaged import PACKAGED_MODELS
+
+    return [DEFAULT_MODEL, *PACKAGED_MODELS]
+
+
 def resolve_model_path(name: str) -> str | Path:
     """Turn a model name into what transformers loads: a local directory, a .gguf path, or a hub id."""
+    from .packaged import PACKAGED_MODELS
+
     if name in (DEFAULT_MODEL, "", None):
         return ensure_embedded_model()
+    if name in PACKAGED_MODELS:
+        return ensure_packaged_model(name)
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -150,8 +172,8 @@ def _from_pretrained(cls, source, **kwargs):
 
 
 def load_model(name: str = DEFAULT_MODEL, dtype: str = "float32"):
-    """Return (model, tokenizer) in eval mode on `model_device()`. `name`: 'default', hub id, local directory or
-    .gguf file."""
+    """Return (model, tokenizer) in eval mode on `model_device()`. `name`: 'default', a packaged model's name
+    (`model_names()`), a hub id, a local directory or a .gguf file."""
     from transformers import AutoModelForCausalLM
 
     torch_dtype = _dtype(dtype)
