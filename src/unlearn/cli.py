@@ -93,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Probe accuracy and ROUGE-L recall per probe group, answer log-probabilities and fluency.")
     ev.add_argument("model", help="'default', a packaged model (`unlearn ls models`), a hub id, a local model directory "
                                   "or a .gguf file")
-    ev.add_argument("--request", required=True, help="request file with probes")
+    ev.add_argument("--request", default=None, help="request file with probes")
+    ev.add_argument("--lm-eval", dest="lm_eval", default=None, metavar="TASKS",
+                    help="also run lm-evaluation-harness tasks (comma-separated): local ones over ../shared/datasets "
+                         "(wmdp_bio_local, mmlu_<subject>_local) or any task of the harness")
+    ev.add_argument("--lm-eval-limit", dest="lm_eval_limit", type=int, default=None, metavar="N",
+                    help="at most N questions per lm-eval task")
     ev.add_argument("--out", default=None, help="write the evaluation as JSON to this file")
     ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set eval.batch_size=32")
     _add_guard_options(ev)
@@ -347,19 +352,37 @@ def cmd_eval(args) -> int:
     from .report.summary import summary_text
     from .runner import evaluate
 
-    request = load_request(args.request)
+    if not args.request and not args.lm_eval:
+        raise UnlearnError("give --request (a request's probes) and/or --lm-eval TASKS")
+    tasks = [t.strip() for t in (args.lm_eval or "").split(",") if t.strip()]
+    if args.lm_eval is not None and not tasks:
+        raise UnlearnError("--lm-eval needs task names, e.g. --lm-eval wmdp_bio_local,mmlu_anatomy_local")
+    request = load_request(args.request) if args.request else None
     config = from_dict(RunConfig, apply_overrides({}, args.overrides), "config")
     specs = _guard_specs(args)
+    if specs and not request:
+        raise UnlearnError("--guards guard a request's data: give --request too")
     model, tokenizer = load_model(args.model, config.model.dtype)
-    model = _behind_guards(model, tokenizer, specs, request)
-    result = evaluate(model, tokenizer, request, config)
-    label = _guarded_label(args.model, specs)
-    report = {"title": f"Evaluation of {label} on {request.id}", "request": request.summary(),
-              "roles": ["model"], "evaluations": {"model": result}}
+    record: dict = {"schema": "unlearn.eval/1", "model": args.model, "guards": specs}
+    if request:
+        guarded = _behind_guards(model, tokenizer, specs, request)
+        result = evaluate(guarded, tokenizer, request, config)
+        report = {"title": f"Evaluation of {_guarded_label(args.model, specs)} on {request.id}",
+                  "request": request.summary(), "roles": ["model"], "evaluations": {"model": result}}
+        record |= {"request": request.summary(), **result}
+    if tasks:
+        from .benchmarks.lm_eval_bridge import run_lm_eval
+
+        record["lm_eval"] = run_lm_eval(model, tokenizer, tasks, config.eval.batch_size, args.lm_eval_limit)
     if args.out:
-        atomic_write_json(args.out, {"schema": "unlearn.eval/1", "model": args.model, "guards": specs,
-                                     "request": request.summary(), **result})
-    print(summary_text(report, {"evaluation": args.out} if args.out else None))
+        atomic_write_json(args.out, record)
+    if request:
+        print(summary_text(report, {"evaluation": args.out} if args.out and not tasks else None))
+    for task, values in record.get("lm_eval", {}).items():
+        print(f"lm-eval {task}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                               for k, v in values.items()))
+    if args.out and tasks:
+        print(f"evaluation: {args.out}")
     return 0
 
 
