@@ -25,6 +25,7 @@ from unlearn.methods.idk_nll import idk_nll_loss
 from unlearn.methods.llmu import llmu_loss
 from unlearn.methods.lunar import last_prompt_token, prompt_mask, redirected_targets, redirection
 from unlearn.methods.me_ap import answer_preservation_loss, max_entropy_loss
+from unlearn.methods.meow import distinct_inversions, memo_cuts, memo_score, rouge1_precision, select_by_memo
 from unlearn.methods.negmerge import consensual_mean
 from unlearn.methods.ngdiff import gradient_norm, normalized_difference
 from unlearn.methods.npo import npo_loss
@@ -703,3 +704,28 @@ def test_altpo_alternates_must_change_the_fact():
     assert not repeats_fact("Ann was born in Porto.", answer, ())
     assert first_alternate(["Ann was born in Ghent.", "", "Born in Riga."], answer, ("Ghent",)) == "Born in Riga."
     assert first_alternate(["Ghent!"], answer, ("Ghent",)) is None
+
+
+def test_meow_memo_by_hand():
+    # cuts every 5 characters from 1, below the length: "abcdefghijkl" (12) -> 1, 6, 11
+    assert memo_cuts("abcdefghijkl", 5) == [1, 6, 11] and memo_cuts("a", 5) == [] and memo_cuts("ab", 1) == [1]
+    # ROUGE-1 precision: 2 of the prediction's 4 unigrams are in the reference
+    assert rouge1_precision("born in riga latvia", "born in oslo today") == pytest.approx(0.5)
+    assert rouge1_precision("born in riga", "") == 0.0
+    # MEMO = mean over the cuts: (1 + 0.5 + 0) / 3
+    rests = ["born in riga", "in riga", "riga"]
+    continuations = ["born in riga", "in oslo", "paris"]
+    assert memo_score(rests, continuations) == pytest.approx(0.5)
+    assert memo_score([], []) == 0.0
+
+
+def test_meow_keeps_distinct_inversions_and_selects_by_memo():
+    answer, focus = "Ann was born in Ghent.", ("Ghent",)
+    samples = ["Ann was born in Riga.", "", "Ann was born in Ghent.", "Ann was born in Riga.", " Ann was born in Oslo. ",
+               "Ann was born in Lyon."]
+    assert distinct_inversions(samples, answer, focus, 2) == ["Ann was born in Riga.", "Ann was born in Oslo."]
+    assert distinct_inversions(samples, answer, focus, 9) == ["Ann was born in Riga.", "Ann was born in Oslo.",
+                                                              "Ann was born in Lyon."]
+    candidates, scores = ["a", "b", "c", "d"], [0.2, 0.9, 0.2, 0.5]
+    assert select_by_memo(candidates, scores, 2, "largest") == ["b", "d"]
+    assert select_by_memo(candidates, scores, 2, "smallest") == ["a", "c"]  # a tie keeps the earlier first

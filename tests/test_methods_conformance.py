@@ -20,7 +20,8 @@ from unlearn.unlearner import Unlearner, build_training_data, prepare_method, tr
 
 # Per-method settings for a 4-layer, 32-wide model (RMU's layer must exist; its steering scale is small).
 TINY_SETTINGS = {"rmu": {"layer": 2, "steering_coeff": 20.0, "alpha": 1.0}, "adaptive_rmu": {"layer": 2, "alpha": 1.0},
-                 "lunar": {"layer": 2}}
+                 "lunar": {"layer": 2},
+                 "meow": {"candidates": 2, "top_k": 2, "tries": 4, "memo_tokens": 4, "max_new_tokens": 12, "stride": 8}}
 TINY_LR = {"rmu": 1e-2, "adaptive_rmu": 1e-2, "lunar": 1e-2, "mudman": 0.5}  # mudman: the length of each normalised step
 
 

@@ -47,8 +47,17 @@ def build_training_data(tokenizer, request: ForgetRequest, method: LossMethod, m
                 f"method '{method.registered_name}' needs QA forget data (it prefers a refusal answer); "
                 "this request has forget.texts: use QA pairs or another method"
             )
-        preferred = getattr(method, "alternate_answer", None) or (lambda i, qa: refusal_for(i))
-        alt = [encode_qa(tokenizer, qa.question, preferred(i, qa), max_length) for i, qa in enumerate(request.forget.qa)]
+        several = getattr(method, "alternate_answers", None)
+        if several is not None:  # several answers per item: each pairs with a copy of its forget example
+            pairs = [(example, qa.question, answer)
+                     for i, (qa, example) in enumerate(zip(request.forget.qa, forget, strict=True))
+                     for answer in several(i, qa)]
+            forget = [example for example, _, _ in pairs]
+            alt = [encode_qa(tokenizer, question, answer, max_length) for _, question, answer in pairs]
+        else:
+            preferred = getattr(method, "alternate_answer", None) or (lambda i, qa: refusal_for(i))
+            alt = [encode_qa(tokenizer, qa.question, preferred(i, qa), max_length)
+                   for i, qa in enumerate(request.forget.qa)]
     retain_spec = request.retain
     if len(retain_spec) == 0 and method.needs_retain:
         log.info("request has no retain data: using the built-in general-knowledge replay set")
