@@ -65,6 +65,19 @@ class LossMethod:
         raise NotImplementedError
 
 
+class OptionalRetain:
+    """For a method whose retain term is off at `retain_weight` 0: it needs retain data only when the term is on,
+    and the starting model only for a KL retain term (`retain_loss` 'kl')."""
+
+    @property
+    def needs_retain(self) -> bool:  # type: ignore[override]
+        return self.retain_weight > 0
+
+    @property
+    def needs_reference(self) -> bool:  # type: ignore[override]
+        return self.retain_weight > 0 and self.retain_loss == "kl"
+
+
 def method_fields(cls: type) -> dict[str, Any]:
     """Hyperparameter names and defaults of a method class."""
     return dataclass_defaults(cls)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE
-from .base import METHODS, LossMethod, LossOutput, StepBatch
+from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
 from .common import check_retain_loss, logits_of, retain_term, token_share
 
 
@@ -40,7 +40,7 @@ def ce_u_loss(logits: torch.Tensor, labels: torch.Tensor, skip_first: int = 1) -
 
 @METHODS.register("ce_u")
 @dataclass
-class CEU(LossMethod):
+class CEU(OptionalRetain, LossMethod):
     skip_first: int = 1
     forget_weight: float = 1.0
     retain_weight: float = 0.0
@@ -55,14 +55,6 @@ class CEU(LossMethod):
         check_retain_loss(self.retain_loss)
         if self.skip_first < 0:
             raise ConfigError("ce_u: skip_first must be 0 or more")
-
-    @property
-    def needs_retain(self) -> bool:  # type: ignore[override]
-        return self.retain_weight > 0
-
-    @property
-    def needs_reference(self) -> bool:  # type: ignore[override]
-        return self.retain_weight > 0 and self.retain_loss == "kl"
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         logits, labels = logits_of(model, batch.forget)

@@ -30,7 +30,7 @@ from functools import lru_cache
 
 from ..errors import ConfigError
 from .altpo import alternate_prompt, repeats_fact
-from .base import METHODS, LossMethod, LossOutput, StepBatch
+from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
 from .common import answer_nll, check_retain_loss, retain_term
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def select_by_memo(candidates: list[str], scores: list[float], top_k: int, selec
 
 @METHODS.register("meow")
 @dataclass
-class MEOW(LossMethod):
+class MEOW(OptionalRetain, LossMethod):
     candidates: int = 4  # inverted facts written per forget item
     top_k: int = 3  # of those, kept for training by MEMO
     select: str = "largest"  # largest | smallest MEMO
@@ -98,14 +98,6 @@ class MEOW(LossMethod):
         "tofu": {"train.lr": 1e-5},
     }
     needs_alternate_answers = True
-
-    @property
-    def needs_retain(self) -> bool:  # type: ignore[override]
-        return self.retain_weight > 0
-
-    @property
-    def needs_reference(self) -> bool:  # type: ignore[override]
-        return self.retain_weight > 0 and self.retain_loss == "kl"
 
     def validate(self) -> None:
         check_retain_loss(self.retain_loss)
