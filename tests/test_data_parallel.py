@@ -77,6 +77,16 @@ def test_data_parallel_settings_are_checked():
     _check_data_parallel(TrainConfig(batch_size=4), Plain(), 2)  # even batches on first-order updates: fine
 
 
+def test_commands_that_are_not_rank_aware_refuse_several_processes(monkeypatch, capsys, tmp_path):
+    from unlearn.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(["teach", str(tmp_path / "data.jsonl"), "--state", str(tmp_path / "state")]) == 2
+    assert "runs on one process" in capsys.readouterr().err
+    assert not (tmp_path / "state").exists()
+
+
 @pytest.mark.skipif(shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
                     reason="the accelerate launcher is not installed")
 def test_two_cpu_processes_match_one(model_dir, tmp_path):

@@ -688,6 +688,9 @@ def cmd_remove(args) -> int:
 COMMANDS = {"teach": cmd_teach, "apply": cmd_apply, "ledger": cmd_ledger, "verify": cmd_verify, "remove": cmd_remove, "serve": cmd_serve, "run": cmd_run, "eval": cmd_eval, "audit": cmd_audit, "bench": cmd_bench, "ls": cmd_ls, "validate": cmd_validate, "demo": cmd_demo}
 
 
+MULTI_PROCESS_COMMANDS = ("run",)  # rank-aware: every process trains, the main one evaluates and writes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -702,6 +705,12 @@ def main(argv: list[str] | None = None) -> int:
             from .models.loading import DEVICE_ENV, model_device
 
             os.environ[DEVICE_ENV] = str(model_device(args.device))
+        from .processes import process_count
+
+        if process_count() > 1 and args.command not in MULTI_PROCESS_COMMANDS:
+            raise UnlearnError(f"`unlearn {args.command}` runs on one process; under accelerate launch only "
+                               f"{', '.join(f'`unlearn {c}`' for c in MULTI_PROCESS_COMMANDS)} shares its training "
+                               "over processes")
         with remembered_interrupts():
             return COMMANDS[args.command](args)
     except UnlearnError as exc:
