@@ -16,6 +16,10 @@ passes, fails with its error (the others still run), or is skipped with the reas
   quantize     the quantize attack's copies on the GPU: round-to-nearest int8 / int4 and, where bitsandbytes
                imports, its int8 and NF4 copies answer the demo's general questions (accuracy beside the unquantized
                model's: a broken copy answers nothing).
+  ddp          with 2 or more GPUs: `unlearn run` on one GPU and through `accelerate launch --multi_gpu
+               --num_processes 2` (NCCL) for --steps steps of the demo's NPO from the same weights: the largest
+               gaps in step loss and in any weight, seconds of each (tests/test_data_parallel.py checks the same on
+               2 CPU processes).
 """
 
 from __future__ import annotations
@@ -180,6 +184,40 @@ def quantize(model_name: str, request) -> dict | str:
     return {"schemes": answered, "notes": notes, "bitsandbytes": bitsandbytes_available() or "available"}
 
 
+def ddp(model_name: str, request, steps: int) -> dict | str:
+    if torch.cuda.device_count() < 2:
+        return f"needs 2 CUDA GPUs; this machine has {torch.cuda.device_count()}"
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    work = Path(tempfile.mkdtemp(prefix="ddp-check-"))
+    (work / "request.json").write_text(json.dumps(request.to_dict()))
+    settings = [str(work / "request.json"), "--method", "npo", "--model", model_name, "--quiet", "--no-eval",
+                "--set", f"train.max_steps={steps}", "--set", "train.batch_size=8", "--set", "train.lr=1e-4"]
+    launcher = str(Path(sys.executable).parent / "accelerate")
+    runs = {"one": [sys.executable, "-m", "unlearn", "run"],
+            "two": [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                    "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "unlearn", "run"]}
+    seconds = {}
+    for name, command in runs.items():
+        start = time.perf_counter()
+        done = subprocess.run(command + settings + ["--out", str(work / name)], capture_output=True, text=True)
+        seconds[name] = round(time.perf_counter() - start, 1)
+        if done.returncode != 0:
+            raise RuntimeError(f"{name}: {done.stderr[-2000:]}")
+    history = [json.loads((work / n / "report.json").read_text())["training"] for n in runs]
+    loss_gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(history[0]["history"], history[1]["history"], strict=True))
+    weights = [load_file(work / n / "model" / "model.safetensors") for n in runs]
+    weight_gap = max((weights[0][k].float() - weights[1][k].float()).abs().max().item() for k in weights[0])
+    if history[1]["processes"] != 2:
+        raise AssertionError(f"the launched run trained on {history[1]['processes']} process(es)")
+    return {"steps": steps, "max_loss_gap": loss_gap, "max_weight_gap": weight_gap, "seconds": seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
@@ -201,6 +239,7 @@ def main() -> None:
     run_check(results, "train_fp32", lambda: train_fp32(args.model, request, args.steps))
     run_check(results, "train_bf16", lambda: train_bf16(args.model, request, args.steps))
     run_check(results, "quantize", lambda: quantize(args.model, request))
+    run_check(results, "ddp", lambda: ddp(args.model, request, args.steps))
     failed = [name for name, entry in results.items() if entry["status"] == "failed"]
     print(f"\n{len(results) - len(failed)} of {len(results)} checks passed or skipped; failed: {failed or 'none'}")
     if args.json:

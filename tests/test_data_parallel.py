@@ -119,3 +119,11 @@ def test_two_cpu_processes_match_one(model_dir, tmp_path):
     weights = [load_file(tmp_path / n / "model" / "model.safetensors") for n in ("one", "two")]
     gap = max((weights[0][k] - weights[1][k]).abs().max().item() for k in weights[0])
     assert gap < 1e-4, f"one and two processes differ by {gap} in a weight"
+
+    # a method that hooks a decoder layer finds it through the data-parallel wrapper
+    rmu = [a if a != "grad_diff" else "rmu" for a in settings] + ["--set", "method.layer=2"]
+    done = subprocess.run(runs["two"] + [str(tmp_path / "request.json"), *rmu, "--out", str(tmp_path / "rmu")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    history = json.loads((tmp_path / "rmu" / "report.json").read_text())["training"]["history"]
+    assert len(history) == 6 and all(h["loss"] == h["loss"] for h in history)

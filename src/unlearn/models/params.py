@@ -13,7 +13,9 @@ MODES = ("all", "layers", "pattern", "lora")
 
 
 def decoder_layers(model) -> nn.ModuleList:
-    """The model's list of transformer blocks (found structurally, so any causal LM works)."""
+    """The model's list of transformer blocks (found structurally, so any causal LM works; a data-parallel
+    wrapper is looked through)."""
+    model = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
     n_layers = getattr(model.config, "num_hidden_layers", None)
     best = None
     for _, module in model.named_modules():
