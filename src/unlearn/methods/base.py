@@ -41,6 +41,8 @@ class LossMethod:
       changes (measure something on the starting model, write data, refuse a request early);
     - `alternate_answer(index, qa) -> str`: the preferred answer of forget item `index` (`forget_alt`; a refusal
       when absent);
+    - `alternate_answers(index, qa) -> list[str]`: several answers for item `index`; each pairs with a copy of its
+      forget example in `forget_alt` (e.g. meow's inverted facts);
     - `after_training(model, tokenizer, request, train_cfg, progress) -> TrainResult`: a second stage.
     """
 
