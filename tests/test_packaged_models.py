@@ -45,11 +45,7 @@ def test_every_packaged_model_is_named_for_the_loader():
 
 
 def installed(name: str) -> bool:
-    try:
-        [packaged.chunk_path(p) for p in PACKAGED_MODELS[name].packages]
-    except FileNotFoundError:
-        return False
-    return True
+    return not packaged.missing_packages(PACKAGED_MODELS[name])
 
 
 @pytest.mark.slow

@@ -389,17 +389,11 @@ def cmd_eval(args) -> int:
 def cmd_ls(args) -> int:
     if args.what == "models":
         from .models.loading import EMBEDDED_NAME, EMBEDDED_PACKAGE
-        from .models.packaged import PACKAGED_MODELS, chunk_path
+        from .models.packaged import PACKAGED_MODELS, missing_packages
 
         print(f"{'default':<20} {EMBEDDED_NAME} (135M), package {EMBEDDED_PACKAGE}")
         for name, model in PACKAGED_MODELS.items():
-            missing = []
-            for package in model.packages:
-                try:
-                    chunk_path(package)
-                except FileNotFoundError:
-                    missing.append(package)
-            state = "installed" if not missing else f"not installed: {model.install_command()}"
+            state = "installed" if not missing_packages(model) else f"not installed: {model.install_command()}"
             print(f"{name:<20} {model.title} ({model.parameters}); {state}")
     elif args.what == "settings":
         import yaml

@@ -57,6 +57,17 @@ def chunk_path(package: str) -> Path:
     return Path(dist.locate_file(data[0]))
 
 
+def missing_packages(model: PackagedModel) -> list[str]:
+    """The model's chunk packages that are not installed."""
+    missing = []
+    for package in model.packages:
+        try:
+            importlib.metadata.distribution(package)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(package)
+    return missing
+
+
 def join_chunks(chunks: list[Path], out: Path, expected_sha256: str) -> Path:
     """Concatenate `chunks` into `out` (atomically), checking the SHA-256 of the result; `out` is kept only when it
     matches."""
@@ -85,13 +96,8 @@ def packaged_gguf(name: str) -> Path:
     out = unlearn_home() / "models" / name / model.gguf_name
     if out.is_file():
         return out
-    missing, chunks = [], []
-    for package in model.packages:
-        try:
-            chunks.append(chunk_path(package))
-        except FileNotFoundError:
-            missing.append(package)
+    missing = missing_packages(model)
     if missing:
         raise UnlearnError(f"model '{name}' ({model.title}) needs its chunk packages; missing: {', '.join(missing)}. "
                            f"Install them with: {model.install_command()}")
-    return join_chunks(chunks, out, model.sha256)
+    return join_chunks([chunk_path(p) for p in model.packages], out, model.sha256)
