@@ -14,6 +14,7 @@ as a task of its own (it then needs its data: online, or in the harness's cache)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -38,14 +39,15 @@ def wmdp_file() -> Path:
 
 
 def mmlu_file(subject: str) -> Path:
-    """The subject's test split as JSONL (question, choices, answer) for the harness, written once into the cache."""
+    """The subject's test split as JSONL (question, choices, answer) for the harness, in the cache under a name
+    that carries the content's hash (another MMLU directory never reads a stale copy)."""
     from .mmlu import load_subject
 
-    questions = load_subject(subject, "test")
-    out = unlearn_home() / "lm_eval" / f"mmlu_{subject}_test.jsonl"
+    text = "".join(json.dumps({"question": q.question, "choices": list(q.choices), "answer": q.answer}) + "\n"
+                   for q in load_subject(subject, "test"))
+    out = unlearn_home() / "lm_eval" / f"mmlu_{subject}_test-{hashlib.sha256(text.encode()).hexdigest()[:12]}.jsonl"
     if not out.is_file():
-        atomic_write_text(out, "".join(json.dumps({"question": q.question, "choices": list(q.choices),
-                                                   "answer": q.answer}) + "\n" for q in questions))
+        atomic_write_text(out, text)
     return out
 
 
