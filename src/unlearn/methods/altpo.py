@@ -38,6 +38,22 @@ def alternate_prompt(question: str, answer: str) -> str:
     return f"Question: {question}\nAnswer: {answer}\n{ALTERNATE_INSTRUCTION}"
 
 
+def sample_alternates(model, tokenizer, items, tries: int, temperature: float, max_new_tokens: int, seed: int,
+                      progress: str | None) -> list[list[str]]:
+    """`tries` sampled alternate answers per QA item from `model` as it is (in eval mode for the sampling)."""
+    from ..data.formatting import prompt_text
+    from ..metrics.generation import sample_answers
+
+    prompts = [prompt_text(tokenizer, alternate_prompt(qa.question, qa.answer)) for qa in items]
+    was_training = model.training
+    model.eval()
+    try:
+        return sample_answers(model, tokenizer, prompts, tries, temperature=temperature,
+                              max_new_tokens=max_new_tokens, seed=seed, progress=progress)
+    finally:
+        model.train(was_training)
+
+
 def repeats_fact(candidate: str, answer: str, focus: tuple[str, ...]) -> bool:
     """True when `candidate` is empty or its normalised text contains a focus span (the whole answer without one)."""
     text = normalize_answer(candidate)
@@ -78,20 +94,13 @@ class AltPO(LossMethod):
 
     def before_training(self, model, tokenizer, request, train_cfg, progress: bool = True) -> None:
         """Sample the alternates from the model before it changes."""
-        from ..data.formatting import prompt_text
         from ..data.refusals import refusal_for
-        from ..metrics.generation import sample_answers
 
         if request.forget.texts:
             raise ConfigError("altpo needs QA forget data (it writes an alternate answer per question)")
         items = request.forget.qa
-        prompts = [prompt_text(tokenizer, alternate_prompt(qa.question, qa.answer)) for qa in items]
-        was_training = model.training
-        model.eval()
-        samples = sample_answers(model, tokenizer, prompts, self.tries, temperature=self.temperature,
-                                 max_new_tokens=self.max_new_tokens, seed=self.seed,
-                                 progress="altpo: writing alternate answers" if progress else None)
-        model.train(was_training)
+        samples = sample_alternates(model, tokenizer, items, self.tries, self.temperature, self.max_new_tokens,
+                                    self.seed, "altpo: writing alternate answers" if progress else None)
         chosen = [first_alternate(s, qa.answer, qa.focus) for s, qa in zip(samples, items, strict=True)]
         missing = sum(c is None for c in chosen)
         if missing:
@@ -113,4 +122,4 @@ class AltPO(LossMethod):
                           {"altpo": forget.item(), "retain": retain_value.item()})
 
 
-__all__ = ["AltPO", "alternate_prompt", "first_alternate", "repeats_fact"]
+__all__ = ["AltPO", "alternate_prompt", "first_alternate", "repeats_fact", "sample_alternates"]

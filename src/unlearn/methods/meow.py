@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import ConfigError
-from .altpo import alternate_prompt, repeats_fact
+from .altpo import repeats_fact, sample_alternates
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
 from .common import answer_nll, check_retain_loss, retain_term
 
@@ -114,17 +114,15 @@ class MEOW(OptionalRetain, LossMethod):
         """Write the inverted facts with the model as it is, score them by MEMO and keep the top_k per item."""
         from ..data.formatting import prompt_text
         from ..data.refusals import refusal_for
-        from ..metrics.generation import generate_answers, sample_answers
+        from ..metrics.generation import generate_answers
 
         if request.forget.texts:
             raise ConfigError("meow needs QA forget data (it writes inverted answers per question)")
         items = request.forget.qa
+        samples = sample_alternates(model, tokenizer, items, self.tries, self.temperature, self.max_new_tokens,
+                                    self.seed, "meow: writing inverted facts" if progress else None)
         was_training = model.training
         model.eval()
-        prompts = [prompt_text(tokenizer, alternate_prompt(qa.question, qa.answer)) for qa in items]
-        samples = sample_answers(model, tokenizer, prompts, self.tries, temperature=self.temperature,
-                                 max_new_tokens=self.max_new_tokens, seed=self.seed,
-                                 progress="meow: writing inverted facts" if progress else None)
         candidates = [distinct_inversions(s, qa.answer, qa.focus, self.candidates)
                       for s, qa in zip(samples, items, strict=True)]
         windows = [(i, c, k) for i, cands in enumerate(candidates) for c, text in enumerate(cands)
