@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_guard_options(au, " (the audited model is then MODEL behind the guards; --original defaults to MODEL itself)")
 
-    bench = sub.add_parser("bench", help="standard benchmarks (TOFU)", epilog=EPILOG,
+    bench = sub.add_parser("bench", help="standard benchmarks (TOFU, MUSE-News)", epilog=EPILOG,
                            description="Run a published unlearning benchmark end to end.")
     bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     tofu = bench_sub.add_parser("tofu", help="TOFU: fictitious authors (Maini et al. 2024)", epilog=EPILOG,
@@ -169,6 +169,36 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination)")
             a.add_argument("--out", default=None, help="output directory (default runs/tofu-<setting>-<split>-sweep); "
                            "finished runs there are reused")
+
+    muse = bench_sub.add_parser("muse", help="MUSE-News: news articles (Shi et al. 2024), mini setting for CPU",
+                                epilog=EPILOG, description="prepare: teach the base model the mini setting's forget "
+                                "and retain texts (target) and the retain texts only (retain), evaluate both once "
+                                "(cached under $UNLEARN_HOME/bench/muse). run: unlearn the forget texts with one method "
+                                "and print VerbMem, KnowMem, Min-K AUC and PrivLeak beside the target and retain rows. "
+                                "sweep: several methods (and a grid) in one table and muse.json.")
+    muse_sub = muse.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("prepare", "teach and evaluate the target and retain models (once)"),
+                         ("run", "unlearn the forget texts with one method and print the table"),
+                         ("sweep", "several methods and a grid: one table and muse.json")):
+        a = muse_sub.add_parser(action, help=text, description=text, epilog=EPILOG)
+        a.add_argument("--model", default="default", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+        a.add_argument("--data", default=None, help="MUSE-News directory in the published layout (default: "
+                       "../shared/datasets/muse_news or $UNLEARN_MUSE_DIR)")
+        a.add_argument("--spec", dest="spec_overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override the mini recipe, e.g. --spec knowmem_items=8 --spec teach.epochs=3 (see "
+                       "MuseBenchSpec; a changed recipe is prepared and cached separately)")
+        a.add_argument("--quiet", action="store_true", help="no progress bars")
+        if action == "run":
+            a.add_argument("--method", required=True, help="unlearning method (see `unlearn ls methods`)")
+            a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a run setting, e.g. --set train.lr=2e-5 (repeatable)")
+            a.add_argument("--out", default=None, help="where to write result.json (default runs/muse-mini-<method>)")
+        if action == "sweep":
+            a.add_argument("--methods", required=True, help="comma-separated methods")
+            a.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                           help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination)")
+            a.add_argument("--out", default=None, help="output directory (default runs/muse-mini-sweep); finished "
+                           "runs there are reused")
 
     sv = sub.add_parser("serve", help="serve a model behind inference-time guards (OpenAI-compatible HTTP)",
                         epilog=EPILOG, description="Serve MODEL behind guards on /v1/chat/completions and "
@@ -465,7 +495,39 @@ def cmd_demo(args) -> int:
                             not args.quiet, names, original=deployed, retain=retain)
 
 
+def cmd_bench_muse(args) -> int:
+    from .benchmarks import muse_bench as mb
+    from .io import atomic_write_json
+
+    spec = mb.make_spec(args.spec_overrides, base_model=args.model, source=args.data)
+    progress = not args.quiet
+    if args.action == "prepare":
+        prepared = mb.prepare(spec, progress)
+        print(mb.format_table(mb.reference_rows(prepared)))
+        print(f"sizes: {prepared.mini.sizes}")
+        print(f"cached under {prepared.directory}")
+        return 0
+    if args.action == "run":
+        mb.bench_unlearn_config(args.method, args.overrides)  # a misspelt method fails before preparing
+        prepared = mb.prepare(spec, progress)
+        out = Path(args.out or f"runs/muse-mini-{args.method}")
+        result = mb.run_method(spec, args.method, args.overrides, progress, prepared)
+        atomic_write_json(out / "result.json", result)
+        label = mb.run_label(args.method, args.overrides)
+        print(mb.format_table(mb.reference_rows(prepared) + [(label, result["summary"])]))
+        print(f"result: {out / 'result.json'}")
+        return 0
+    out = Path(args.out or "runs/muse-mini-sweep")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    result = mb.sweep(spec, methods, args.grid, out, progress)
+    print(mb.sweep_table(result))
+    print(f"results: {out / 'muse.json'}")
+    return 0
+
+
 def cmd_bench(args) -> int:
+    if args.benchmark == "muse":
+        return cmd_bench_muse(args)
     from .benchmarks import tofu_bench as tb
     from .io import atomic_write_json
 
