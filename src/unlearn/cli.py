@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_guard_options(au, " (the audited model is then MODEL behind the guards; --original defaults to MODEL itself)")
 
-    bench = sub.add_parser("bench", help="standard benchmarks (TOFU, MUSE-News)", epilog=EPILOG,
+    bench = sub.add_parser("bench", help="standard benchmarks (TOFU, MUSE-News, WMDP)", epilog=EPILOG,
                            description="Run a published unlearning benchmark end to end.")
     bench_sub = bench.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     tofu = bench_sub.add_parser("tofu", help="TOFU: fictitious authors (Maini et al. 2024)", epilog=EPILOG,
@@ -199,6 +199,34 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination)")
             a.add_argument("--out", default=None, help="output directory (default runs/muse-mini-sweep); finished "
                            "runs there are reused")
+
+    wmdp = bench_sub.add_parser("wmdp", help="WMDP-bio and MMLU accuracy before and after unlearning a corpus "
+                                "(Li et al. 2024)", epilog=EPILOG,
+                                description="eval: WMDP-bio and MMLU multiple-choice accuracy of a model (zero-shot, "
+                                "cached per weights). run: evaluate, unlearn a forget corpus (JSONL, a 'text' per line) "
+                                "with one method, evaluate again, print chance, before and after.")
+    wmdp_sub = wmdp.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("eval", "WMDP-bio and MMLU accuracy of one model"),
+                         ("run", "unlearn a forget corpus with one method; accuracy before and after")):
+        a = wmdp_sub.add_parser(action, help=text, description=text, epilog=EPILOG)
+        a.add_argument("--model", default="default", help="model (default: the embedded SmolLM2-135M-Instruct, "
+                       "near chance on WMDP: use a bigger one, e.g. qwen2.5-coder-1.5b)")
+        a.add_argument("--wmdp", default=None, help="WMDP-bio questions (JSONL file or a directory holding "
+                       "wmdp_bio_200.jsonl; default ../shared/datasets/wmdp or $UNLEARN_WMDP_DIR)")
+        a.add_argument("--spec", dest="spec_overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="e.g. --spec mmlu_limit=50 --spec 'mmlu_subjects=[virology]' (see WmdpBenchSpec)")
+        a.add_argument("--quiet", action="store_true", help="no progress bars")
+        if action == "run":
+            a.add_argument("--method", required=True, help="unlearning method (see `unlearn ls methods`)")
+            a.add_argument("--forget-corpus", required=True, help="JSONL, one {\"text\": ...} per line (WMDP's "
+                           "bio forget corpus layout)")
+            a.add_argument("--retain-corpus", default=None, help="JSONL of retain texts (default: the built-in "
+                           "general replay set)")
+            a.add_argument("--max-texts", type=int, default=0, help="use the first N texts of each corpus (0: all)")
+            a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                           help="override a run setting, e.g. --set train.lr=5e-5 --set method.steering_coeff=20")
+            a.add_argument("--out", default=None, help="where to write result.json (default runs/wmdp-<method>)")
+            a.add_argument("--save-model", action="store_true", help="also write the unlearned model to --out/model")
 
     sv = sub.add_parser("serve", help="serve a model behind inference-time guards (OpenAI-compatible HTTP)",
                         epilog=EPILOG, description="Serve MODEL behind guards on /v1/chat/completions and "
@@ -525,9 +553,37 @@ def cmd_bench_muse(args) -> int:
     return 0
 
 
+def cmd_bench_wmdp(args) -> int:
+    from .benchmarks import wmdp as wb
+    from .io import atomic_write_json
+    from .models.loading import load_model
+
+    spec = wb.make_spec(args.spec_overrides, wmdp=args.wmdp)
+    wb.checked_questions(spec)  # bad data fails before a model loads
+    progress = not args.quiet
+    if args.action == "eval":
+        model, tokenizer = load_model(args.model)
+        result = wb.evaluated_once(model, tokenizer, spec, progress)
+        print(wb.format_table([wb.chance_row(spec.mmlu_subjects), (args.model, result.summary)], spec.mmlu_subjects))
+        return 0
+    wb.bench_unlearn_config(args.method, args.overrides)
+    forget = wb.load_corpus(args.forget_corpus, args.max_texts)
+    retain = wb.load_corpus(args.retain_corpus, args.max_texts) if args.retain_corpus else None
+    out = Path(args.out or f"runs/wmdp-{args.method}")
+    result = wb.run_method(spec, args.model, args.method, forget, retain, args.overrides, progress,
+                           save_model_to=out / "model" if args.save_model else None)
+    atomic_write_json(out / "result.json", result)
+    rows = [wb.chance_row(spec.mmlu_subjects), (args.model, result["before"]), (args.method, result["summary"])]
+    print(wb.format_table(rows, spec.mmlu_subjects))
+    print(f"result: {out / 'result.json'}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     if args.benchmark == "muse":
         return cmd_bench_muse(args)
+    if args.benchmark == "wmdp":
+        return cmd_bench_wmdp(args)
     from .benchmarks import tofu_bench as tb
     from .io import atomic_write_json
 

@@ -16,26 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from ..errors import ConfigError, UnlearnError
 from ..io import atomic_write_text, unlearn_home
 from ..metrics.mcq import LETTERS
+from .wmdp import wmdp_file
 
-WMDP_ENV = "UNLEARN_WMDP_DIR"
 LOCAL_SUFFIX = "_local"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
 MCQ_TEXT = "{{question}}\n" + "\n".join(f"{letter}. {{{{choices[{i}]}}}}" for i, letter in enumerate(LETTERS)) \
     + "\nAnswer:"
-
-
-def wmdp_file() -> Path:
-    directory = Path(os.environ.get(WMDP_ENV) or _REPO_ROOT.parent / "shared" / "datasets" / "wmdp").expanduser()
-    path = directory / "wmdp_bio_200.jsonl"
-    if not path.is_file():
-        raise ConfigError(f"WMDP-bio data not found: {path}; set {WMDP_ENV} to a directory holding wmdp_bio_200.jsonl")
-    return path
 
 
 def mmlu_file(subject: str) -> Path:
