@@ -4,6 +4,7 @@
     python benchmarks/results_page.py --check    # exit 1 when docs/results.md is not what the rows give
     python benchmarks/results_page.py --add-tofu runs/x/result.json             # a TOFU run's row (then rewrite)
     python benchmarks/results_page.py --add-tofu-reference target eval-target-forget10.json
+    python benchmarks/results_page.py --add-muse runs/muse-mini-sweep/muse.json  # a MUSE sweep's rows
 
 Inputs (each written by a benchmark's --json, then copied here):
   docs/results/demo_methods.json   benchmarks/demo_methods.py rows: every method on the demo request
@@ -11,6 +12,8 @@ Inputs (each written by a benchmark's --json, then copied here):
   docs/results/tofu.json           rows taken from `unlearn bench tofu run|exact` result.json files (--add-tofu) and
                                    from the setting's cached evaluations of the target, retain and ceiling models
                                    (--add-tofu-reference ROLE FILE)
+  docs/results/muse.json           rows taken from an `unlearn bench muse sweep` muse.json (--add-muse FILE): the
+                                   target and retain models and every run
 A method's row counts only at the settings it is measured with; an audit row is joined to the demo row of the same
 method and settings. Registered methods without a row are printed (not written to the page).
 """
@@ -29,6 +32,11 @@ AUDIT_BAR = 0.10  # worst-case recovery allowed by the deep-forgetting bar (issu
 TOFU_COLUMNS = ("forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
                 "retain_Q_A_ROUGE", "extraction_strength", "privleak")
 TOFU_ROLES = ("target", "retain", "ceiling")
+MUSE_COLUMNS = (("verbmem_f", "VerbMem forget"), ("knowmem_f", "KnowMem forget"), ("knowmem_r", "KnowMem retain"),
+                ("mia_min_k", "Min-K AUC"), ("privleak", "PrivLeak"))
+MUSE_FORGET_MARGIN = 0.05  # VerbMem / KnowMem on the forget side within this of the retain model's
+MUSE_UTILITY_SHARE = 0.9  # KnowMem on the retain side at least this share of the target's
+MUSE_PRIVLEAK = 10.0  # |PrivLeak| at most this (percent)
 
 
 def load(name: str) -> list[dict]:
@@ -153,7 +161,47 @@ def tofu_tables(rows: list[dict]) -> list[str]:
     return out
 
 
-def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None) -> str:
+def muse_rows(sweep: dict) -> list[dict]:
+    """Rows of an `unlearn bench muse sweep` result: the target and retain models, then every run (failed ones too)."""
+    rows = [{"role": role, "label": role, "summary": {k: sweep[role].get(k) for k, _ in MUSE_COLUMNS}}
+            for role in ("target", "retain")]
+    for run in sweep["runs"]:
+        ok = run.get("status") == "ok"
+        rows.append({"role": "method", "label": run["label"], "method": run["method"]["name"],
+                     "overrides": run.get("overrides") or [], "status": run.get("status"),
+                     "error": None if ok else run.get("error"),
+                     "summary": {k: run["summary"].get(k) for k, _ in MUSE_COLUMNS} if ok else None,
+                     "unlearn_s": (run.get("timings") or {}).get("unlearn_s")})
+    return rows
+
+
+def meets_muse_bar(summary: dict | None, target: dict, retain: dict) -> bool:
+    """Our reading of MUSE: forgotten as the retain model, utility kept, no privacy leak either way."""
+    return summary is not None and all(summary[k] <= retain[k] + MUSE_FORGET_MARGIN for k in ("verbmem_f", "knowmem_f")) \
+        and summary["knowmem_r"] >= MUSE_UTILITY_SHARE * target["knowmem_r"] and abs(summary["privleak"]) <= MUSE_PRIVLEAK
+
+
+def muse_table(rows: list[dict]) -> list[str]:
+    refs = {r["role"]: r["summary"] for r in rows if r["role"] in ("target", "retain")}
+    out = ["| model | " + " | ".join(h for _, h in MUSE_COLUMNS) + " | unlearn s |",
+           "|---" * (len(MUSE_COLUMNS) + 2) + "|"]
+    methods = sorted((r for r in rows if r["role"] == "method"),
+                     key=lambda r: (r["summary"] is None, not meets_muse_bar(r["summary"], refs["target"], refs["retain"]),
+                                    r["summary"]["knowmem_f"] if r["summary"] else 0, r["label"]))
+    for r in [x for x in rows if x["role"] != "method"] + methods:
+        name = {"target": "*target*", "retain": "*retain model (gold)*"}.get(r["role"], r["label"])
+        if r["summary"] is None:
+            out.append(f"| {name} | failed: {r['error'].splitlines()[0][:90]} |" + " |" * len(MUSE_COLUMNS))
+            continue
+        if r["role"] == "method" and meets_muse_bar(r["summary"], refs["target"], refs["retain"]):
+            name = f"**{name}**"
+        cells = [f3(r["summary"][k]) if k != "privleak" else f"{r['summary'][k]:.1f}" for k, _ in MUSE_COLUMNS]
+        seconds = f"{r['unlearn_s']:.0f}" if r.get("unlearn_s") else ""
+        out.append(f"| {name} | " + " | ".join(cells) + f" | {seconds} |")
+    return out
+
+
+def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None, muse: list[dict] | None = None) -> str:
     out = ["# Results", "",
            "Generated by `python benchmarks/results_page.py` from the rows in `docs/results/` (do not edit by hand).",
            "How each number is measured, and the history behind it: [benchmarks.md](benchmarks.md).", ""]
@@ -182,6 +230,15 @@ def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None) -
                 "result.json was kept have a row (add one with `--add-tofu`); the earlier sweep of seven methods at "
                 "their defaults, whose files were not kept, is in benchmarks.md.", ""]
         out += tofu_tables(tofu)
+    if muse:
+        out += ["", "## MUSE-News mini", "",
+                "One `unlearn bench muse sweep` (the mini setting: the embedded model taught about 7k tokens of "
+                "MUSE-News forget texts and 6k of retain texts; README *Benchmarks: MUSE-News*). VerbMem and KnowMem "
+                "are ROUGE-L F1 in [0, 1]; KnowMem retain is MUSE's utility; PrivLeak 0 is the retain model, negative "
+                f"means the forget texts still look trained on. In bold, our reading of a success: VerbMem and KnowMem "
+                f"forget within {MUSE_FORGET_MARGIN} of the retain model's, KnowMem retain ≥ {MUSE_UTILITY_SHARE} of "
+                f"the target's and |PrivLeak| ≤ {MUSE_PRIVLEAK:.0f}.", ""]
+        out += muse_table(muse)
     return "\n".join(out) + "\n"
 
 
@@ -199,6 +256,7 @@ def main() -> int:
     parser.add_argument("--label", help="the row's label for --add-tofu (default: method and overrides)")
     parser.add_argument("--add-tofu-reference", nargs=2, metavar=("ROLE", "EVAL"),
                         help=f"add a reference row ({', '.join(TOFU_ROLES)}) from the setting's cached evaluation file")
+    parser.add_argument("--add-muse", metavar="SWEEP", help="replace the MUSE rows with a `bench muse sweep` muse.json")
     parser.add_argument("--setting", default="mini30", help="setting of a --add-tofu-reference row (default mini30)")
     parser.add_argument("--split", default="forget10", help="split of a --add-tofu-reference row (default forget10)")
     args = parser.parse_args()
@@ -214,8 +272,11 @@ def main() -> int:
             new = [{"setting": args.setting, "split": args.split, "method": role, "overrides": [], "role": role,
                     "label": role, "summary": pick(json.loads(Path(path).read_text())["summary"])}]
         (RESULTS / "tofu.json").write_text(json.dumps(merge_rows(load("tofu.json"), new), indent=1) + "\n")
+    if args.add_muse:
+        (RESULTS / "muse.json").write_text(json.dumps(muse_rows(json.loads(Path(args.add_muse).read_text())),
+                                                      indent=1) + "\n")
     rows = load("demo_methods.json")
-    text = page(rows, load("audit_demo.json"), load("tofu.json"))
+    text = page(rows, load("audit_demo.json"), load("tofu.json"), load("muse.json"))
     missing = unmeasured(rows, METHODS.names())
     if missing:
         print("not measured on the demo yet: " + ", ".join(missing), file=sys.stderr)

@@ -71,3 +71,22 @@ def test_tofu_rows_get_the_bar_from_the_ceiling_and_the_target():
     assert names == ["*target*", "*retain model (gold)*", "*ceiling: retain model, another seed*", "**exact_sharded**",
                      "undial train.lr=1e-4", "npo", "exact_sharded (as taught, before the removal)"]
     assert sum(1 for r in rows if r["label"] == "npo") == 1 and "0.020" in table[5]
+
+
+def test_muse_rows_keep_failed_runs_and_bold_only_what_meets_the_reading():
+    def summary(verbmem, knowmem_f, knowmem_r, privleak):
+        return {"verbmem_f": verbmem, "knowmem_f": knowmem_f, "knowmem_r": knowmem_r, "mia_min_k": 0.5,
+                "privleak": privleak}
+
+    sweep = {"target": summary(0.6, 0.5, 0.4, -90.0), "retain": summary(0.1, 0.1, 0.4, 0.0), "runs": [
+        {"label": "npo", "method": {"name": "npo"}, "status": "ok", "summary": summary(0.12, 0.1, 0.38, -5.0),
+         "timings": {"unlearn_s": 61.0}},
+        {"label": "grad_ascent", "method": {"name": "grad_ascent"}, "status": "ok",
+         "summary": summary(0.0, 0.0, 0.0, 30.0)},  # forgot everything, utility gone: not bold
+        {"label": "idk_dpo", "method": {"name": "idk_dpo"}, "status": "failed", "error": "needs QA forget data"},
+    ]}
+    rows = results_page.muse_rows(sweep)
+    table = [line for line in results_page.muse_table(rows) if line.startswith("| ")][1:]
+    names = [line.split(" | ")[0][2:] for line in table]
+    assert names == ["*target*", "*retain model (gold)*", "**npo**", "grad_ascent", "idk_dpo"]
+    assert "failed: needs QA forget data" in table[-1] and table[2].endswith("| 61 |")
