@@ -3,6 +3,7 @@ formula, guards in front of a subject, failure isolation, reports and the CLI.""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 
@@ -276,6 +277,39 @@ def test_audit_runs_the_likelihood_test_plainly_and_after_relearning(taught, tin
     assert not plain["passed"] and report["verdict"] == "fail"
     _, html_path = write_audit(report, tmp_path / "audit")
     assert "Likelihood knowledge test" in html_path.read_text()
+
+
+def test_audit_reuses_what_it_computed_on_the_same_reference_models(taught, tiny_model, tokenizer, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setenv("UNLEARN_HOME", str(tmp_path / "home"))
+    data = audit_request_dict()
+    for probe in data["probes"]["forget"]:
+        probe["distractors"] = DISTRACTORS[probe["answer"]]
+    request = request_from_dict(data)
+    cfg = AuditConfig(attacks=["relearn", "paraphrase"], max_new_tokens=6, settings={"relearn": FAST["relearn"]})
+    audited = copy.deepcopy(taught)
+    with torch.no_grad():
+        next(audited.parameters()).mul_(0.9)
+    first = audit(audited, tokenizer, request, original=taught, retain=tiny_model, config=cfg, progress=False)
+    assert first["reused_reference_results"] == []
+    second = audit(audited, tokenizer, request, original=taught, retain=tiny_model, config=cfg, progress=False)
+    assert sorted(second["reused_reference_results"]) == sorted(
+        ["original:plain", "original:likelihood", "retain:plain", "retain:likelihood", "retain:relearn",
+         "retain:paraphrase"])
+    for key in ("plain", "likelihood", "headline", "verdict", "checks"):
+        assert second[key] == first[key], key
+    for name in ("relearn", "paraphrase"):
+        for key in ("recovery", "variants", "retain_likelihood", "retain_curve", "retain_utility"):
+            assert second["attacks"][name][key] == first["attacks"][name][key], (name, key)
+    # other retain weights, or the cache turned off: computed again
+    other_retain = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        next(other_retain.parameters()).add_(0.01)
+    third = audit(audited, tokenizer, request, original=taught, retain=other_retain, config=cfg, progress=False)
+    assert not any(r.startswith("retain:") for r in third["reused_reference_results"])
+    cfg.cache_references = False
+    assert audit(audited, tokenizer, request, original=taught, retain=tiny_model, config=cfg,
+                 progress=False)["reused_reference_results"] == []
 
 
 def test_request_without_forget_probes_is_refused(taught, tokenizer):

@@ -3,11 +3,13 @@ equal to our MCQ accuracy), and eval / run end to end on a tiny model."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from unlearn.benchmarks import wmdp as wb
 from unlearn.cli import main
@@ -61,8 +63,16 @@ def test_evaluation_is_our_mcq_accuracy_and_pools_mmlu(tiny_model, tokenizer, da
 def test_evaluation_is_cached_per_weights(tiny_model, tokenizer, data, monkeypatch):
     spec = spec_of(data)
     first = wb.evaluated_once(tiny_model, tokenizer, spec, progress=False)
+    real = wb.evaluate_wmdp
     monkeypatch.setattr(wb, "evaluate_wmdp", lambda *a, **k: pytest.fail("the same weights are evaluated once"))
     assert wb.evaluated_once(tiny_model, tokenizer, spec, progress=False).summary == first.summary
+    other = copy.deepcopy(tiny_model)  # same architecture, one weight changed: evaluated anew
+    with torch.no_grad():
+        next(other.parameters()).view(-1)[0] += 1.0
+    calls = []
+    monkeypatch.setattr(wb, "evaluate_wmdp", lambda *a, **k: calls.append(1) or real(*a, **k))
+    wb.evaluated_once(other, tokenizer, spec, progress=False)
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("line, message", [

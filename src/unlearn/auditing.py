@@ -14,6 +14,11 @@ recovery is undefined (None). The headline is the worst (largest) recovery over 
 when it is at most `max_recovery` and the plain forget knowledge is at most `max_forget_knowledge`.
 A failing attack is recorded with its error and the audit goes on.
 
+The reference models' part of an audit (their plain answers, likelihood tests and, for the retain model, every
+attack's floor) depends only on their weights, the request and the settings, so it is kept under
+$UNLEARN_HOME/audit/references/, keyed by a hash of all of them (every weight value included): auditing the next
+method on the same request attacks only the audited model. `cache_references=false` recomputes everything.
+
 When the forget probes have distractors (listed, or from the request's generator), the audit also runs the
 likelihood knowledge test (metrics/knowledge.py) on each model's weights, and on the weights after the
 relearning attack: the verdict then also needs the likelihood top-1 within `likelihood_margin` of the retain
@@ -52,6 +57,7 @@ class AuditConfig:
     max_new_tokens: int = 32
     attack_retain: bool = True  # also attack the retain model (when given) for the floor
     likelihood_margin: float = 0.05  # likelihood top-1 may exceed the retain model's (or chance) by this much
+    cache_references: bool = True  # keep the original and retain models' answers and attacked floors (see below)
 
 
 def audit_config(attacks: Sequence[str] | None = None, overrides: Sequence[str] = ()) -> AuditConfig:
@@ -124,6 +130,68 @@ def audit_groups(request: ForgetRequest) -> dict[str, list[Probe]]:
     if not request.probes.forget:
         raise ConfigError(f"request '{request.id}' has no forget probes: the audit asks them; add probes.forget")
     return request.probes.groups()
+
+
+REFERENCE_CACHE_VERSION = "1"  # bump when what an attack or the plain evaluation computes changes
+
+
+class ReferenceCache:
+    """What an audit computes on a reference model (original or retain) that does not depend on the audited
+    model, in one JSON file per (weights, request, judge settings); attack entries keyed by their settings."""
+
+    def __init__(self, model, tokenizer, request: ForgetRequest, cfg: AuditConfig, enabled: bool = True):
+        self.path = None
+        self.data: dict[str, Any] = {"attacks": {}}
+        if not enabled:
+            return
+        from .io import sha256_json, unlearn_home
+        from .models.loading import weights_digest
+
+        key = sha256_json({"v": REFERENCE_CACHE_VERSION, "schema": SCHEMA, "weights": weights_digest(model, None),
+                           "tokenizer": getattr(tokenizer, "name_or_path", ""), "vocab": len(tokenizer),
+                           "request": request.to_dict(), "judge": [cfg.rouge_threshold, cfg.batch_size,
+                                                                   cfg.max_new_tokens]})
+        self.path = unlearn_home() / "audit" / "references" / f"{key[:24]}.json"
+        if self.path.is_file():
+            import json
+
+            try:
+                self.data = json.loads(self.path.read_text())
+            except (OSError, ValueError):  # a damaged cache file is recomputed, never trusted
+                self.data = {"attacks": {}}
+
+    def get(self, name: str):
+        return self.data.get(name)
+
+    def put(self, name: str, value) -> None:
+        self.data[name] = value
+        self._save()
+
+    @staticmethod
+    def attack_key(name: str, attack) -> str:
+        from .io import sha256_json
+
+        return sha256_json({"name": name, "settings": _settings(attack)})[:16]
+
+    def attack(self, key: str) -> tuple[AttackOutcome | None, str | None, float] | None:
+        entry = self.data["attacks"].get(key)
+        if entry is None:
+            return None
+        outcome = None
+        if entry["outcome"] is not None:
+            outcome = AttackOutcome(**{**entry["outcome"], "needs_floor": set(entry["outcome"]["needs_floor"])})
+        return outcome, entry["error"], 0.0
+
+    def put_attack(self, key: str, outcome: AttackOutcome | None, error: str | None, seconds: float) -> None:
+        import dataclasses
+
+        stored = None if outcome is None else {**dataclasses.asdict(outcome), "needs_floor": sorted(outcome.needs_floor)}
+        self.data["attacks"][key] = {"outcome": stored, "error": error, "seconds": seconds}
+        self._save()
+
+    def _save(self) -> None:
+        if self.path is not None:
+            atomic_write_json(self.path, self.data)
 
 
 def run_attack(attack, subject: Subject, ctx: AuditContext) -> tuple[AttackOutcome | None, str | None, float]:
@@ -258,18 +326,34 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
         subjects["original"] = subject_of(original)
     if retain is not None:
         subjects["retain"] = subject_of(retain)
+    caches = {role: ReferenceCache(subjects[role].weights, tokenizer, request, cfg, cfg.cache_references)
+              for role in ("original", "retain") if role in subjects}
+    reused: list[str] = []
+
+    def once(role: str, name: str, compute):
+        """`compute()` for the audited model; for a reference model, from its cache when there."""
+        cache = caches.get(role)
+        if cache is not None and cache.get(name) is not None:
+            reused.append(f"{role}:{name}")
+            return cache.get(name)
+        value = compute()
+        if cache is not None:
+            cache.put(name, value)
+        return value
+
     plain: dict[str, dict] = {}
     for role, subject in subjects.items():
         t = time.perf_counter()
-        plain[role] = plain_evaluation(subject, groups, cfg.rouge_threshold, f"asking the {role} model" if progress else None)
+        plain[role] = once(role, "plain", lambda subject=subject, role=role: plain_evaluation(
+            subject, groups, cfg.rouge_threshold, f"asking the {role} model" if progress else None))
         timings[f"plain_{role}_s"] = time.perf_counter() - t
     likelihood: dict[str, dict] = {}
     if any(p.distractors for p in request.probes.forget):
         for role, subject in subjects.items():  # on the weights: a guard does not change what they know
             t = time.perf_counter()
-            likelihood[role] = likelihood_knowledge(subject.weights, tokenizer, request.probes.forget,
-                                                    request.forget.qa, cfg.batch_size,
-                                                    progress=f"likelihood test, {role} model" if progress else None)
+            likelihood[role] = once(role, "likelihood", lambda subject=subject, role=role: likelihood_knowledge(
+                subject.weights, tokenizer, request.probes.forget, request.forget.qa, cfg.batch_size,
+                progress=f"likelihood test, {role} model" if progress else None))
             timings[f"likelihood_{role}_s"] = time.perf_counter() - t
     keep = request.probes.neighbour or request.probes.general
 
@@ -285,7 +369,15 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
         outcome, error, seconds = run_attack(attack, subjects["unlearned"], context("unlearned"))
         retain_outcome = None
         if outcome is not None and "retain" in subjects and cfg.attack_retain:
-            retain_outcome, retain_error, retain_seconds = run_attack(attack, subjects["retain"], context("retain"))
+            cache, key = caches.get("retain"), ReferenceCache.attack_key(name, attack)
+            cached = cache.attack(key) if cache is not None else None
+            if cached is None:
+                retain_outcome, retain_error, retain_seconds = run_attack(attack, subjects["retain"], context("retain"))
+                if cache is not None:
+                    cache.put_attack(key, retain_outcome, retain_error, retain_seconds)
+            else:
+                retain_outcome, retain_error, retain_seconds = cached
+                reused.append(f"retain:{name}")
             seconds += retain_seconds
             if retain_error:
                 outcome.notes.append(f"the attack failed on the retain model ({retain_error}); no floor")
@@ -312,6 +404,7 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
         "headline": {"worst_attack": worst, "worst_recovery": ok[worst]["recovery"] if worst else None,
                      "failed_attacks": [n for n, a in results.items() if a["status"] == "failed"]},
         "timings": timings,
+        "reused_reference_results": reused,  # computed by an earlier audit of the same reference models
     }
     report["verdict"], report["checks"] = verdict_of(report, cfg)
     return report

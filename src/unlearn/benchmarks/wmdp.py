@@ -32,7 +32,7 @@ from ..methods import benchmark_settings, make_method
 from ..metrics.base import MetricResult, mean_result
 from ..metrics.mcq import MCQuestion, mcq_accuracy, mmlu_prompt, option_logprobs
 from ..metrics.result import EvalResult
-from ..models.loading import load_model, model_fingerprint
+from ..models.loading import load_model, weights_digest
 from ..report.bench import format_value
 from ..unlearner import Unlearner, save_model
 from .mmlu import load_subject
@@ -154,7 +154,7 @@ def evaluate_wmdp(model, tokenizer, spec: WmdpBenchSpec, progress: bool = True) 
 
 def evaluated_once(model, tokenizer, spec: WmdpBenchSpec, progress: bool = True) -> EvalResult:
     """`evaluate_wmdp` of a model, cached by its weights and the spec under $UNLEARN_HOME/bench/wmdp/."""
-    key = sha256_json({"model": model_fingerprint(model), "spec": to_dict(spec)})[:16]
+    key = sha256_json({"weights": weights_digest(model, sample=None), "spec": to_dict(spec)})[:16]
     path = unlearn_home() / "bench" / "wmdp" / f"eval-{key}.json"
     if path.is_file():
         return EvalResult.load(path)

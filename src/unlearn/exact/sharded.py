@@ -36,6 +36,7 @@ from ..config import TrainableConfig, TrainConfig, from_dict, to_dict
 from ..data.request import QA, DataSpec, ForgetRequest
 from ..errors import UnlearnError
 from ..io import atomic_write_json, sha256_json
+from ..models.loading import weights_digest
 from ..requests.checkpoints import (
     add_deltas,
     dense_deltas,
@@ -45,7 +46,7 @@ from ..requests.checkpoints import (
     lora_update,
     save_checkpoint,
 )
-from ..requests.state import StateLock, now_iso, weights_digest
+from ..requests.state import StateLock, now_iso
 from .data import TeachItem, assign_shards, forget_fingerprints, item_fingerprint, item_from_dict, shard_data
 
 MANIFEST, REPLAY, SHARDS, MODEL, EXPORTED = "shards.json", "replay.json", "shards", "model", "shards.sha256"

@@ -196,6 +196,22 @@ def load_model(name: str = DEFAULT_MODEL, dtype: str = "float32"):
     return model, tokenizer
 
 
+def weights_digest(model, sample: int | None = 4096) -> str:
+    """A content fingerprint of a model's weights: every tensor's name, shape, dtype and an evenly strided
+    sample of `sample` of its values (None: every value). Two fine-tunes of one architecture differ; one model
+    reloaded gives the same. The sampled form is cheap enough for every request; caches of evaluation results
+    use every value."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().reshape(-1)
+        step = 1 if sample is None else max(1, flat.numel() // sample)
+        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
+        digest.update(flat[::step].float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def model_fingerprint(model) -> str:
     """A short description used in reports: architecture and parameter count."""
     n = sum(p.numel() for p in model.parameters())

@@ -32,6 +32,7 @@ from ..data.request import ForgetRequest
 from ..errors import UnlearnError
 from ..io import atomic_write_json
 from ..methods import make_method, method_settings
+from ..models.loading import weights_digest
 from ..models.params import is_peft_model
 from ..unlearner import Unlearner, save_model
 from .checkpoints import dense_update, lora_a_factors, lora_update
@@ -39,7 +40,7 @@ from .faults import kill_point
 from .forgotten import data_fingerprints, without_forgotten
 from .orthogonal import OrthogonalToEarlier
 from .sealed import seal_probe
-from .state import MODEL, StateDir, now_iso, weights_digest
+from .state import MODEL, StateDir, now_iso
 from .techniques import Traits, traits
 from .verification import (
     UTILITY_GROUPS,

@@ -15,7 +15,6 @@ import copy
 import datetime as _dt
 import errno
 import fcntl
-import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -32,18 +31,6 @@ LEDGER, LOCK, CHECKPOINTS, MODEL = "ledger.sqlite", "lock", "checkpoints", "mode
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def weights_digest(model, sample: int = 4096) -> str:
-    """A content fingerprint of a model's weights: every tensor's name, shape, dtype and an evenly strided
-    sample of its values. Two fine-tunes of one architecture differ; one model reloaded gives the same."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        flat = tensor.detach().reshape(-1)
-        step = max(1, flat.numel() // sample)
-        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
-        digest.update(flat[::step].float().cpu().numpy().tobytes())
-    return digest.hexdigest()
 
 
 class StateLock:
