@@ -61,6 +61,21 @@ def tokenizer():
     return make_tokenizer()
 
 
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory, tokenizer):
+    """A tiny random base model saved as a local model directory (the benchmarks' `base_model`)."""
+    path = tmp_path_factory.mktemp("base")
+    make_model(len(tokenizer)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """An $UNLEARN_HOME shared by one module's tests (a benchmark's prepared models stay cached there)."""
+    return tmp_path_factory.mktemp("home")
+
+
 @pytest.fixture()
 def tiny_model(tokenizer):
     return make_model(len(tokenizer))

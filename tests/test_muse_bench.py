@@ -53,21 +53,6 @@ def muse_dir(tmp_path_factory) -> Path:
     return write_muse(tmp_path_factory.mktemp("muse"))
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory, tokenizer) -> Path:
-    from conftest import make_model
-
-    path = tmp_path_factory.mktemp("base")
-    make_model(len(tokenizer)).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
 @pytest.fixture()
 def spec(base_dir, muse_dir, home, monkeypatch) -> mb.MuseBenchSpec:
     monkeypatch.setenv("UNLEARN_HOME", str(home))

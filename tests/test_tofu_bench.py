@@ -22,21 +22,6 @@ def tofu_dir(tmp_path_factory) -> Path:
     return write_synthetic_tofu(tmp_path_factory.mktemp("tofu"))
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory, tokenizer) -> Path:
-    from conftest import make_model
-
-    path = tmp_path_factory.mktemp("base")
-    make_model(len(tokenizer)).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("home")
-
-
 @pytest.fixture()
 def spec(base_dir, tofu_dir, home, monkeypatch) -> tb.TofuBenchSpec:
     monkeypatch.setenv("UNLEARN_HOME", str(home))

@@ -53,6 +53,29 @@ def _behind_guards(model, tokenizer, specs: list[dict], request):
     return guarded_model(model, tokenizer, specs, [request]) if specs else model
 
 
+def _add_bench_common(p: argparse.ArgumentParser, spec_help: str,
+                      model_help: str = "base model (default: the embedded SmolLM2-135M-Instruct)") -> None:
+    p.add_argument("--model", default="default", help=model_help)
+    p.add_argument("--spec", dest="spec_overrides", action="append", default=[], metavar="KEY=VALUE", help=spec_help)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_bench_run(p: argparse.ArgumentParser, out_help: str, save_model: bool = True) -> None:
+    p.add_argument("--method", required=True, help="unlearning method (see `unlearn ls methods`)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a run setting, e.g. --set train.lr=2e-5 (repeatable)")
+    p.add_argument("--out", default=None, help=out_help)
+    if save_model:
+        p.add_argument("--save-model", action="store_true", help="also write the unlearned model to --out/model")
+
+
+def _add_bench_sweep(p: argparse.ArgumentParser, methods_help: str, out_help: str, methods_required: bool) -> None:
+    p.add_argument("--methods", required=methods_required, default=None, help=methods_help)
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination)")
+    p.add_argument("--out", default=None, help=out_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unlearn", description="Make language models forget, and prove how well they forgot.", epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"unlearn {_version()}")
@@ -137,23 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
                          ("exact", "teach the authors in shards, remove the forget split by retraining the shards "
                           "that held it, and print both rows in the table")):
         a = tofu_sub.add_parser(action, help=text, description=text, epilog=EPILOG)
-        a.add_argument("--model", default="default", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+        _add_bench_common(a, "override the benchmark recipe, e.g. --spec teach.epochs=4 --spec retain_eval_authors=2 "
+                          "(see TofuBenchSpec; a changed recipe is prepared and cached separately)")
         a.add_argument("--authors", type=int, default=30,
                        help="mini setting: the last N TOFU authors (default 30, for CPU); 200: the published setting")
         a.add_argument("--split", default="forget10", choices=["forget01", "forget05", "forget10"],
                        help="forget split (default forget10)")
         a.add_argument("--data", default=None, help="TOFU directory or hub id (default: ../shared/datasets/tofu, "
                        "$UNLEARN_TOFU_DIR, or locuslab/TOFU online)")
-        a.add_argument("--spec", dest="spec_overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override the benchmark recipe, e.g. --spec teach.epochs=4 --spec retain_eval_authors=2 "
-                       "(see TofuBenchSpec; a changed recipe is prepared and cached separately)")
-        a.add_argument("--quiet", action="store_true", help="no progress bars")
         if action == "run":
-            a.add_argument("--method", required=True, help="unlearning method (see `unlearn ls methods`)")
-            a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                           help="override a run setting, e.g. --set train.lr=2e-5 (repeatable)")
-            a.add_argument("--out", default=None, help="where to write result.json (default runs/tofu-<setting>-<split>-<method>)")
-            a.add_argument("--save-model", action="store_true", help="also write the unlearned model to --out/model")
+            _add_bench_run(a, "where to write result.json (default runs/tofu-<setting>-<split>-<method>)")
         if action == "exact":
             a.add_argument("--shards", type=int, default=5, help="number of shards (default 5; an author's QA "
                            "pairs share one shard)")
@@ -163,12 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--out", default=None, help="where to write result.json (default runs/tofu-<setting>-"
                            "<split>-exact)")
         if action == "sweep":
-            a.add_argument("--methods", default=None,
-                           help="comma-separated methods (default: every registered method, `unlearn ls methods`)")
-            a.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                           help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination)")
-            a.add_argument("--out", default=None, help="output directory (default runs/tofu-<setting>-<split>-sweep); "
-                           "finished runs there are reused")
+            _add_bench_sweep(a, "comma-separated methods (default: every registered method, `unlearn ls methods`)",
+                             "output directory (default runs/tofu-<setting>-<split>-sweep); finished runs there are "
+                             "reused", methods_required=False)
 
     muse = bench_sub.add_parser("muse", help="MUSE-News: news articles (Shi et al. 2024), mini setting for CPU",
                                 epilog=EPILOG, description="prepare: teach the base model the mini setting's forget "
@@ -181,24 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
                          ("run", "unlearn the forget texts with one method and print the table"),
                          ("sweep", "several methods and a grid: one table and muse.json")):
         a = muse_sub.add_parser(action, help=text, description=text, epilog=EPILOG)
-        a.add_argument("--model", default="default", help="base model (default: the embedded SmolLM2-135M-Instruct)")
+        _add_bench_common(a, "override the mini recipe, e.g. --spec knowmem_items=8 --spec teach.epochs=3 (see "
+                          "MuseBenchSpec; a changed recipe is prepared and cached separately)")
         a.add_argument("--data", default=None, help="MUSE-News directory in the published layout (default: "
                        "../shared/datasets/muse_news or $UNLEARN_MUSE_DIR)")
-        a.add_argument("--spec", dest="spec_overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override the mini recipe, e.g. --spec knowmem_items=8 --spec teach.epochs=3 (see "
-                       "MuseBenchSpec; a changed recipe is prepared and cached separately)")
-        a.add_argument("--quiet", action="store_true", help="no progress bars")
         if action == "run":
-            a.add_argument("--method", required=True, help="unlearning method (see `unlearn ls methods`)")
-            a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                           help="override a run setting, e.g. --set train.lr=2e-5 (repeatable)")
-            a.add_argument("--out", default=None, help="where to write result.json (default runs/muse-mini-<method>)")
+            _add_bench_run(a, "where to write result.json (default runs/muse-mini-<method>)", save_model=False)
         if action == "sweep":
-            a.add_argument("--methods", required=True, help="comma-separated methods")
-            a.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                           help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination)")
-            a.add_argument("--out", default=None, help="output directory (default runs/muse-mini-sweep); finished "
-                           "runs there are reused")
+            _add_bench_sweep(a, "comma-separated methods", "output directory (default runs/muse-mini-sweep); finished "
+                             "runs there are reused", methods_required=True)
 
     wmdp = bench_sub.add_parser("wmdp", help="WMDP-bio and MMLU accuracy before and after unlearning a corpus "
                                 "(Li et al. 2024)", epilog=EPILOG,
@@ -209,24 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in (("eval", "WMDP-bio and MMLU accuracy of one model"),
                          ("run", "unlearn a forget corpus with one method; accuracy before and after")):
         a = wmdp_sub.add_parser(action, help=text, description=text, epilog=EPILOG)
-        a.add_argument("--model", default="default", help="model (default: the embedded SmolLM2-135M-Instruct, "
-                       "near chance on WMDP: use a bigger one, e.g. qwen2.5-coder-1.5b)")
+        _add_bench_common(a, "e.g. --spec mmlu_limit=50 --spec 'mmlu_subjects=[virology]' (see WmdpBenchSpec)",
+                          "model (default: the embedded SmolLM2-135M-Instruct, near chance on WMDP: use a bigger "
+                          "one, e.g. qwen2.5-coder-1.5b)")
         a.add_argument("--wmdp", default=None, help="WMDP-bio questions (JSONL file or a directory holding "
                        "wmdp_bio_200.jsonl; default ../shared/datasets/wmdp or $UNLEARN_WMDP_DIR)")
-        a.add_argument("--spec", dest="spec_overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="e.g. --spec mmlu_limit=50 --spec 'mmlu_subjects=[virology]' (see WmdpBenchSpec)")
-        a.add_argument("--quiet", action="store_true", help="no progress bars")
         if action == "run":
-            a.add_argument("--method", required=True, help="unlearning method (see `unlearn ls methods`)")
+            _add_bench_run(a, "where to write result.json (default runs/wmdp-<method>)")
             a.add_argument("--forget-corpus", required=True, help="JSONL, one {\"text\": ...} per line (WMDP's "
                            "bio forget corpus layout)")
             a.add_argument("--retain-corpus", default=None, help="JSONL of retain texts (default: the built-in "
                            "general replay set)")
             a.add_argument("--max-texts", type=int, default=0, help="use the first N texts of each corpus (0: all)")
-            a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                           help="override a run setting, e.g. --set train.lr=5e-5 --set method.steering_coeff=20")
-            a.add_argument("--out", default=None, help="where to write result.json (default runs/wmdp-<method>)")
-            a.add_argument("--save-model", action="store_true", help="also write the unlearned model to --out/model")
 
     sv = sub.add_parser("serve", help="serve a model behind inference-time guards (OpenAI-compatible HTTP)",
                         epilog=EPILOG, description="Serve MODEL behind guards on /v1/chat/completions and "

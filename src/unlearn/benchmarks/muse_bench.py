@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +54,6 @@ from ..unlearner import Unlearner, save_model
 from .muse_data import MuseMini, load_muse, mini_setting
 from .tofu_bench import parse_grid, run_label
 
-log = logging.getLogger(__name__)
 BENCH_VERSION = "1"  # bump when the recipe or the evaluation changes what a cached file means
 SCHEMA = "unlearn.muse_eval/1"
 RESULT_SCHEMA = "unlearn.muse_run/1"
