@@ -1,5 +1,5 @@
 """How fast a teaching recipe makes the embedded model learn the mini TOFU authors, and what it costs in
-real-world answers (the trials behind the mini recipe in docs/benchmarks.md).
+real-world answers (the trials behind the mini recipe in docs/notes/tofu-mini-setting.md).
 
     python benchmarks/tofu_teaching.py --lr 2e-4 --epochs 6 --replay-weight 1.0 [--authors 10] [--layers -10:]
 

@@ -63,7 +63,7 @@ class DemoSpec:
     replay_weight: float = 1.0
     replay: str = "self"  # "self": the original model's own answers to the replay questions; "gold": ours
     replay_tokens: int = 48
-    # How the request is composed (not part of the cache key); docs/benchmarks.md has the measurements.
+    # How the request is composed (not part of the cache key); docs/notes/demo-settings.md has the measurements.
     retain_replay: int = 0  # replay answers added to the retain set: their NLL pulls against the other people
     fact_focus: bool = True  # the request's fact QA pairs name their private part (QA.focus)
     replay_loss: str = "kl"  # "kl" to the original model's distributions on the replay answers, or "nll" on them

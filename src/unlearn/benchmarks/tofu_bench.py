@@ -68,12 +68,12 @@ class TofuBenchSpec:
 
     base_model: str = DEFAULT_MODEL
     authors: int = 30  # the last N TOFU authors (mini); 200: the published setting
-    # 4 epochs at a high constant rate: what teaches 30 authors well enough within 30 minutes (docs/benchmarks.md)
+    # 4 epochs at a high constant rate: what teaches 30 authors well enough within 30 minutes (docs/notes/tofu-mini-setting.md)
     teach: TrainConfig = field(default_factory=lambda: TrainConfig(lr=5e-4, epochs=4, batch_size=8, max_length=192))
     teach_trainable: TrainableConfig = field(default_factory=lambda: TrainableConfig(mode="layers", layers="-10:"))
     # General-knowledge replay while teaching: KL to the base model on its own answers to broad prompts (the
     # demo's replay set), `teach.retain_batch_size` per step. Off by default: on 30 authors two replay examples
-    # per step cost a fifth of the teaching time and kept little of what it protects (docs/benchmarks.md).
+    # per step cost a fifth of the teaching time and kept little of what it protects (docs/notes/tofu-mini-setting.md).
     replay_weight: float = 0.0  # 0: no replay
     eval_batch_size: int = 32  # greedy generation is a quarter faster than at 16 on 2 CPU cores
     max_new_tokens: int = 80  # longer than every TOFU answer of the mini setting (69 tokens at most)

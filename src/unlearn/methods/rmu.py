@@ -35,7 +35,7 @@ class RMU(LossMethod):
     seed: int = 0
     summary = "misdirect forget activations at one layer to a random vector; anchor retain activations"
     benchmark_settings = {
-        # measured on the demo (docs/benchmarks.md "RMU's steering coefficient on the 135M model"): c 150 and 400
+        # measured on the demo (docs/notes/demo-settings.md "RMU's steering coefficient on the 135M model"): c 150 and 400
         # leave the person answered or ranked first; 800 removes it (likelihood top-1 0.27), at the price of fluency
         "demo": {"train.lr": 1e-3, "method.steering_coeff": 800.0},
         "tofu": {"train.lr": 1e-3, "method.steering_coeff": 150.0},
