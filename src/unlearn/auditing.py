@@ -17,7 +17,9 @@ A failing attack is recorded with its error and the audit goes on.
 The reference models' part of an audit (their plain answers, likelihood tests and, for the retain model, every
 attack's floor) depends only on their weights, the request and the settings, so it is kept under
 $UNLEARN_HOME/audit/references/, keyed by a hash of all of them (every weight value included): auditing the next
-method on the same request attacks only the audited model. `cache_references=false` recomputes everything.
+method on the same request attacks only the audited model (a reference that is the audited model itself is
+computed afresh). Values computed on another machine or thread count may differ at float-rounding level.
+`cache_references=false` recomputes everything.
 
 When the forget probes have distractors (listed, or from the request's generator), the audit also runs the
 likelihood knowledge test (metrics/knowledge.py) on each model's weights, and on the weights after the
@@ -327,7 +329,7 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
     if retain is not None:
         subjects["retain"] = subject_of(retain)
     caches = {role: ReferenceCache(subjects[role].weights, tokenizer, request, cfg, cfg.cache_references)
-              for role in ("original", "retain") if role in subjects}
+              for role in ("original", "retain") if role in subjects and subjects[role].weights is not model}
     reused: list[str] = []
 
     def once(role: str, name: str, compute):
