@@ -26,7 +26,7 @@ def audit_row(method: str, worst: float, settings: dict | None = None) -> dict:
 
 def test_results_page_is_up_to_date():
     text = results_page.page(results_page.load("demo_methods.json"), results_page.load("audit_demo.json"),
-                             results_page.load("tofu.json"))
+                             results_page.load("tofu.json"), results_page.load("muse.json"))
     assert (ROOT / "docs" / "results.md").read_text() == text, "run: python benchmarks/results_page.py"
 
 
