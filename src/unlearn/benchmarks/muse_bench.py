@@ -48,7 +48,7 @@ from ..metrics.privacy import privleak
 from ..metrics.result import EvalResult
 from ..models.loading import DEFAULT_MODEL, load_model, load_tokenizer
 from ..models.scoring import scored_logits
-from ..report.bench import format_value
+from ..report.bench import text_table
 from ..teaching import teach
 from ..unlearner import Unlearner, save_model
 from .muse_data import MuseMini, load_muse, mini_setting
@@ -284,13 +284,7 @@ def sweep(spec: MuseBenchSpec, methods: list[str], grid: list[str], out: Path, p
 
 def format_table(rows: list[tuple[str, dict | None]]) -> str:
     """One line per (label, summary); a None summary is a failed run."""
-    width = max([len("model"), *(len(label) for label, _ in rows)]) + 2
-    lines = ["model".ljust(width) + "".join(header.rjust(12) for _, header in TABLE_COLUMNS)]
-    for label, summary in rows:
-        cells = ["failed".rjust(12)] if summary is None else [format_value(summary.get(k)).rjust(12)
-                                                                for k, _ in TABLE_COLUMNS]
-        lines.append(label.ljust(width) + "".join(cells))
-    return "\n".join(lines)
+    return text_table(rows, TABLE_COLUMNS, 12)
 
 
 def reference_rows(prepared: Prepared) -> list[tuple[str, dict]]:

@@ -46,7 +46,7 @@ from ..metrics.privacy import privleak
 from ..metrics.result import EvalResult
 from ..metrics.tofu import forget_quality
 from ..models.loading import DEFAULT_MODEL, load_model
-from ..report.bench import TABLE_COLUMNS, format_value, write_sweep_html
+from ..report.bench import TABLE_COLUMNS, text_table, write_sweep_html
 from ..teaching import teach
 from ..unlearner import Unlearner, save_model
 from .demo import DemoSpec, replay_qa
@@ -301,14 +301,7 @@ def run_method(spec: TofuBenchSpec, method: str, percent: int = 10, overrides: l
 
 def format_table(rows: list[tuple[str, dict | None]]) -> str:
     """The standard table: one line per (label, summary); a None summary is a failed run."""
-    width = max([len("model"), *(len(label) for label, _ in rows)]) + 2
-    lines = ["model".ljust(width) + "".join(header.rjust(15) for _, header in TABLE_COLUMNS)]
-    for label, summary in rows:
-        if summary is None:
-            lines.append(label.ljust(width) + "failed".rjust(15))
-            continue
-        lines.append(label.ljust(width) + "".join(format_value(summary.get(key)).rjust(15) for key, _ in TABLE_COLUMNS))
-    return "\n".join(lines)
+    return text_table(rows, TABLE_COLUMNS, 15)
 
 
 def reference_labels(percent: int) -> dict[str, str]:

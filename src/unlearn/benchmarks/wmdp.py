@@ -33,7 +33,7 @@ from ..metrics.base import MetricResult, mean_result
 from ..metrics.mcq import MCQuestion, mcq_accuracy, mmlu_prompt, option_logprobs
 from ..metrics.result import EvalResult
 from ..models.loading import load_model, weights_digest
-from ..report.bench import format_value
+from ..report.bench import text_table
 from ..unlearner import Unlearner, save_model
 from .mmlu import load_subject
 
@@ -202,11 +202,7 @@ def run_method(spec: WmdpBenchSpec, base_model: str, method: str, forget: list[s
 
 def format_table(rows: list[tuple[str, dict]], subjects: list[str]) -> str:
     columns = [("wmdp_bio", "WMDP-bio"), ("mmlu", "MMLU")] + [(f"mmlu_{s}", s[:18]) for s in subjects]
-    width = max([len("model"), *(len(label) for label, _ in rows)]) + 2
-    lines = ["model".ljust(width) + "".join(header.rjust(20) for _, header in columns)]
-    for label, summary in rows:
-        lines.append(label.ljust(width) + "".join(format_value(summary.get(k)).rjust(20) for k, _ in columns))
-    return "\n".join(lines)
+    return text_table(rows, columns, 20)
 
 
 def chance_row(subjects: list[str]) -> tuple[str, dict]:

@@ -90,6 +90,19 @@ def format_value(value: Any) -> str:
     return f"{v:.1e}" if v and abs(v) < 1e-3 else f"{v:.3f}"
 
 
+def text_table(rows: Sequence[tuple[str, Mapping[str, Any] | None]], columns: Sequence[tuple[str, str]],
+               cell: int) -> str:
+    """A plain-text table: one line per (label, summary), the `columns` (key, header) right-aligned in cells of
+    `cell` characters; a None summary is a failed run."""
+    width = max([len("model"), *(len(label) for label, _ in rows)]) + 2
+    lines = ["model".ljust(width) + "".join(header.rjust(cell) for _, header in columns)]
+    for label, summary in rows:
+        cells = ["failed".rjust(cell)] if summary is None else [format_value(summary.get(k)).rjust(cell)
+                                                                  for k, _ in columns]
+        lines.append(label.ljust(width) + "".join(cells))
+    return "\n".join(lines)
+
+
 def render_sweep_html(sweep: Mapping[str, Any]) -> str:
     percent = int(str(sweep.get("split", "forget10")).removeprefix("forget") or 10)
     retain_label = f"retain{100 - percent:02d} (gold)"
