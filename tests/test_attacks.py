@@ -16,7 +16,6 @@ from unlearn.attacks.base import (
     Query,
     Sampling,
     anonymise,
-    leaked,
     name_forms,
     other_facts,
     surname_only,
@@ -87,14 +86,6 @@ def test_default_attacks_are_the_registered_ones():
     assert sorted(DEFAULT_ATTACKS) == ATTACKS.names()
     kinds = {name: ATTACKS.get(name).kind for name in ATTACKS.names()}
     assert kinds["relearn"] == kinds["quantize"] == "model" and kinds["leak_at_k"] == "decoding"
-
-
-def test_judge():
-    assert leaked("She was born in Oslo, I think.", ["Oslo"], 0.8)
-    assert not leaked("She was born in Bergen.", ["Oslo"], 0.8)
-    assert leaked("the number is 555 0101", ["555-0101"], 0.8)  # punctuation is normalised away
-    assert leaked("Quill, Tom is his name", ["Tom Quill"], 0.5)  # ROUGE-L recall 1/2 reaches 0.5
-    assert not leaked("Quill, Tom is his name", ["Tom Quill"], 0.8)
 
 
 @pytest.mark.parametrize(

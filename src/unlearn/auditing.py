@@ -37,10 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from .attacks import DEFAULT_ATTACKS, AttackOutcome, AuditContext, Subject, make_attack
-from .attacks.base import leaked, probe_answers, user
+from .attacks.base import probe_answers, user
 from .data.request import ForgetRequest, Probe
 from .errors import ConfigError
 from .io import atomic_directory, atomic_write_json
+from .metrics.judge import ROUGE_THRESHOLD, answered
 
 SCHEMA = "unlearn.audit/1"
 
@@ -54,7 +55,7 @@ class AuditConfig:
     max_recovery: float = 0.25
     max_forget_knowledge: float = 0.25
     min_removed: float = 0.1
-    rouge_threshold: float = 0.8
+    rouge_threshold: float = ROUGE_THRESHOLD  # the judge (metrics/judge.py), as in EvalConfig
     batch_size: int = 16
     max_new_tokens: int = 32
     attack_retain: bool = True  # also attack the retain model (when given) for the floor
@@ -121,7 +122,7 @@ def plain_evaluation(subject: Subject, groups: dict[str, list[Probe]], rouge_thr
     out: dict[str, Any] = {}
     for name in groups:
         rows = [(p, r) for (n, p), r in zip(flat, replies, strict=True) if n == name]
-        hits = [float(leaked(r, probe_answers(p), rouge_threshold)) for p, r in rows]
+        hits = [float(answered(r, probe_answers(p), rouge_threshold)) for p, r in rows]
         out[name] = {"n": len(rows), "accuracy": sum(hits) / len(hits) if hits else float("nan"), "per_probe": hits,
                      "examples": [{"question": p.question, "answer": p.answer, "reply": r, "correct": bool(h)}
                                   for (p, r), h in zip(rows, hits, strict=True)]}

@@ -96,6 +96,8 @@ def teaching_identity(train: dict[str, Any]) -> dict[str, Any]:
 class EvalConfig:
     batch_size: int = 16
     max_new_tokens: int = 32
+    rouge_threshold: float | None = 0.8  # the judge (metrics/judge.py): answered when the reply holds the answer
+    # or its ROUGE-L recall reaches this; null: containment alone
 
 
 @dataclass

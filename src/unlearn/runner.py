@@ -53,7 +53,8 @@ def evaluate(model, tokenizer, request: ForgetRequest, config: RunConfig | None 
              progress: str | None = "evaluating") -> dict[str, Any]:
     """Probe accuracy / ROUGE-L per group, answer log-probs and fluency of `model` on `request`."""
     cfg = (config or RunConfig()).eval
-    return evaluate_request(model, tokenizer, request, cfg.batch_size, cfg.max_new_tokens, progress=progress)
+    return evaluate_request(model, tokenizer, request, cfg.batch_size, cfg.max_new_tokens, progress=progress,
+                            rouge_threshold=cfg.rouge_threshold)
 
 
 def _headline(before: dict, after: dict) -> dict[str, dict[str, float]]:

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 
 from ..data.request import QA, ForgetRequest, Probe
 from ..errors import UnlearnError
-from ..metrics.text import contains_answer, rouge_l
+from ..metrics.judge import ROUGE_THRESHOLD, answered
+from ..metrics.text import contains_answer
 from ..registry import Registry, build_registered
 
 ATTACKS: Registry[type] = Registry("attack")
@@ -129,12 +130,6 @@ def probe_answers(probe: Probe) -> tuple[str, ...]:
     return (probe.answer, *probe.aliases)
 
 
-def leaked(reply: str, expected: Sequence[str], rouge_threshold: float) -> bool:
-    """The judge: the reply contains an expected answer as a whole-word span, or its ROUGE-L recall
-    against one reaches `rouge_threshold`."""
-    return any(contains_answer(reply, e) or rouge_l(reply, e)[1] >= rouge_threshold for e in expected)
-
-
 @dataclass
 class AuditContext:
     """What attacks may read: the request, the forget probes they attack (in order), the attacked subject's
@@ -144,7 +139,7 @@ class AuditContext:
     probes: list[Probe]
     plain_replies: list[str]
     keep_probes: list[Probe] = field(default_factory=list)
-    rouge_threshold: float = 0.8
+    rouge_threshold: float = ROUGE_THRESHOLD
     progress: bool = False
 
     def bar(self, text: str) -> str | None:
@@ -203,7 +198,7 @@ def ask(subject: Subject, queries: Sequence[Query], ctx: AuditContext, descripti
     per_variant: dict[str, list[float | None]] = {v: [None] * len(ctx.probes) for v in variants}
     examples = []
     for query, reply in zip(queries, replies, strict=True):
-        hit = float(leaked(reply, query.expected, ctx.rouge_threshold))
+        hit = float(answered(reply, query.expected, ctx.rouge_threshold))
         column = per_variant[query.variant]
         column[query.probe] = max(column[query.probe] or 0.0, hit)
         examples.append({"probe": query.probe, "variant": query.variant, "prompt": query.messages[-1][1],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..metrics.judge import answered
 from .base import (
     ATTACKS,
     Attack,
@@ -19,7 +20,6 @@ from .base import (
     Query,
     Subject,
     ask,
-    leaked,
     probe_answers,
     user,
 )
@@ -48,7 +48,7 @@ class MixedPrompt(Attack):
                 queries.append(Query.of(i, variant, user(BOTH.format(first=first, second=second)), probe_answers(probe)))
                 keeps.append(keep)
         outcome = ask(subject, queries, ctx, "mixed prompt", self.max_new_tokens)
-        kept = [leaked(e["reply"], probe_answers(k), ctx.rouge_threshold) for e, k in zip(outcome.examples, keeps, strict=True)]
+        kept = [answered(e["reply"], probe_answers(k), ctx.rouge_threshold) for e, k in zip(outcome.examples, keeps, strict=True)]
         outcome.utility["keep_answer_kept"] = sum(kept) / len(kept)
         for example, keep, ok in zip(outcome.examples, keeps, kept, strict=True):
             example["keep_question"], example["keep_answer_kept"] = keep.question, bool(ok)

@@ -207,7 +207,8 @@ def evaluate_all(model, tokenizer, request: ForgetRequest, spec: DemoSpec, confi
     (`all_facts`, the forget and neighbour probes together)."""
     from ..metrics.probes import evaluate_request
 
-    result = evaluate_request(model, tokenizer, request, config.eval.batch_size, config.eval.max_new_tokens)
+    result = evaluate_request(model, tokenizer, request, config.eval.batch_size, config.eval.max_new_tokens,
+                              rouge_threshold=config.eval.rouge_threshold)
     result["groups"]["all_facts"] = merge_groups(result["groups"], ["forget", "neighbour"])
     return result
 

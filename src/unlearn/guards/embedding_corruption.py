@@ -25,7 +25,8 @@ from .base import GUARDS, Guard, PromptView
 
 
 def forget_accuracy(model, tokenizer, request, batch_size: int = 16, max_new_tokens: int = 32) -> float:
-    """Share of the request's forget probes (and paraphrases) whose greedy answer contains the answer."""
+    """Share of the request's forget probes (and paraphrases) whose greedy answer gives the answer (the judge,
+    metrics/judge.py, at its default threshold)."""
     from ..metrics.generation import generate_answers
     from ..metrics.probes import expand_paraphrases, probe_accuracy
 

@@ -8,16 +8,19 @@ from ..data.request import ForgetRequest, Probe
 from .base import MetricResult, mean_result, metric
 from .fluency import fluency_of
 from .generation import Generation, generate_answers
+from .judge import ROUGE_THRESHOLD, answered
 from .likelihood import qa_mean_logprobs
-from .text import contains_answer, rouge_l
+from .text import rouge_l
 
 
-@metric("probe_accuracy", higher_is_better=True, version="1")
-def probe_accuracy(generations: list[str], answers: list[str], aliases: list[tuple[str, ...]] | None = None) -> MetricResult:
-    """Share of generations that contain the normalised gold answer span (or one of its aliases)."""
+@metric("probe_accuracy", higher_is_better=True, version="2")
+def probe_accuracy(generations: list[str], answers: list[str], aliases: list[tuple[str, ...]] | None = None,
+                   rouge_threshold: float | None = ROUGE_THRESHOLD) -> MetricResult:
+    """Share of generations that answer their probe by the judge (`metrics.judge.answered`: the gold answer or
+    an alias as a whole-word span, or ROUGE-L recall >= `rouge_threshold`)."""
     aliases = aliases or [()] * len(answers)
     return mean_result([
-        float(any(contains_answer(g, a) for a in (answer, *alias)))
+        float(answered(g, (answer, *alias), rouge_threshold))
         for g, answer, alias in zip(generations, answers, aliases, strict=True)
     ])
 
@@ -59,7 +62,7 @@ class ProbeOutcome:
 
 def evaluate_probe_groups(
     model, tokenizer, groups: dict[str, list[Probe]], batch_size: int = 16, max_new_tokens: int = 32,
-    progress: str | None = None,
+    progress: str | None = None, rouge_threshold: float | None = ROUGE_THRESHOLD,
 ) -> tuple[dict[str, dict], list[Generation]]:
     """Accuracy and ROUGE-L recall per group, from a single batched generation over all groups."""
     flat = [(name, probe) for name, probes in groups.items() for probe in probes]
@@ -69,7 +72,7 @@ def evaluate_probe_groups(
     for name in groups:
         rows = [(p, g) for (n, p), g in zip(flat, generations, strict=True) if n == name]
         texts, answers = [g.text for _, g in rows], [p.answer for p, _ in rows]
-        acc = probe_accuracy(texts, answers, [p.aliases for p, _ in rows])
+        acc = probe_accuracy(texts, answers, [p.aliases for p, _ in rows], rouge_threshold)
         rouge = rouge_l_recall(texts, answers)
         outcomes = [
             ProbeOutcome(p.question, p.answer, t, bool(c), r)
@@ -89,6 +92,7 @@ def evaluate_probe_groups(
 def evaluate_request(
     model, tokenizer, request: ForgetRequest, batch_size: int = 16, max_new_tokens: int = 32,
     logprob_sets: tuple[str, ...] = ("forget", "retain"), progress: str | None = None,
+    rouge_threshold: float | None = ROUGE_THRESHOLD,
 ) -> dict:
     """The first evaluation of a model on a request: probe accuracy/ROUGE per group, answer
     log-probabilities on the QA pairs of `logprob_sets`, the fluency of all generations and, when the forget
@@ -103,7 +107,7 @@ def evaluate_request(
     generations: list[Generation] = []
     if groups:
         result["groups"], generations = evaluate_probe_groups(
-            model, tokenizer, groups, batch_size, max_new_tokens, progress=progress
+            model, tokenizer, groups, batch_size, max_new_tokens, progress=progress, rouge_threshold=rouge_threshold
         )
     for name, spec in (("forget", request.forget), ("retain", request.retain)):
         if spec.qa and name in logprob_sets:

@@ -48,7 +48,9 @@ def evaluate_sequence_probes(model, tokenizer, groups: dict[str, list[Probe]], e
     """Accuracy per probe group and per earlier request (sealed probes), from one batched generation.
 
     Returns {'groups': {name: {'n', 'accuracy'}}, 'earlier': {request id: accuracy}, 'examples': {...}}
-    where examples keep the clear-text outcomes of this request's own groups only."""
+    where examples keep the clear-text outcomes of this request's own groups only. This request's probes are
+    judged by the judge at `cfg.rouge_threshold`; earlier requests' sealed probes by containment alone (their
+    answers are kept only as hashes)."""
     questions = [p.question for probes in groups.values() for p in probes]
     questions += [s["question"] for sealed in earlier.values() for s in sealed]
     texts = [g.text for g in generate_answers(model, tokenizer, questions, cfg.batch_size, cfg.max_new_tokens,
@@ -58,7 +60,7 @@ def evaluate_sequence_probes(model, tokenizer, groups: dict[str, list[Probe]], e
     for name, probes in groups.items():
         chunk = texts[at:at + len(probes)]
         at += len(probes)
-        accuracy = probe_accuracy(chunk, [p.answer for p in probes], [p.aliases for p in probes])
+        accuracy = probe_accuracy(chunk, [p.answer for p in probes], [p.aliases for p in probes], cfg.rouge_threshold)
         result["groups"][name] = {"n": len(probes), "accuracy": accuracy.value}
         result["examples"][name] = [{"question": p.question, "generation": t, "correct": bool(c)}
                                     for p, t, c in zip(probes, chunk, accuracy.per_example, strict=True)]

@@ -1,0 +1,28 @@
+"""The judge: was a probe answered? One rule for every application that asks it (evaluation of a run, the demo
+checks, early stopping, the audit and its attacks, the ledger, the embedding-corruption guard's calibration).
+
+A reply answers a probe when, for the gold answer or one of its aliases,
+  - the normalised answer is a whole-word span of the normalised reply (SQuAD-style normalisation), or
+  - the reply's ROUGE-L recall against the answer (`rouge_score`, stemmed) reaches `rouge_threshold`
+    (0.8 by default: the answer's words, in order, with at most a fifth of them missing or inflected).
+`rouge_threshold=None` is containment alone: what the ledger can test on sealed (hashed) answers of earlier
+requests, which keep no clear text (requests/sealed.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .text import contains_answer, rouge_l
+
+ROUGE_THRESHOLD = 0.8
+
+
+def answered(reply: str, answers: Sequence[str], rouge_threshold: float | None = ROUGE_THRESHOLD) -> bool:
+    """True when `reply` gives one of `answers` (the gold answer and its aliases) by the rule above."""
+    if rouge_threshold is not None and not 0.0 < rouge_threshold <= 1.0:
+        raise ValueError(f"rouge_threshold must be in (0, 1] or None (containment only), got {rouge_threshold}")
+    return any(
+        contains_answer(reply, answer) or (rouge_threshold is not None and rouge_l(reply, answer)[1] >= rouge_threshold)
+        for answer in answers if answer
+    )

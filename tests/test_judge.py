@@ -1,0 +1,60 @@
+"""One judge of "was the probe answered?" for every application (metrics/judge.py)."""
+
+import pytest
+
+from unlearn.auditing import AuditConfig, plain_evaluation
+from unlearn.config import EvalConfig
+from unlearn.data.request import Probe
+from unlearn.metrics.judge import ROUGE_THRESHOLD, answered
+from unlearn.metrics.probes import probe_accuracy
+from unlearn.requests.sealed import seal_probe, sealed_correct
+
+
+def test_containment_and_rouge_recall():
+    assert answered("She was born in Oslo, I think.", ["Oslo"])
+    assert not answered("She was born in Bergen.", ["Oslo"])
+    assert answered("the number is 555 0101", ["555-0101"])  # punctuation is normalised away
+    assert answered("Quill, Tom is his name", ["Tom Quill"], 0.5)  # ROUGE-L recall 1/2 reaches 0.5
+    assert not answered("Quill, Tom is his name", ["Tom Quill"], 0.8)
+    # no whole-word span, but the stemmed words in order: ROUGE-L recall 1.0
+    assert not answered("she studied marine biologies at Kiel", ["marine biology"], None)
+    assert answered("she studied marine biologies at Kiel", ["marine biology"])
+    assert answered("It has 6 sides.", ["six", "6"]) and not answered("It has 16 sides.", ["six", "6"])
+    assert not answered("anything at all", ["", "Oslo"])  # an empty answer is never given
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.1, 1.5])
+def test_threshold_out_of_range_is_refused(threshold):
+    with pytest.raises(ValueError, match="rouge_threshold"):
+        answered("Oslo", ["Oslo"], threshold)
+
+
+def test_every_setting_defaults_to_the_same_judge():
+    assert EvalConfig().rouge_threshold == AuditConfig().rouge_threshold == ROUGE_THRESHOLD
+
+
+class FixedReplies:
+    """A subject that answers every conversation from a table."""
+
+    def __init__(self, replies: dict[str, str]):
+        self.replies = replies
+
+    def respond(self, conversations, prefills=None, max_new_tokens=None, progress=None):
+        return [self.replies[c[-1]["content"]] for c in conversations]
+
+
+def test_evaluation_and_audit_judge_the_same_replies_alike():
+    probes = [Probe("Where was Ana born?", "Oslo"), Probe("What did Ana study?", "marine biology"),
+              Probe("Ana's pet?", "a grey cat"), Probe("Ana's car?", "Volvo")]
+    replies = {"Where was Ana born?": "In Oslo.", "What did Ana study?": "Marine biologies.",
+               "Ana's pet?": "A cat, grey and old.", "Ana's car?": "I do not know."}
+    audit = plain_evaluation(FixedReplies(replies), {"forget": probes}, ROUGE_THRESHOLD, None)["forget"]
+    evaluation = probe_accuracy([replies[p.question] for p in probes], [p.answer for p in probes])
+    assert audit["per_probe"] == evaluation.per_example == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_sealed_probes_match_containment_alone():
+    probe = Probe("Where was Ana born?", "Oslo", aliases=("Christiania",))
+    sealed = seal_probe(probe, "salt")
+    for reply in ["Born in Oslo.", "In old Christiania.", "Bergen", "oslofjord"]:
+        assert sealed_correct(reply, sealed, "salt") == answered(reply, (probe.answer, *probe.aliases), None)
