@@ -10,6 +10,7 @@ import torch
 from tofu_fixtures import write_synthetic_tofu
 
 from unlearn.benchmarks import tofu_bench as tb
+from unlearn.benchmarks.sweeping import parse_grid
 from unlearn.cli import main
 from unlearn.config import TrainConfig
 from unlearn.errors import ConfigError, TrainingDiverged
@@ -122,11 +123,11 @@ def test_sweep_checks_every_method_before_any_work(spec, tmp_path):
 
 
 def test_parse_grid():
-    assert tb.parse_grid([]) == [[]]
-    assert tb.parse_grid(["train.lr=1e-5,2e-5", "train.epochs=5"]) == [
+    assert parse_grid([]) == [[]]
+    assert parse_grid(["train.lr=1e-5,2e-5", "train.epochs=5"]) == [
         ["train.lr=1e-5", "train.epochs=5"], ["train.lr=2e-5", "train.epochs=5"]]
     with pytest.raises(ConfigError, match="key=value1,value2"):
-        tb.parse_grid(["train.lr"])
+        parse_grid(["train.lr"])
 
 
 def test_best_tradeoff_keeps_utility_first():

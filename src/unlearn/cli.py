@@ -523,6 +523,7 @@ def cmd_demo(args) -> int:
 
 def cmd_bench_muse(args) -> int:
     from .benchmarks import muse_bench as mb
+    from .benchmarks.sweeping import run_label
     from .io import atomic_write_json
 
     spec = mb.make_spec(args.spec_overrides, base_model=args.model, source=args.data)
@@ -539,7 +540,7 @@ def cmd_bench_muse(args) -> int:
         out = Path(args.out or f"runs/muse-mini-{args.method}")
         result = mb.run_method(spec, args.method, args.overrides, progress, prepared)
         atomic_write_json(out / "result.json", result)
-        label = mb.run_label(args.method, args.overrides)
+        label = run_label(args.method, args.overrides)
         print(mb.format_table(mb.reference_rows(prepared) + [(label, result["summary"])]))
         print(f"result: {out / 'result.json'}")
         return 0
@@ -583,6 +584,7 @@ def cmd_bench(args) -> int:
     if args.benchmark == "wmdp":
         return cmd_bench_wmdp(args)
     from .benchmarks import tofu_bench as tb
+    from .benchmarks.sweeping import run_label
     from .io import atomic_write_json
 
     spec = tb.make_spec(args.spec_overrides, base_model=args.model, authors=args.authors, source=args.data)
@@ -600,7 +602,7 @@ def cmd_bench(args) -> int:
         result = tb.run_method(spec, args.method, percent, args.overrides, progress,
                                save_model_to=out / "model" if args.save_model else None, prepared=prepared)
         atomic_write_json(out / "result.json", result)
-        print(tb.format_table(tb.reference_rows(prepared) + [(tb.run_label(args.method, args.overrides), result["summary"])]))
+        print(tb.format_table(tb.reference_rows(prepared) + [(run_label(args.method, args.overrides), result["summary"])]))
         print(f"result: {out / 'result.json'}")
         return 0
     if args.action == "exact":

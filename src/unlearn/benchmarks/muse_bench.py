@@ -38,7 +38,7 @@ from ..config import (
 from ..data.collate import collate, to_device
 from ..data.formatting import encode_text_windows
 from ..data.request import DataSpec, ForgetRequest
-from ..errors import ConfigError, UnlearnError
+from ..errors import ConfigError
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import benchmark_settings, make_method
 from ..metrics.base import MetricResult
@@ -52,7 +52,7 @@ from ..report.bench import text_table
 from ..teaching import teach
 from ..unlearner import Unlearner, save_model
 from .muse_data import MuseMini, load_muse, mini_setting
-from .tofu_bench import parse_grid, run_label
+from .sweeping import check_grid, parse_grid, sweep_runs
 
 BENCH_VERSION = "1"  # bump when the recipe or the evaluation changes what a cached file means
 SCHEMA = "unlearn.muse_eval/1"
@@ -254,28 +254,16 @@ def sweep(spec: MuseBenchSpec, methods: list[str], grid: list[str], out: Path, p
     """Every method at every grid point, one result file each under `out/runs/` (reused when present); a run
     that fails (diverges, refuses the data) is recorded as failed and the others go on."""
     points = parse_grid(grid)
-    for method in methods:
-        for overrides in points:
-            bench_unlearn_config(method, overrides)
+    check_grid(methods, points, bench_unlearn_config)
     prepared = prepare(spec, progress)
-    key = sha256_json({"dir": bench_dir(spec).name})[:8]
-    runs = []
-    for method in methods:
-        for overrides in points:
-            path = out / "runs" / f"{method}-{sha256_json(overrides)[:8]}-{key}.json"
-            label = run_label(method, overrides)
-            if path.is_file():
-                run = json.loads(path.read_text())
-            else:
-                echo(f"[muse] {label}")
-                try:
-                    run = run_method(spec, method, overrides, progress, prepared)
-                except UnlearnError as exc:
-                    run = {"schema": RESULT_SCHEMA, "status": "failed", "error": str(exc), "method": {"name": method},
-                           "overrides": overrides}
-                run.pop("evaluation", None)
-                atomic_write_json(path, run)
-            runs.append(run | {"label": label})
+
+    def failed(method: str, overrides: list[str], error: str) -> dict:
+        return {"schema": RESULT_SCHEMA, "status": "failed", "error": error, "method": {"name": method},
+                "overrides": overrides}
+
+    runs = sweep_runs(methods, points, out, lambda method, overrides: run_method(spec, method, overrides, progress,
+                                                                                prepared),
+                      failed, key=bench_dir(spec).name, echo=echo, tag="muse")
     result = {"schema": "unlearn.muse_sweep/1", "setting": "mini", "sizes": prepared.mini.sizes,
               "target": prepared.target_eval.summary, "retain": prepared.retain_eval.summary, "runs": runs}
     atomic_write_json(out / "muse.json", result)

@@ -20,7 +20,6 @@ The `mini` setting (`authors` < 200) is the last N TOFU authors, for CPU machine
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import math
@@ -34,12 +33,11 @@ from ..config import (
     TrainConfig,
     apply_overrides,
     from_dict,
-    parse_override,
     teaching_identity,
     to_dict,
 )
 from ..data.request import QA, DataSpec, ForgetRequest
-from ..errors import ConfigError, UnlearnError
+from ..errors import ConfigError
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import benchmark_settings, make_method
 from ..metrics.privacy import privleak
@@ -50,6 +48,7 @@ from ..report.bench import TABLE_COLUMNS, text_table, write_sweep_html
 from ..teaching import teach
 from ..unlearner import Unlearner, save_model
 from .demo import DemoSpec, replay_qa
+from .sweeping import check_grid, parse_grid, sweep_runs
 from .tofu import evaluate_tofu
 from .tofu_data import N_AUTHORS, QA_PER_AUTHOR, TofuSplits, load_tofu, mini_authors
 
@@ -319,27 +318,6 @@ def reference_rows(prepared: Prepared) -> list[tuple[str, dict]]:
 # ------------------------------------------------------------------------------------------ sweep
 
 
-def parse_grid(items: list[str]) -> list[list[str]]:
-    """['train.lr=1e-5,5e-5', 'train.epochs=5,10'] -> every combination as override lists."""
-    axes = []
-    for item in items:
-        key, _, values = item.partition("=")
-        if not key or not values:
-            raise ConfigError(f"grid entry '{item}' must look like key=value1,value2 (e.g. train.lr=1e-5,5e-5)")
-        axes.append([f"{key.strip()}={v.strip()}" for v in values.split(",") if v.strip()])
-        for override in axes[-1]:
-            parse_override(override)
-    return [list(point) for point in itertools.product(*axes)] if axes else [[]]
-
-
-def run_label(method: str, overrides: list[str]) -> str:
-    return method + "".join(f" {o.split('=', 1)[0].rsplit('.', 1)[-1]}={o.split('=', 1)[1]}" for o in overrides)
-
-
-def _run_file(out: Path, method: str, overrides: list[str]) -> Path:
-    return out / "runs" / f"{method}-{sha256_json(overrides)[:8]}.json"
-
-
 def best_tradeoff(runs: list[dict], target_utility: float, min_utility_ratio: float = 0.9) -> dict | None:
     """The run with the highest forget quality among those that keep at least `min_utility_ratio` of the
     target model's utility (ties: higher utility); None when no run keeps that much."""
@@ -354,32 +332,21 @@ def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, p
           progress: bool = True, echo=print) -> dict:
     """Every method at every grid point; finished runs in `out/runs/` are reused, failures recorded."""
     points = parse_grid(grid)
-    for method in methods:  # every name and override checked before hours of work
-        for overrides in points:
-            checked_method(method, overrides)
+    check_grid(methods, points, checked_method)
     for path in sorted((out / "runs").glob("*.json")):  # never mix runs of two settings in one table
         run = json.loads(path.read_text())
         if spec_identity(run.get("spec") or {}) != spec_identity(spec) or run.get("split") != f"forget{percent:02d}":
             raise ConfigError(f"{out} holds runs of another benchmark setting or split ({path.name}); "
                               "choose another --out")
     prepared = prepare(spec, percent, progress)
-    runs = []
-    for method, overrides in itertools.product(methods, points):
-        path = _run_file(out, method, overrides)
-        label = run_label(method, overrides)
-        if path.is_file():
-            run = json.loads(path.read_text())
-        else:
-            echo(f"[sweep] {label}")
-            try:
-                run = run_method(spec, method, percent, overrides, progress, prepared=prepared)
-            except UnlearnError as exc:  # diverged or refused: report it, keep the other runs
-                run = {"schema": RESULT_SCHEMA, "status": "failed", "error": str(exc), "overrides": overrides,
-                       "method": {"name": method}, "spec": to_dict(spec), "split": f"forget{percent:02d}"}
-            run.pop("evaluation", None)  # per-example values stay out of the sweep files
-            atomic_write_json(path, run)
-        run["label"] = label
-        runs.append(run)
+
+    def failed(method: str, overrides: list[str], error: str) -> dict:
+        return {"schema": RESULT_SCHEMA, "status": "failed", "error": error, "overrides": overrides,
+                "method": {"name": method}, "spec": to_dict(spec), "split": f"forget{percent:02d}"}
+
+    runs = sweep_runs(methods, points, out,
+                      lambda method, overrides: run_method(spec, method, percent, overrides, progress, prepared=prepared),
+                      failed, echo=echo)
     target_utility = prepared.table_row("target")["model_utility"]
     best = best_tradeoff(runs, target_utility)
     result = {

@@ -1,0 +1,83 @@
+"""The sweep runner every benchmark shares: methods x grid points, one result file per run, resumable.
+
+    unlearn bench tofu sweep --methods npo,grad_diff --grid train.lr=1e-5,5e-5 --out runs/x
+    unlearn bench muse sweep --methods npo --grid method.beta=0.1,0.5 --out runs/y
+
+A run's file (`out/runs/<method>-<hash of its overrides>[-<setting key>].json`) is written as soon as the run
+ends and reused by the next sweep into the same folder, so an interrupted sweep resumes; a run that fails
+(diverges, refuses the data) is recorded as failed and the others go on.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..config import parse_override
+from ..errors import ConfigError, UnlearnError
+from ..io import atomic_write_json, sha256_json
+
+
+def parse_grid(items: list[str]) -> list[list[str]]:
+    """['train.lr=1e-5,5e-5', 'train.epochs=5,10'] -> every combination as override lists."""
+    axes = []
+    for item in items:
+        key, _, values = item.partition("=")
+        if not key or not values:
+            raise ConfigError(f"grid entry '{item}' must look like key=value1,value2 (e.g. train.lr=1e-5,5e-5)")
+        axes.append([f"{key.strip()}={v.strip()}" for v in values.split(",") if v.strip()])
+        for override in axes[-1]:
+            parse_override(override)
+    return [list(point) for point in itertools.product(*axes)] if axes else [[]]
+
+
+def run_label(method: str, overrides: list[str]) -> str:
+    """'npo lr=1e-05 beta=0.5': the method and the last part of each overridden key."""
+    return method + "".join(f" {o.split('=', 1)[0].rsplit('.', 1)[-1]}={o.split('=', 1)[1]}" for o in overrides)
+
+
+def check_grid(methods: list[str], points: list[list[str]], check: Callable[[str, list[str]], Any]) -> None:
+    """`check(method, overrides)` for every run of the sweep: a misspelt name or setting fails before hours of
+    work."""
+    for method, overrides in itertools.product(methods, points):
+        check(method, overrides)
+
+
+def run_file(out: Path, method: str, overrides: list[str], key: str = "") -> Path:
+    return out / "runs" / f"{method}-{sha256_json(overrides)[:8]}{'-' + key if key else ''}.json"
+
+
+def sweep_runs(methods: list[str], points: list[list[str]], out: Path,
+               run_one: Callable[[str, list[str]], dict[str, Any]],
+               failed: Callable[[str, list[str], str], dict[str, Any]],
+               key: str = "", echo: Callable[[str], Any] = print, tag: str = "sweep") -> list[dict[str, Any]]:
+    """Every (method, point) in order: its run file reused when present, else `run_one(method, overrides)`
+    written there (without its per-example "evaluation"); an `UnlearnError` becomes `failed(method, overrides,
+    message)`. Each returned run carries its table label."""
+    runs = []
+    for method, overrides in itertools.product(methods, points):
+        path = run_file(out, method, overrides, key)
+        label = run_label(method, overrides)
+        if path.is_file():
+            run = json_file(path)
+        else:
+            echo(f"[{tag}] {label}")
+            try:
+                run = run_one(method, overrides)
+            except UnlearnError as exc:  # diverged or refused: report it, keep the other runs
+                run = failed(method, overrides, str(exc))
+            run.pop("evaluation", None)  # per-example values stay out of the sweep files
+            atomic_write_json(path, run)
+        runs.append(run | {"label": label})
+    return runs
+
+
+def json_file(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not a readable run file ({exc}); delete it to run that point again") from exc
