@@ -289,16 +289,17 @@ def test_similar_pools_rank_retain_items_by_shared_structure():
 
 
 def test_retain_similar_draws_each_steps_retain_batch_from_the_forget_items_pools(tiny_model):
-    from unlearn.train.loop import retain_picks
+    from unlearn.train.hooks import UniformRetain
+    from unlearn.train.similar import SimilarRetain
 
     pools = [[0, 1], [2], [3]]
     gen = torch.Generator().manual_seed(0)
     for _ in range(20):
-        picks = retain_picks(10, 4, [1, 2], pools, similar=3, generator=gen)
+        picks = SimilarRetain(pools, 10, similar=3).picks(4, [1, 2], gen)
         assert len(picks) == 4 and picks[0] == 2 and picks[1] == 3 and picks[2] == 2
-    assert len(retain_picks(10, 2, [0], pools, similar=5, generator=gen)) == 2  # never more than the batch
-    assert all(p in (0, 1) for p in retain_picks(10, 2, [0], pools, similar=5, generator=gen))
-    assert len(retain_picks(10, 3, [0], None, similar=5, generator=gen)) == 3  # no pools: uniform
+    assert len(SimilarRetain(pools, 10, similar=5).picks(2, [0], gen)) == 2  # never more than the batch
+    assert all(p in (0, 1) for p in SimilarRetain(pools, 10, similar=5).picks(2, [0], gen))
+    assert len(UniformRetain(10).picks(3, [0], gen)) == 3  # the default: uniform
 
     seen = []
 

@@ -24,7 +24,7 @@ from ..methods.common import retain_term
 from ..models.loading import model_device
 from ..models.logprobs import IGNORE
 from ..models.params import trainable_parameters
-from .similar import similar_pools
+from .hooks import LoopState, RetainSampler, TrainHooks, UniformRetain, hooks_from_config
 
 SCHEDULES = ("constant", "linear", "cosine")
 
@@ -102,30 +102,26 @@ def _check_config(cfg: TrainConfig) -> None:
     for name in ("retain_batch_size", "anchor_batch_size"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"train.{name} must be 0 (same as batch_size) or positive")
-    if cfg.retain_similar < 0:
-        raise ConfigError("train.retain_similar must be 0 (retain examples drawn uniformly) or positive")
     if cfg.anchor_weight < 0:
         raise ConfigError("train.anchor_weight must be 0 (off) or positive")
-    if cfg.repair_steps < 0:
-        raise ConfigError("train.repair_steps must be 0 (off) or positive")
     if cfg.lr is not None and cfg.lr <= 0:
         raise ConfigError("train.lr must be positive")
 
 
-def _restore(params: list[torch.nn.Parameter], snapshot: list[torch.Tensor]) -> None:
+def restore_params(params: list[torch.nn.Parameter], snapshot: list[torch.Tensor]) -> None:
     with torch.no_grad():
         for p, saved in zip(params, snapshot, strict=True):
             p.copy_(saved)
 
 
-def _save(params: list[torch.nn.Parameter], snapshot: list[torch.Tensor]) -> None:
-    """Copy the parameters into `snapshot` in place (the counterpart of `_restore`)."""
+def save_params(params: list[torch.nn.Parameter], snapshot: list[torch.Tensor]) -> None:
+    """Copy the parameters into `snapshot` in place (the counterpart of `restore_params`)."""
     with torch.no_grad():
         for p, saved in zip(params, snapshot, strict=True):
             saved.copy_(p)
 
 
-def _forget_accuracy(model, probe_check, accelerator) -> float:
+def forget_accuracy(model, probe_check, accelerator) -> float:
     """The forget probes' accuracy, asked of the model in eval mode; the model is left in train mode."""
     model.eval()
     accuracy = probe_check(accelerator.unwrap_model(model))
@@ -144,12 +140,14 @@ def train(
     progress: bool = True,
     description: str = "unlearning",
     on_step: Callable[[int], None] | None = None,
+    hooks: TrainHooks | None = None,
 ) -> TrainResult:
     """Run `method` on `data` for the configured budget; the model is updated in place.
 
     Stops early when `cfg.early_stop` and `probe_check(model)` (forget-probe accuracy) drops to
     `cfg.early_stop_accuracy`. `on_step(n)` is called after optimizer step n. A NaN/inf loss or gradient
-    restores the weights from before the last update and raises TrainingDiverged.
+    restores the weights from before the last update and raises TrainingDiverged. `hooks`: how each step's
+    retain examples are drawn and the stages after the loop (train/hooks.py; by default from `cfg`).
     """
     from accelerate import Accelerator
 
@@ -165,10 +163,7 @@ def train(
         raise ConfigError("this method needs an alternative answer for every forget example (QA forget data)")
     if data.uses_anchor(cfg) and reference is None:
         raise ConfigError("anchor data needs a reference model (the model before unlearning) to hold it to")
-    can_repair = (data.retain and getattr(method, "retain_weight", 1.0) > 0) or data.uses_anchor(cfg)
-    if cfg.repair_steps and (probe_check is None or not can_repair):
-        raise ConfigError("train.repair_steps needs forget probes checked while repairing (train.early_stop and "
-                          "probes.forget in the request) and retain data with a retain weight, or anchor data, to repair with")
+    hooks = hooks or hooks_from_config(cfg, method, data, probe_check)
 
     torch.manual_seed(cfg.seed)
     on_cpu = cfg.cpu or model_device().type == "cpu"
@@ -198,7 +193,6 @@ def train(
 
     take_forget = forget_order(len(data.forget), cfg.seed)
     retain_generator = torch.Generator().manual_seed(cfg.seed + 1)
-    pools = similar_pools(data.forget, data.retain) if cfg.retain_similar and data.retain else None
     anchor_generator = torch.Generator().manual_seed(cfg.seed + 2)
     snapshot = [p.detach().clone() for p in params]
     result = TrainResult(steps=0, seconds=0.0, processes=world)
@@ -215,10 +209,10 @@ def train(
             draws = []
             for _ in range(cfg.grad_accum):
                 batch = _step_batch(data, take_forget(cfg.batch_size), cfg.retain_batch_size or cfg.batch_size,
-                                    retain_generator, pad_id, pools, cfg.retain_similar)
+                                    retain_generator, pad_id, hooks.retain_sampler)
                 anchor = None
                 if data.uses_anchor(cfg):  # drawn once: a zeroth-order estimate must see the same batch twice
-                    anchor = _sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size, anchor_generator, pad_id)
+                    anchor = sample_batch(data.anchor, cfg.anchor_batch_size or cfg.batch_size, anchor_generator, pad_id)
                 draws.append((batch, anchor))
             if world > 1:  # every process draws the same step and trains on its own part of each micro-batch
                 parts = [split_draw(draw, world) for draw in draws]
@@ -237,7 +231,7 @@ def train(
                     out = own_update(model, batch, reference, optimizer.param_groups[0]["lr"],
                                      None if anchor is None else (anchor, cfg.anchor_weight))
                     if not torch.isfinite(out.loss) or not all(torch.isfinite(p).all() for p in params):
-                        _restore(params, snapshot)
+                        restore_params(params, snapshot)
                         raise TrainingDiverged(f"the update became non-finite at step {step}; weights restored to "
                                                f"the last good step. Lower train.lr (now {lr})")
                     loss_sum += out.loss.item()
@@ -261,7 +255,7 @@ def train(
                 with sync:
                     out = step_loss()
                     if not all_finite(out.loss, accelerator):
-                        _restore(params, snapshot)
+                        restore_params(params, snapshot)
                         raise TrainingDiverged(
                             f"loss became {out.loss.item()} at step {step}; weights restored to the last good step. "
                             f"Lower train.lr (now {lr}) or raise train.max_grad_norm clipping"
@@ -277,12 +271,12 @@ def train(
                 grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
                 if not torch.isfinite(torch.as_tensor(grad_norm)):
                     optimizer.zero_grad(set_to_none=True)
-                    _restore(params, snapshot)
+                    restore_params(params, snapshot)
                     raise TrainingDiverged(
                         f"gradient norm became {float(grad_norm)} at step {step}; weights restored to the last good "
                         f"step. Lower train.lr (now {lr})"
                     )
-                _save(params, snapshot)
+                save_params(params, snapshot)
                 optimizer.step()
             if not zo_now or cfg.optimizer == "hybrid":  # zo alone never steps its optimizer: its rate is computed above
                 scheduler.step()
@@ -299,67 +293,21 @@ def train(
             if on_step is not None:
                 on_step(step + 1)
             if cfg.early_stop and probe_check is not None and (step + 1) % cfg.early_stop_every == 0:
-                accuracy = _forget_accuracy(model, probe_check, accelerator)
+                accuracy = forget_accuracy(model, probe_check, accelerator)
                 record["forget_probe_accuracy"] = accuracy
                 if accuracy <= cfg.early_stop_accuracy:
                     result.stopped_early = True
                     break
-        if cfg.repair_steps and result.stopped_early:
-            result.repair_steps = repair(model, method, data, cfg, pad_id, reference, probe_check, accelerator,
-                                         params, snapshot, lr, bar)
+        if hooks.after_training:
+            state = LoopState(model, method, data, cfg, pad_id, reference, probe_check, accelerator, params, snapshot,
+                              lr, bar, result)
+            for stage in hooks.after_training:
+                stage(state)
     finally:
         bar.close()
         model.eval()
         result.seconds = time.perf_counter() - start
     return result
-
-
-def repair(model, method: LossMethod, data: TrainingData, cfg: TrainConfig, pad_id: int, reference, probe_check,
-           accelerator, params: list, kept: list[torch.Tensor], lr: float, bar=None) -> int:
-    """Up to `cfg.repair_steps` steps on the retain and anchor terms alone, after unlearning: they win back what
-    the forget term took from the data to keep. The forget probes are checked every `early_stop_every` steps;
-    once they are answered above `early_stop_accuracy` again, the weights go back to the last checked point.
-
-        L_repair = w_r · retain_term(retain batch) + w_a · KL(p_before ‖ p_θ) on the anchor batch
-
-    with the method's retain loss and weight (NLL, 1 for a method without them). A fresh optimizer: the
-    unlearning steps' moments point along the forget gradient. `kept`: a buffer shaped like `params` (the
-    loop's snapshot) that holds the last checked point. Returns the steps kept."""
-    optimizer = accelerator.prepare(make_optimizer(cfg.optimizer, params, lr, cfg.weight_decay))
-    kind, weight = getattr(method, "retain_loss", "nll"), getattr(method, "retain_weight", 1.0)
-    generator = torch.Generator().manual_seed(cfg.seed + 3)
-    _save(params, kept)
-    kept_steps = 0
-    model.train()
-    for step in range(cfg.repair_steps):
-        raise_if_interrupted()
-        loss = torch.zeros((), device=accelerator.device)
-        if data.retain and weight > 0:
-            retain = to_device(_sample(data.retain, cfg.retain_batch_size or cfg.batch_size, generator, pad_id),
-                               accelerator.device)
-            loss = loss + weight * retain_term(kind, model, retain, reference)
-        if data.uses_anchor(cfg):
-            anchor = to_device(_sample(data.anchor, cfg.anchor_batch_size or cfg.batch_size, generator, pad_id),
-                               accelerator.device)
-            loss = loss + cfg.anchor_weight * anchor_term(model, anchor, reference)
-        if not torch.isfinite(loss):
-            _restore(params, kept)
-            raise TrainingDiverged(f"repair loss became {loss.item()} at repair step {step}; weights restored to the "
-                                   f"last checked point. Lower train.lr (now {lr})")
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if bar is not None:
-            bar.set_postfix(repair=f"{step + 1}", loss=f"{loss.item():.3f}")
-        if (step + 1) % cfg.early_stop_every == 0 or step + 1 == cfg.repair_steps:
-            if _forget_accuracy(model, probe_check, accelerator) > cfg.early_stop_accuracy:
-                _restore(params, kept)
-                break
-            _save(params, kept)
-            kept_steps = step + 1
-    model.eval()
-    return kept_steps
 
 
 OPTIMIZERS = ("adamw", "sgd", "sign", *ZEROTH_ORDER)
@@ -432,15 +380,15 @@ def zeroth_order_update(params, estimate: list[torch.Tensor], rate: float, snaps
     """θ ← θ − rate · g (in place); restores and raises when the loss or the weights are not finite.
     Returns ‖g‖."""
     if not math.isfinite(loss):
-        _restore(params, snapshot)
+        restore_params(params, snapshot)
         raise TrainingDiverged(f"loss became {loss} at step {step}; weights restored to the last good step. Lower "
                                "train.lr (zo) or train.zo_lr (hybrid)")
-    _save(params, snapshot)
+    save_params(params, snapshot)
     with torch.no_grad():
         for p, g in zip(params, estimate, strict=True):
             p.sub_(rate * g)
     if not all(torch.isfinite(p).all() for p in params):
-        _restore(params, snapshot)
+        restore_params(params, snapshot)
         raise TrainingDiverged(f"a zeroth-order step made the weights non-finite at step {step}; weights restored")
     return float(torch.sqrt(sum((g.float() ** 2).sum() for g in estimate)))
 
@@ -534,22 +482,10 @@ def process_means(accelerator, loss: float, logs: dict[str, float]) -> tuple[flo
     return means[0], dict(zip(keys, means[1:], strict=True))
 
 
-def _sample(examples: Sequence[Example], size: int, generator, pad_id: int) -> dict[str, torch.Tensor]:
+def sample_batch(examples: Sequence[Example], size: int, generator, pad_id: int) -> dict[str, torch.Tensor]:
     """`size` examples drawn uniformly with replacement, collated."""
     picks = torch.randint(len(examples), (size,), generator=generator).tolist()
     return collate([examples[i] for i in picks], pad_id)
-
-
-def retain_picks(n_retain: int, size: int, forget_indices: list[int], pools: list[list[int]] | None, similar: int,
-                 generator) -> list[int]:
-    """Indices of one step's retain examples: min(similar, size) of them drawn, one per forget example of the
-    step in turn, from that example's pool of similar retain items (train/similar.py); the rest uniformly."""
-    matched = min(similar, size) if pools else 0
-    picks = []
-    for j in range(matched):
-        pool = pools[forget_indices[j % len(forget_indices)]]
-        picks.append(pool[int(torch.randint(len(pool), (1,), generator=generator))])
-    return picks + torch.randint(n_retain, (size - matched,), generator=generator).tolist()
 
 
 def anchor_term(model, anchor: dict[str, torch.Tensor], reference) -> torch.Tensor:
@@ -565,11 +501,11 @@ def anchored(out: LossOutput, anchor: torch.Tensor, weight: float) -> LossOutput
 
 
 def _step_batch(data: TrainingData, indices: list[int], retain_size: int, generator, pad_id: int,
-                pools: list[list[int]] | None = None, similar: int = 0) -> StepBatch:
+                retain_sampler: RetainSampler | None = None) -> StepBatch:
     forget = collate([data.forget[i] for i in indices], pad_id)
     alt = collate([data.forget_alt[i] for i in indices], pad_id) if data.forget_alt else None
     retain = None
     if data.retain:
-        picks = retain_picks(len(data.retain), retain_size, indices, pools, similar, generator)
+        picks = (retain_sampler or UniformRetain(len(data.retain))).picks(retain_size, indices, generator)
         retain = collate([data.retain[i] for i in picks], pad_id)
     return StepBatch(forget=forget, retain=retain, forget_alt=alt)

@@ -15,6 +15,9 @@ forget example's pool: its `SIMILAR_POOL` most similar retain items (of those sh
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
 
 from ..data.formatting import Example
 from ..models.logprobs import IGNORE
@@ -48,3 +51,26 @@ def similar_pools(forget: Sequence[Example], retain: Sequence[Example], pool: in
         ranked = sorted((i for i in range(len(retain_sets)) if scores[i] > 0), key=lambda i: (-scores[i], i))
         pools.append(ranked[:pool] or list(range(len(retain_sets))))
     return pools
+
+
+@dataclass(frozen=True)
+class SimilarRetain:
+    """The retain sampler of `train.retain_similar` (a hook, train/hooks.py): min(similar, size) of a
+    micro-batch's retain examples drawn, one per forget example in turn, from that example's pool of similar
+    retain items; the rest uniformly."""
+
+    pools: list[list[int]]
+    n_retain: int
+    similar: int
+
+    @classmethod
+    def of(cls, forget: Sequence[Example], retain: Sequence[Example], similar: int) -> SimilarRetain:
+        return cls(similar_pools(forget, retain), len(retain), similar)
+
+    def picks(self, size: int, forget_indices: list[int], generator: torch.Generator) -> list[int]:
+        matched = min(self.similar, size)
+        picks = []
+        for j in range(matched):
+            pool = self.pools[forget_indices[j % len(forget_indices)]]
+            picks.append(pool[int(torch.randint(len(pool), (1,), generator=generator))])
+        return picks + torch.randint(self.n_retain, (size - matched,), generator=generator).tolist()
