@@ -7,7 +7,7 @@ import math
 import re
 
 from unlearn.report import render_html, write_reports
-from unlearn.report.html import bar_chart_svg, line_chart_svg, nice_ticks
+from unlearn.report.charts import bar_chart_svg, line_chart_svg, scatter_svg
 
 ROLES = ["original", "deployed", "unlearned", "retain"]
 ACCURACY = {
@@ -200,16 +200,28 @@ def test_missing_accuracy_shows_na() -> None:
 
     svg = bar_chart_svg(["a", "b"], {"m": [None, float("nan")], "n": [0.5, 1.0]})
     assert svg.count(">n/a<") == 2
-    assert svg.count("<rect") == 2 + 2  # two legend swatches, two bars
-    assert "http" not in svg
+    assert re.findall(r"<title>([^<]*)</title>", svg)[1:] == ["n · a: 0.500", "n · b: 1.000"]  # one tooltip per bar
+    assert ">0.500<" in svg and ">1.000<" in svg and ">m<" in svg and ">n<" in svg  # value labels, legend
+    assert "http" not in svg and "<?xml" not in svg and "<style" not in svg and svg.startswith("<svg")
 
 
 def test_line_chart_edge_cases() -> None:
     assert "no data" in line_chart_svg([], [])
-    one = line_chart_svg([1], [2.0])
-    assert "<circle" in one and "<polyline" not in one
-    many = line_chart_svg([1, 2, 3], [3.0, float("nan"), 1.0])
-    assert many.count("<circle") == 2 and "<polyline" in many
+    one = line_chart_svg([1], [2.0], title="one")
+    assert re.findall(r"<title>([^<]*)</title>", one) == ["one", "1: 2"]
+    many = line_chart_svg([1, 2, 3], [3.0, float("nan"), 1.0], title="many")
+    assert re.findall(r"<title>([^<]*)</title>", many) == ["many", "1: 3", "3: 1"]  # the NaN point is skipped
+
+
+def test_scatter_marks_points_and_skips_what_a_log_axis_cannot_show() -> None:
+    points = [{"x": 0.5, "y": 0.3, "label": "target", "kind": "target"}, {"x": 0.0, "y": 0.2, "label": "zero"},
+              {"x": float("nan"), "y": 0.1, "label": "nan"}, {"x": 1e-3, "y": 0.25, "label": "npo", "kind": "best"}]
+    svg = scatter_svg(points, x_label="forget quality", y_label="utility", title="t", log_x=True)
+    assert re.findall(r"<title>([^<]*)</title>", svg) == ["t", "target", "npo"]
+    assert ">zero<" not in svg and ">forget quality<" in svg and "http" not in svg
+    assert "no data" in scatter_svg([], x_label="x", y_label="y")
+    assert scatter_svg(points, x_label="x", y_label="y", title="t") == scatter_svg(points, x_label="x", y_label="y",
+                                                                                   title="t")  # deterministic
 
 
 def test_write_reports_round_trip(tmp_path) -> None:
@@ -222,9 +234,3 @@ def test_write_reports_round_trip(tmp_path) -> None:
     assert not [p for p in (tmp_path / "out").iterdir() if re.search(r"\.tmp$", p.name)]
 
 
-def test_nice_ticks_cover_range() -> None:
-    assert nice_ticks(0.0, 1.0)[0] == 0.0 and abs(nice_ticks(0.0, 1.0)[-1] - 1.0) < 1e-9
-    ticks = nice_ticks(0.06, 2.25)
-    assert ticks[0] <= 0.06 and ticks[-1] >= 2.25 and 4 <= len(ticks) <= 8
-    assert all(t == int(t) for t in nice_ticks(1, 2, integer=True))
-    assert nice_ticks(float("nan"), 1.0) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,9 @@ def test_sweep_writes_json_and_html_and_resumes(prepared, spec, tmp_path, monkey
     assert saved["target"] == prepared.table_row("target")
     assert saved["ceiling"] == prepared.table_row("ceiling")
     page = (out / "sweep.html").read_text()
-    assert page.count("<rect") == 2 and "retain90 (gold)" in page and "failed: loss became nan" in page
+    chart = page[page.index("<svg"):page.index("</svg>")]
+    assert {"target", "retain90 (gold)"} <= set(re.findall(r"<title>([^<]*)</title>", chart))  # marked points
+    assert "failed: loss became nan" in page
     assert "http" not in page.replace("https://", "") and "<script" not in page
     text = tb.sweep_table(result)
     assert text.count("failed") == 2 and "(ceiling)" in text

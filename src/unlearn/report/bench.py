@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
-from .html import CSS, esc, nice_ticks, svg_open, tick_labels
+from .charts import scatter_svg
+from .html import CSS, esc
 
-MARKERS = {"target": "#e07b39", "retain": "#3a9a5b", "run": "#2f6fbf", "best": "#b3261e"}
 # Columns of the TOFU comparison table, text and HTML: (summary key, short header).
 TABLE_COLUMNS = (
     ("forget_quality", "forget_quality"),
@@ -28,58 +28,6 @@ TABLE_KEYS = tuple(key for key, _ in TABLE_COLUMNS)
 
 def _finite(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
-def scatter_svg(points: Sequence[Mapping[str, Any]], *, x_label: str, y_label: str, title: str = "",
-                log_x: bool = False, width: int = 640, height: int = 380) -> str:
-    """Points {'x', 'y', 'label', 'kind'} (kind picks the colour from MARKERS); non-finite points and,
-    with `log_x`, non-positive x are left out. Each point carries its label as a tooltip and a text tag."""
-    kept = []
-    for p in points:
-        x, y = _finite(p.get("x")), _finite(p.get("y"))
-        if x is None or y is None or (log_x and x <= 0):
-            continue
-        kept.append((math.log10(x) if log_x else x, y, str(p.get("label", "")), str(p.get("kind", "run"))))
-    parts = [svg_open(width, height, title or "scatter")]
-    if not kept:
-        parts.append(f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" class="svg-muted">no data</text>')
-        return "".join(parts) + "</svg>"
-    left, right, upper, lower = 60, 20, 32, 44
-    plot_w, plot_h = width - left - right, height - upper - lower
-    xs, ys = [p[0] for p in kept], [p[1] for p in kept]
-    x_ticks = nice_ticks(min(xs) - 0.5, max(xs) + 0.5, 6, integer=log_x) if log_x else nice_ticks(min(xs), max(xs), 6)
-    y_ticks = nice_ticks(min(ys), max(ys), 5)
-    x_lo, x_hi, y_lo, y_hi = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
-    x_hi, y_hi = (x_hi if x_hi > x_lo else x_lo + 1), (y_hi if y_hi > y_lo else y_lo + 1)
-
-    def sx(v: float) -> float:
-        return left + (v - x_lo) / (x_hi - x_lo) * plot_w
-
-    def sy(v: float) -> float:
-        return upper + plot_h - (v - y_lo) / (y_hi - y_lo) * plot_h
-
-    if title:
-        parts.append(f'<text x="{left}" y="20" class="svg-title">{esc(title)}</text>')
-    for v, text in zip(y_ticks, tick_labels(y_ticks), strict=True):
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" class="grid"/>'
-                     f'<text x="{left - 6}" y="{sy(v) + 4:.1f}" text-anchor="end" class="svg-small">{text}</text>')
-    x_texts = [f"1e{int(v)}" for v in x_ticks] if log_x else tick_labels(x_ticks)
-    for v, text in zip(x_ticks, x_texts, strict=True):
-        parts.append(f'<line x1="{sx(v):.1f}" x2="{sx(v):.1f}" y1="{upper}" y2="{upper + plot_h}" class="grid"/>'
-                     f'<text x="{sx(v):.1f}" y="{upper + plot_h + 16}" text-anchor="middle" class="svg-small">'
-                     f"{text}</text>")
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle" class="svg-small">'
-                 f"{esc(x_label)}</text>"
-                 f'<text transform="translate(14 {upper + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle" '
-                 f'class="svg-small">{esc(y_label)}</text>')
-    for x, y, label, kind in kept:
-        colour = MARKERS.get(kind, MARKERS["run"])
-        shape = (f'<rect x="{sx(x) - 5:.1f}" y="{sy(y) - 5:.1f}" width="10" height="10" fill="{colour}">'
-                 if kind in ("target", "retain") else f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="5" fill="{colour}">')
-        closing = "</rect>" if kind in ("target", "retain") else "</circle>"
-        parts.append(f"{shape}<title>{esc(label)}</title>{closing}"
-                     f'<text x="{sx(x) + 7:.1f}" y="{sy(y) - 6:.1f}" class="svg-small">{esc(label)}</text>')
-    return "".join(parts) + "</svg>"
 
 
 def format_value(value: Any) -> str:

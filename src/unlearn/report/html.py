@@ -14,13 +14,15 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from unlearn.io import atomic_write_json, atomic_write_text
 
-__all__ = ["bar_chart_svg", "line_chart_svg", "nice_ticks", "render_html", "write_reports"]
+from .charts import bar_chart_svg, line_chart_svg
+
+__all__ = ["bar_chart_svg", "line_chart_svg", "render_html", "write_reports"]
 
 SCHEMA = "unlearn.report/1"
 
@@ -87,41 +89,6 @@ def fmt(value: Any, digits: int = 3) -> str:
     return esc(value)
 
 
-def _tick(value: float, digits: int = 3) -> str:
-    if abs(value) < 1e6 and abs(value - round(value)) < 1e-9:
-        return str(int(round(value)))
-    return f"{value:.{digits}g}"
-
-
-def tick_labels(values: Sequence[float]) -> list[str]:
-    """Tick labels with just enough significant digits to tell neighbouring ticks apart."""
-    labels = [_tick(v) for v in values]
-    for digits in range(3, 12):
-        labels = [_tick(v, digits) for v in values]
-        if len(set(labels)) == len(labels):
-            break
-    return labels
-
-
-def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
-    """Round tick values (steps of 1, 2, 2.5 or 5 times a power of ten) that cover [lo, hi]."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return []
-    if hi < lo:
-        lo, hi = hi, lo
-    if hi == lo:
-        lo, hi = lo - 1, hi + 1
-    raw = (hi - lo) / max(count, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
-    if integer:
-        step = max(1.0, float(math.ceil(step)))
-    first = math.floor(lo / step + 1e-9) * step
-    last = math.ceil(hi / step - 1e-9) * step
-    n = int(round((last - first) / step))
-    return [first + i * step for i in range(n + 1)]
-
-
 def _truncate(text: str, limit: int = EXAMPLE_CHARS) -> str:
     text = " ".join(text.split()) if len(text) > limit else text
     return text if len(text) <= limit else text[:limit].rstrip() + "…"
@@ -168,204 +135,6 @@ def ordered_groups(names: Iterable[str]) -> list[str]:
             seen.append(name)
     known = [g for g in GROUP_ORDER if g in seen]
     return known + [g for g in seen if g not in GROUP_ORDER]
-
-
-# --------------------------------------------------------------------------- SVG charts
-
-
-def svg_open(width: int, height: int, label: str) -> str:
-    # No xmlns: inline SVG in HTML5 does not need it, and the page must hold no URLs at all.
-    return (
-        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        f'role="img" aria-label="{esc(label)}"><title>{esc(label)}</title>'
-    )
-
-
-def _empty_chart(width: int, height: int, title: str, message: str) -> str:
-    return (
-        svg_open(width, height, title)
-        + f'<text x="{width / 2:.1f}" y="20" text-anchor="middle" class="svg-title">{esc(title)}</text>'
-        + f'<text x="{width / 2:.1f}" y="{height / 2:.1f}" text-anchor="middle" class="svg-muted">'
-        + f"{esc(message)}</text></svg>"
-    )
-
-
-def bar_chart_svg(
-    categories: Sequence[str],
-    series: Mapping[str, Sequence[float | None]],
-    *,
-    title: str = "",
-    colours: Mapping[str, str] | None = None,
-    width: int = 760,
-    height: int = 330,
-    y_max: float = 1.0,
-    y_label: str = "",
-) -> str:
-    """A grouped bar chart: one group per category, one bar per series, value labels on top.
-
-    Missing, None or NaN values draw no bar and are labelled "n/a". The y axis runs from 0 to
-    `y_max` (widened when a value exceeds it).
-    """
-    categories = [str(c) for c in categories]
-    names = [str(n) for n in series]
-    if not categories or not names:
-        return _empty_chart(width, height, title, "no data")
-    colours = dict(colours or {})
-    colours.update({k: v for k, v in role_colours(names).items() if k not in colours})
-
-    values = {n: [_number(v) for v in series[n]] for n in names}
-    top = max([y_max] + [v for vs in values.values() for v in vs if v is not None])
-    top = top if top > 0 else 1.0
-
-    left, right, upper, lower = 48, 16, 54, 42
-    plot_w, plot_h = width - left - right, height - upper - lower
-    base_y = upper + plot_h
-
-    def y_of(v: float) -> float:
-        return base_y - max(0.0, v) / top * plot_h
-
-    parts = [svg_open(width, height, title or "bar chart")]
-    if title:
-        parts.append(f'<text x="{left}" y="20" class="svg-title">{esc(title)}</text>')
-
-    # Legend, one row under the title.
-    x = float(left)
-    for name in names:
-        parts.append(
-            f'<rect x="{x:.1f}" y="30" width="12" height="12" rx="2" fill="{esc(colours[name])}"/>'
-            f'<text x="{x + 16:.1f}" y="40" class="svg-label">{esc(name)}</text>'
-        )
-        x += 28 + 7 * len(name)
-
-    # Gridlines and y ticks.
-    for i in range(5):
-        v = top * i / 4
-        y = y_of(v)
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="svg-small">{_tick(v)}</text>'
-        )
-    if y_label:
-        parts.append(
-            f'<text transform="translate(12 {upper + plot_h / 2:.1f}) rotate(-90)" '
-            f'text-anchor="middle" class="svg-small">{esc(y_label)}</text>'
-        )
-
-    group_w = plot_w / len(categories)
-    bar_w = min(48.0, group_w * 0.8 / len(names))
-    label_digits = 3 if bar_w >= 30 else 2
-    for ci, category in enumerate(categories):
-        centre = left + group_w * (ci + 0.5)
-        start = centre - bar_w * len(names) / 2
-        for si, name in enumerate(names):
-            row = values[name]
-            v = row[ci] if ci < len(row) else None
-            bx = start + si * bar_w
-            label_x = bx + bar_w / 2
-            if v is None:
-                parts.append(
-                    f'<text x="{label_x:.1f}" y="{base_y - 4:.1f}" text-anchor="middle" '
-                    f'class="svg-small svg-muted">n/a</text>'
-                )
-                continue
-            y = y_of(v)
-            parts.append(
-                f'<rect x="{bx + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" '
-                f'height="{base_y - y:.1f}" fill="{esc(colours[name])}">'
-                f"<title>{esc(name)} · {esc(category)}: {v:.3f}</title></rect>"
-                f'<text x="{label_x:.1f}" y="{y - 4:.1f}" text-anchor="middle" class="svg-small">'
-                f"{v:.{label_digits}f}</text>"
-            )
-        parts.append(
-            f'<text x="{centre:.1f}" y="{base_y + 18:.1f}" text-anchor="middle" class="svg-label">'
-            f"{esc(category)}</text>"
-        )
-    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{base_y}" y2="{base_y}" class="axis"/>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def line_chart_svg(
-    xs: Sequence[float],
-    ys: Sequence[float | None],
-    *,
-    title: str = "",
-    x_label: str = "",
-    y_label: str = "",
-    colour: str = "#2f6fbf",
-    width: int = 560,
-    height: int = 240,
-) -> str:
-    """A single-series line chart. Points with a missing or non-finite x or y are skipped.
-
-    No points gives a "no data" placeholder; one point is drawn as a dot.
-    """
-    points = [
-        (x, y)
-        for x, y in ((_number(a), _number(b)) for a, b in zip(xs, ys, strict=False))
-        if x is not None and y is not None
-    ]
-    if not points:
-        return _empty_chart(width, height, title, "no data")
-
-    left, right, upper, lower = 56, 16, 32, 40
-    plot_w, plot_h = width - left - right, height - upper - lower
-    integer_x = all(float(x).is_integer() for x, _ in points)
-    x_lo, x_hi = min(p[0] for p in points), max(p[0] for p in points)
-    y_lo, y_hi = min(p[1] for p in points), max(p[1] for p in points)
-    if x_hi == x_lo:
-        x_lo, x_hi = x_lo - 1, x_hi + 1
-    if y_hi == y_lo:
-        pad = abs(y_lo) * 0.1 or 1.0
-        y_lo, y_hi = y_lo - pad, y_hi + pad
-    x_ticks = [t for t in nice_ticks(x_lo, x_hi, 6, integer=integer_x) if x_lo <= t <= x_hi]
-    y_ticks = nice_ticks(y_lo, y_hi, 5)
-    y_lo, y_hi = y_ticks[0], y_ticks[-1]
-
-    def sx(x: float) -> float:
-        return left + (x - x_lo) / (x_hi - x_lo) * plot_w
-
-    def sy(y: float) -> float:
-        return upper + plot_h - (y - y_lo) / (y_hi - y_lo) * plot_h
-
-    parts = [svg_open(width, height, title or "line chart")]
-    if title:
-        parts.append(f'<text x="{left}" y="20" class="svg-title">{esc(title)}</text>')
-    for v, label in zip(y_ticks, tick_labels(y_ticks), strict=True):
-        y = sy(v)
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="svg-small">{label}</text>'
-        )
-    for v, label in zip(x_ticks, tick_labels(x_ticks), strict=True):
-        x = sx(v)
-        parts.append(
-            f'<text x="{x:.1f}" y="{upper + plot_h + 16:.1f}" text-anchor="middle" class="svg-small">'
-            f"{label}</text>"
-        )
-    base_y = upper + plot_h
-    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{base_y}" y2="{base_y}" class="axis"/>')
-    if x_label:
-        parts.append(
-            f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" class="svg-small">'
-            f"{esc(x_label)}</text>"
-        )
-    if y_label:
-        parts.append(
-            f'<text transform="translate(14 {upper + plot_h / 2:.1f}) rotate(-90)" '
-            f'text-anchor="middle" class="svg-small">{esc(y_label)}</text>'
-        )
-    coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
-    if len(points) > 1:
-        parts.append(f'<polyline points="{coords}" fill="none" stroke="{esc(colour)}" stroke-width="2"/>')
-    if len(points) <= 60:
-        for x, y in points:
-            parts.append(
-                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{esc(colour)}">'
-                f"<title>{_tick(x)}: {y:.4g}</title></circle>"
-            )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 # --------------------------------------------------------------------------- report access
@@ -773,7 +542,7 @@ th, td { padding: 5px 10px; text-align: left; vertical-align: top; }
 .meta th { color: var(--muted); font-weight: 600; padding-left: 0; white-space: nowrap; }
 .badge { display: inline-block; font-size: 12px; font-weight: 600; text-transform: uppercase; color: var(--muted);
          border: 1px solid var(--line); border-radius: 10px; padding: 1px 8px; vertical-align: middle; }
-.muted, .svg-muted { color: var(--muted); fill: var(--muted); }
+.muted { color: var(--muted); }
 .small { font-size: 12px; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 .big { font-size: 16px; font-weight: 600; }
@@ -796,10 +565,7 @@ th, td { padding: 5px 10px; text-align: left; vertical-align: top; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 5px; }
 .roles { list-style: none; padding: 0; margin: 6px 0; }
 .chart-wrap { overflow-x: auto; }
-svg.chart { max-width: 100%; height: auto; font-family: inherit; }
-.svg-title { font-size: 15px; font-weight: 600; fill: #1f2328; }
-.svg-label { font-size: 12px; fill: #1f2328; }
-.svg-small { font-size: 10.5px; fill: #4b5563; }
+svg.chart { max-width: 100%; height: auto; }
 .grid { stroke: #e5e7eb; stroke-width: 1; }
 .axis { stroke: #9ca3af; stroke-width: 1; }
 .results { border: 1px solid var(--line); }
