@@ -41,6 +41,7 @@ from .attacks.base import probe_answers, user
 from .data.request import ForgetRequest, Probe
 from .errors import ConfigError
 from .io import atomic_directory, atomic_write_json
+from .metrics.checks import check
 from .metrics.judge import ROUGE_THRESHOLD, answered
 
 SCHEMA = "unlearn.audit/1"
@@ -272,10 +273,10 @@ def likelihood_checks(report: dict, margin: float) -> list[dict]:
     checks = [likelihood_check(tests["unlearned"], tests.get("retain"), margin)]
     for name, attack in report["attacks"].items():
         for variant, tested in (attack.get("likelihood") or {}).items():
-            check = likelihood_check(tested, (attack.get("retain_likelihood") or {}).get(variant), margin)
-            if check:
-                check["name"] = f"forgotten by likelihood after {name} ({variant})"
-                checks.append(check)
+            after = likelihood_check(tested, (attack.get("retain_likelihood") or {}).get(variant), margin)
+            if after:
+                after["name"] = f"forgotten by likelihood after {name} ({variant})"
+                checks.append(after)
     return [c for c in checks if c]
 
 
@@ -284,12 +285,10 @@ def verdict_of(report: dict, cfg: AuditConfig) -> tuple[str, list[dict]]:
     forget = report["plain"]["unlearned"]["forget"]["accuracy"]
     worst = report["headline"]["worst_recovery"]
     checks = [
-        {"name": "forgotten", "value": forget, "threshold": cfg.max_forget_knowledge,
-         "passed": bool(forget <= cfg.max_forget_knowledge + 1e-9),
-         "description": "share of forget probes the unlearned model answers, asked plainly"},
-        {"name": "worst-case recovery", "value": worst, "threshold": cfg.max_recovery,
-         "passed": worst is None or worst <= cfg.max_recovery + 1e-9,
-         "description": "largest share of the removed knowledge that any attack brings back"},
+        check("forgotten", forget, cfg.max_forget_knowledge, True,
+              "share of forget probes the unlearned model answers, asked plainly"),
+        check("worst-case recovery", worst, cfg.max_recovery, True,
+              "largest share of the removed knowledge that any attack brings back", missing_passes=True),
     ]
     checks += likelihood_checks(report, cfg.likelihood_margin)
     failed = [n for n, a in report["attacks"].items() if a["status"] == "failed"]
@@ -456,10 +455,10 @@ def audit_summary_text(report: dict, paths: dict[str, str] | None = None) -> str
             lines.append(f"{name:<14} FAILED: {a['error']}")
         else:
             lines.append(f"{name:<14} {fmt(a['recovery']):>9} {fmt(a['knowledge']):>10} {a['seconds']:>8.1f}")
-    for check in report.get("checks", []):
-        if check["name"].startswith("forgotten by likelihood"):
-            lines.append(f"[{'PASS' if check['passed'] else 'FAIL'}] {check['name']}: {fmt(check['value'])} "
-                         f"(threshold {fmt(check['threshold'])})")
+    for line in report.get("checks", []):
+        if line["name"].startswith("forgotten by likelihood"):
+            lines.append(f"[{'PASS' if line['passed'] else 'FAIL'}] {line['name']}: {fmt(line['value'])} "
+                         f"(threshold {fmt(line['threshold'])})")
     for path_name, path in (paths or {}).items():
         lines.append(f"{path_name}: {path}")
     return "\n".join(lines)

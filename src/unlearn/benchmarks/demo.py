@@ -36,6 +36,7 @@ from ..data.people import Person, generate_people
 from ..data.request import QA, DataSpec, DistractorSpec, ForgetRequest, Probe, Probes
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import benchmark_settings, make_method
+from ..metrics.checks import check
 from ..models.loading import DEFAULT_MODEL, load_model, model_fingerprint
 from ..teaching import self_replay, teach
 from ..unlearner import Unlearner, save_model
@@ -211,11 +212,6 @@ def evaluate_all(model, tokenizer, request: ForgetRequest, spec: DemoSpec, confi
                               rouge_threshold=config.eval.rouge_threshold)
     result["groups"]["all_facts"] = merge_groups(result["groups"], ["forget", "neighbour"])
     return result
-
-
-def check(name: str, value: float, threshold: float, at_most: bool, description: str) -> dict:
-    passed = value <= threshold + 1e-9 if at_most else value >= threshold - 1e-9
-    return {"name": name, "value": value, "threshold": threshold, "passed": bool(passed), "description": description}
 
 
 def demo_checks(evals: dict[str, dict]) -> list[dict]:

@@ -36,6 +36,7 @@ from ..data.formatting import Example, encode_qa
 from ..data.request import QA, Probe
 from ..models.logprobs import IGNORE
 from .base import MetricResult, mean_result, metric
+from .checks import check
 
 WORDINGS = ("cloze", "question", "paraphrase", "value")
 DEFAULT_MARGIN = 0.05  # a request counts as forgotten when top1 <= floor + this (issue acceptance criterion)
@@ -241,7 +242,5 @@ def likelihood_check(unlearned: dict, retain: dict | None = None, margin: float 
         return None
     floor, against = likelihood_floor(retain, unlearned.get("chance_top1"))
     value = unlearned["top1"]
-    return {"name": "forgotten by likelihood", "value": value, "threshold": floor + margin,
-            "passed": bool(value <= floor + margin + 1e-9),
-            "description": f"likelihood top-1 of the true value among distractors <= the {against}'s "
-                           f"({floor:.3f}) + {margin}"}
+    return check("forgotten by likelihood", value, floor + margin, True,
+                 f"likelihood top-1 of the true value among distractors <= the {against}'s ({floor:.3f}) + {margin}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..metrics.checks import bound
 from .html import CSS, bar_chart_svg, esc, fmt, line_chart_svg
 
 EXAMPLES_PER_ATTACK = 6
@@ -27,7 +28,7 @@ def _verdict(report: Mapping[str, Any]) -> str:
     rows = "".join(
         f"<tr class=\"{'' if c.get('passed') else 'bad'}\"><td>{'✓' if c.get('passed') else '✗'}</td>"
         f"<td>{esc(c.get('name'))}</td><td class='num'>{fmt(c.get('value'))}</td>"
-        f"<td class='num'>{fmt(c.get('threshold'))}</td><td>{esc(c.get('description'))}</td></tr>"
+        f"<td class='num'>{esc(bound(c))}</td><td>{esc(c.get('description'))}</td></tr>"
         for c in report.get("checks", []))
     return (f'<div class="verdict {cls}"><span class="verdict-label">{esc(verdict.upper())}</span>'
             f"<p class='big'>{line}</p>{failed_line}"

@@ -20,6 +20,7 @@ from typing import Any
 
 from unlearn.io import atomic_write_json, atomic_write_text
 
+from ..metrics.checks import bound
 from .charts import bar_chart_svg, line_chart_svg
 
 __all__ = ["bar_chart_svg", "line_chart_svg", "render_html", "write_reports"]
@@ -286,7 +287,7 @@ def _verdict(view: _View) -> str:
             f"<td>{esc(check.get('name', 'check'))}"
             + (f'<div class="small muted">{esc(desc)}</div>' if desc else "")
             + f'</td><td class="num">{fmt(check.get("value"))}</td>'
-            f'<td class="num">{fmt(check.get("threshold"))}</td></tr>'
+            f'<td class="num">{esc(bound(check))}</td></tr>'
         )
     if rows:
         passed_n = sum(1 for c in checks if c.get("passed") is True)

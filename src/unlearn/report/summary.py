@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ..metrics.checks import bound
+
 GROUP_ORDER = ("forget", "forget_paraphrase", "neighbour", "general")
 
 
@@ -72,7 +74,7 @@ def summary_text(report: dict, paths: dict[str, str] | None = None) -> str:
         lines += ["-" * 72, "checks:"]
         for check in checks:
             mark = "PASS" if check["passed"] else "FAIL"
-            lines.append(f"  [{mark}] {check['name']}: {fmt(check.get('value'))} (threshold {fmt(check.get('threshold'))})")
+            lines.append(f"  [{mark}] {check['name']}: {fmt(check.get('value'))} ({bound(check)})")
         lines.append(f"verdict: {report.get('verdict', '?').upper()}")
     examples = example_lines(report)
     if examples:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..config import EvalConfig, SequenceConfig
 from ..data.request import ForgetRequest, Probe
 from ..io import sha256_json
+from ..metrics.checks import check, failed_line
 from ..metrics.generation import generate_answers
 from ..metrics.probes import probe_accuracy, probe_groups
 from .sealed import sealed_correct
@@ -72,10 +73,8 @@ def evaluate_sequence_probes(model, tokenizer, groups: dict[str, list[Probe]], e
     return result
 
 
-def _check(name: str, value: float, limit: float, at_most: bool, fails_to: str) -> dict:
-    passed = value <= limit + 1e-9 if at_most else value >= limit - 1e-9
-    return {"name": name, "value": round(value, 6), "limit": round(limit, 6), "at_most": at_most,
-            "passed": bool(passed), "fails_to": fails_to}
+def _check(name: str, value: float, threshold: float, at_most: bool, fails_to: str, description: str) -> dict:
+    return check(name, round(value, 6), round(threshold, 6), at_most, description, fails_to=fails_to)
 
 
 def verify(after: dict, baseline: dict, earlier_then: dict[str, float], cfg: SequenceConfig) -> dict:
@@ -86,14 +85,16 @@ def verify(after: dict, baseline: dict, earlier_then: dict[str, float], cfg: Seq
     for group in FORGET_GROUPS:
         if group in after["groups"]:
             checks.append(_check(f"forgotten: {group}", after["groups"][group]["accuracy"], cfg.max_forget_accuracy,
-                                 True, "rolled_back"))
+                                 True, "rolled_back", "share of the request's probes still answered"))
     for request_id, now in after["earlier"].items():
         limit = max(earlier_then.get(request_id, 0.0), cfg.max_forget_accuracy) + cfg.relapse_tolerance
-        checks.append(_check(f"no relapse: {request_id}", now, limit, True, "rolled_back"))
+        checks.append(_check(f"no relapse: {request_id}", now, limit, True, "rolled_back",
+                             "an earlier request's sealed probes answered now, against then"))
     for group in UTILITY_GROUPS:
         if group in after["groups"] and group in baseline:
             checks.append(_check(f"utility kept: {group}", after["groups"][group]["accuracy"],
-                                 (1.0 - cfg.utility_tolerance) * baseline[group], False, "rejected"))
+                                 (1.0 - cfg.utility_tolerance) * baseline[group], False, "rejected",
+                                 "accuracy against the model's before the first request"))
     failed = [c for c in checks if not c["passed"]]
     if any(c["fails_to"] == "rejected" for c in failed):
         status = "rejected"
@@ -101,6 +102,5 @@ def verify(after: dict, baseline: dict, earlier_then: dict[str, float], cfg: Seq
         status = "rolled_back"
     else:
         status = "applied"
-    reason = "; ".join(f"{c['name']} = {c['value']:.3f} ({'>' if c['at_most'] else '<'} {c['limit']:.3f})"
-                       for c in failed)
+    reason = failed_line(checks)
     return {"status": status, "reason": reason, "checks": checks}
