@@ -6,12 +6,21 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from dataclasses import dataclass, field
 
 import pytest
 import torch
 import yaml
 
-from unlearn.attacks import ATTACKS, DEFAULT_ATTACKS, AuditContext, Subject, make_attack
+from unlearn.attacks import (
+    ATTACKS,
+    DEFAULT_ATTACKS,
+    Attack,
+    AttackOutcome,
+    AuditContext,
+    Subject,
+    make_attack,
+)
 from unlearn.attacks.base import (
     Query,
     Sampling,
@@ -23,7 +32,7 @@ from unlearn.attacks.base import (
 )
 from unlearn.attacks.paraphrase import name_variants
 from unlearn.attacks.relearn import held_out_probes, load_relearn_data, relearn_split
-from unlearn.auditing import AuditConfig, audit, audit_config, recovery, write_audit
+from unlearn.auditing import AuditConfig, audit, audit_config, audit_summary_text, recovery, write_audit
 from unlearn.cli import main
 from unlearn.data.request import request_from_dict
 from unlearn.errors import ConfigError
@@ -344,3 +353,50 @@ def test_query_keeps_turns():
                               {"role": "user", "content": "c"}], ["x"])
     assert query.conversation()[1] == {"role": "assistant", "content": "b"}
     assert query.messages[-1] == ("user", "c")
+
+
+@dataclass
+class FixedLeaks(Attack):
+    """An attack whose outcome is given: 1.0 where a forget probe leaks."""
+
+    leaks: list = field(default_factory=list)
+
+    def run(self, subject, ctx):
+        return AttackOutcome({"fixed": [float(x) for x in self.leaks]})
+
+
+def test_quick_audit_stops_after_the_first_attack_over_max_recovery(taught, tiny_model, tokenizer, audit_request, monkeypatch):
+    """The original answers all four forget probes, the audited model answers `answered` of them plainly; the
+    attacks bring back what `leaks` says. Quick: no attack after the first one over max_recovery."""
+    import unlearn.auditing as auditing
+
+    leaks = {"a": [0, 0, 0, 0], "b": [1, 1, 0, 0], "c": [1, 1, 1, 1]}
+    answered = {"n": 0}
+
+    def plain(subject, groups, rouge_threshold, progress):
+        per_probe = [1.0] * 4 if subject.model is taught else [1.0] * answered["n"] + [0.0] * (4 - answered["n"])
+        out = {g: {"n": len(p), "accuracy": 1.0, "per_probe": [1.0] * len(p), "examples": []} for g, p in groups.items()}
+        out["forget"] = {"n": 4, "accuracy": sum(per_probe) / 4, "per_probe": per_probe,
+                         "examples": [{"reply": ""} for _ in per_probe]}
+        return out
+
+    monkeypatch.setattr(auditing, "plain_evaluation", plain)
+    monkeypatch.setattr(auditing, "make_attack", lambda spec: FixedLeaks(leaks[spec["name"]]))
+    full = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False,
+                 config=AuditConfig(attacks=["a", "b", "c"], cache_references=False))
+    quick_cfg = AuditConfig(attacks=["a", "b", "c"], stop_at_failure=True, cache_references=False)  # fakes stay uncached
+    quick = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False, config=quick_cfg)
+    assert [full["attacks"][n]["recovery"] for n in "abc"] == [0.0, 0.5, 1.0] and full["headline"]["worst_attack"] == "c"
+    assert [quick["attacks"][n]["status"] for n in "abc"] == ["ok", "ok", "skipped"]
+    assert quick["headline"]["skipped_attacks"] == ["c"] and "b brought back 0.50" in quick["attacks"]["c"]["reason"]
+    assert quick["headline"]["worst_recovery"] == 0.5 and quick["verdict"] == full["verdict"] == "fail"
+    assert "skipped" in audit_summary_text(quick)
+
+    answered["n"] = 1  # a forget probe answered plainly: the verdict fails, the attacks still measure
+    plainly = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False, config=quick_cfg)
+    assert plainly["headline"]["skipped_attacks"] == ["c"] and plainly["verdict"] == "fail"
+
+    leaks.update(b=[0, 0, 0, 0], c=[0, 0, 0, 0])
+    answered["n"] = 0
+    passing = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False, config=quick_cfg)
+    assert passing["headline"]["skipped_attacks"] == [] and passing["verdict"] == "pass"  # a pass runs every attack

@@ -164,3 +164,17 @@ def test_ctrl_c_leaves_no_output(tmp_path, model_dir, request_file):
     assert "interrupted" in err
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_audit_profiles_on_the_command_line():
+    from unlearn.auditing import audit_config
+    from unlearn.cli import AUDIT_PROFILES, build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["run", "r.yaml", "--audit"]).audit == "full"
+    assert parser.parse_args(["run", "r.yaml", "--audit", "quick"]).audit == "quick"
+    assert parser.parse_args(["run", "r.yaml"]).audit is None
+    assert parser.parse_args(["demo", "--audit", "quick"]).audit == "quick"
+    assert parser.parse_args(["audit", "m", "--request", "r.yaml", "--quick"]).quick
+    assert audit_config(overrides=AUDIT_PROFILES["quick"]).stop_at_failure
+    assert not audit_config(overrides=AUDIT_PROFILES["full"]).stop_at_failure

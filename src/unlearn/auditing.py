@@ -62,6 +62,7 @@ class AuditConfig:
     attack_retain: bool = True  # also attack the retain model (when given) for the floor
     likelihood_margin: float = 0.05  # likelihood top-1 may exceed the retain model's (or chance) by this much
     cache_references: bool = True  # keep the original and retain models' answers and attacked floors (see below)
+    stop_at_failure: bool = False  # the quick audit: no attack after the first one over max_recovery (`audit`)
 
 
 def audit_config(attacks: Sequence[str] | None = None, overrides: Sequence[str] = ()) -> AuditConfig:
@@ -301,7 +302,12 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
           progress: bool = True, guard=None, names: dict[str, str] | None = None) -> dict[str, Any]:
     """Audit `model` (the unlearned one) on `request`; `original` / `retain` are models (optional).
     `guard`: a prompt filter placed in front of the audited model (see attacks.base.Subject).
-    Returns the report (schema unlearn.audit/1); write it with `write_audit`."""
+    Returns the report (schema unlearn.audit/1); write it with `write_audit`.
+
+    With `config.stop_at_failure` (the quick audit, `--quick`), no attack runs after the first one whose
+    recovery exceeds `max_recovery` (relearning runs first): the verdict can then only be 'fail'. The attacks
+    not run are reported as skipped and the worst case is a lower bound; a model that passes runs every
+    attack, as in the full audit."""
     from tqdm.auto import tqdm
 
     from .data.distractors import with_distractors
@@ -365,8 +371,13 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
 
     forget_plain = {role: plain[role]["forget"]["per_probe"] for role in plain}
     results: dict[str, dict] = {}
+    stopped: str | None = None
     bar = tqdm(attacks.items(), desc="attacks", disable=not progress, leave=False)
     for name, attack in bar:
+        if stopped:
+            results[name] = {"kind": attack.kind, "status": "skipped", "reason": stopped, "seconds": 0.0,
+                             "settings": _settings(attack)}
+            continue
         bar.set_postfix_str(name)
         outcome, error, seconds = run_attack(attack, subjects["unlearned"], context("unlearned"))
         retain_outcome = None
@@ -384,6 +395,9 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
             if retain_error:
                 outcome.notes.append(f"the attack failed on the retain model ({retain_error}); no floor")
         results[name] = attack_summary(name, attack, outcome, error, seconds, forget_plain, retain_outcome, cfg)
+        found = results[name].get("recovery")
+        if cfg.stop_at_failure and found is not None and found > cfg.max_recovery + 1e-9:
+            stopped = f"stopped early: {name} brought back {found:.2f} (> max_recovery {cfg.max_recovery})"
     bar.close()
     timings["total_s"] = time.perf_counter() - start
 
@@ -404,7 +418,8 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
         "forget_probes": [{"question": p.question, "answer": p.answer} for p in request.probes.forget],
         "attacks": results,
         "headline": {"worst_attack": worst, "worst_recovery": ok[worst]["recovery"] if worst else None,
-                     "failed_attacks": [n for n, a in results.items() if a["status"] == "failed"]},
+                     "failed_attacks": [n for n, a in results.items() if a["status"] == "failed"],
+                     "skipped_attacks": [n for n, a in results.items() if a["status"] == "skipped"]},
         "timings": timings,
         "reused_reference_results": reused,  # computed by an earlier audit of the same reference models
     }
@@ -453,6 +468,8 @@ def audit_summary_text(report: dict, paths: dict[str, str] | None = None) -> str
     for name, a in report["attacks"].items():
         if a["status"] == "failed":
             lines.append(f"{name:<14} FAILED: {a['error']}")
+        elif a["status"] == "skipped":
+            lines.append(f"{name:<14} skipped ({a['reason']})")
         else:
             lines.append(f"{name:<14} {fmt(a['recovery']):>9} {fmt(a['knowledge']):>10} {a['seconds']:>8.1f}")
     for line in report.get("checks", []):

@@ -14,6 +14,8 @@ from .errors import UnlearnError
 from .interrupt import remembered_interrupts
 
 EPILOG = "Errors print one line naming the fix and exit with status 2; Ctrl-C exits 130 and writes nothing."
+# audit profiles: settings added to the audit (`--audit quick`, `unlearn audit --quick`)
+AUDIT_PROFILES = {"full": [], "quick": ["stop_at_failure=true"]}
 
 
 def _add_run_options(p: argparse.ArgumentParser, overwrite: bool = True) -> None:
@@ -97,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--method", default=None, help="unlearning method (default: the demo's chosen method; see `unlearn ls methods`)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. --set train.max_steps=20")
     demo.add_argument("--overwrite", action="store_true", help="replace an output directory that holds a different run")
-    demo.add_argument("--audit", action="store_true", help="then attack the result (every attack, against the deployed "
-                      "and retain models) and write --out/audit/report.html")
+    demo.add_argument("--audit", nargs="?", const="full", choices=AUDIT_PROFILES, default=None,
+                      help="then attack the result (every attack, against the deployed and retain models) and write "
+                      "--out/audit/report.html; '--audit quick' stops after the first attack that brings the facts back")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
     run = sub.add_parser("run", help="apply one forget request to a model", epilog=EPILOG,
@@ -108,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--method", default=None, help="method name (see `unlearn ls methods`); default npo or the config's")
     run.add_argument("--out", default=None, help="output directory (default: runs/<request id>-<method>)")
     run.add_argument("--no-eval", action="store_true", help="skip the before/after evaluation")
-    run.add_argument("--audit", action="store_true",
-                     help="then audit the unlearned model against the original (default attacks) into --out/audit")
+    run.add_argument("--audit", nargs="?", const="full", choices=AUDIT_PROFILES, default=None,
+                     help="then audit the unlearned model against the original (default attacks) into --out/audit; "
+                     "'--audit quick' stops after the first attack that brings the facts back")
     _add_run_options(run)
 
     ev = sub.add_parser("eval", help="evaluate a model on a request's probes", epilog=EPILOG,
@@ -141,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--attacks", default=None, help="comma-separated attacks (default: all; see `unlearn ls attacks`)")
     au.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="an attack setting or a threshold, e.g. --set relearn.steps=[5,10] --set max_recovery=0.1")
+    au.add_argument("--quick", action="store_true", help="no attack after the first one that brings the facts back (the "
+                    "verdict is then fail and the worst case a lower bound); a passing model gets every attack")
     au.add_argument("--out", default=None, help="output directory (default: runs/audit-<request id>)")
     au.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_guard_options(au, " (the audited model is then MODEL behind the guards; --original defaults to MODEL itself)")
@@ -350,7 +356,7 @@ def cmd_run(args) -> int:
     if args.audit:
         from .auditing import audit_config, audit_groups
 
-        audit_cfg = audit_config()
+        audit_cfg = audit_config(overrides=AUDIT_PROFILES[args.audit])
         audit_groups(request)  # fail before unlearning when the audit could not run
     out = Path(args.out or f"runs/{request.id}-{method.registered_name}")
     report = run_request(request, config, out, overwrite=args.overwrite, evaluate_before_after=not args.no_eval,
@@ -386,7 +392,8 @@ def cmd_audit(args) -> int:
 
     request = load_request(args.request)
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()] if args.attacks else None
-    cfg = audit_config(attacks, args.overrides)  # every name and setting is checked before a model loads
+    overrides = [*AUDIT_PROFILES["quick" if args.quick else "full"], *args.overrides]
+    cfg = audit_config(attacks, overrides)  # every name and setting is checked before a model loads
     specs = _guard_specs(args)
     audit_groups(request)  # a request without forget probes fails here
     model, tokenizer = load_model(args.model)
@@ -505,7 +512,7 @@ def cmd_demo(args) -> int:
     if args.audit:
         from .auditing import audit_config
 
-        cfg = audit_config()
+        cfg = audit_config(overrides=AUDIT_PROFILES[args.audit])
     spec = DemoSpec(base_model=args.model)
     report = run_demo(out=Path(args.out), method=args.method, overrides=args.overrides, overwrite=args.overwrite,
                       progress=not args.quiet, spec=spec)

@@ -99,6 +99,9 @@ def _likelihood(report: Mapping[str, Any]) -> str:
 def _attack_table(report: Mapping[str, Any]) -> str:
     rows = []
     for name, a in report.get("attacks", {}).items():
+        if a.get("status") == "skipped":
+            rows.append(f"<tr><th>{esc(name)}</th><td colspan='6' class='muted'>skipped: {esc(a.get('reason'))}</td></tr>")
+            continue
         if a.get("status") != "ok":
             rows.append(f"<tr><th>{esc(name)}</th><td colspan='6' class='bad'>failed: {esc(a.get('error'))}</td></tr>")
             continue
