@@ -20,7 +20,12 @@ def _result() -> EvalResult:
 def test_entries_carry_the_registered_metric_direction_and_version():
     result = _result()
     assert result.metrics["forget_Q_A_Prob"]["metric"] == "probability"
-    assert result.higher_is_better("forget_Q_A_Prob") is True
+    assert result.higher_is_better("forget_Q_A_Prob") is True  # the registered direction: no use given
+    used = EvalResult.from_metrics("unlearn.test/1", "test", {"forget_Q_A_Prob": MetricResult(0.5, [0.5])},
+                                   {"forget_Q_A_Prob": "probability"}, directions={"forget_Q_A_Prob": False})
+    assert used.higher_is_better("forget_Q_A_Prob") is False  # on forget data: lower is better
+    with pytest.raises(ValueError, match="not computed"):
+        EvalResult.from_metrics("unlearn.test/1", "test", {}, {}, directions={"forget_Q_A_Prob": False})
     assert result.metrics["forget_truth_ratio"]["version"]
     assert result.n_nan == {"forget_truth_ratio": 1}  # reported, not averaged away
     assert math.isnan(result.summary["forget_truth_ratio"])

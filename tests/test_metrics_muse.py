@@ -78,9 +78,11 @@ def test_verbatim_memorization_scores_continuations(monkeypatch):
     assert result.per_example == pytest.approx([1.0, 0.0])
 
 
-def test_registered_lower_is_better():
-    for name in ("verbmem_rouge", "knowmem_rouge"):
-        assert METRICS.get(name).higher_is_better is False
+def test_registered_direction_is_on_data_to_keep_and_inputs_are_declared():
+    for name in ("verbmem_rouge", "knowmem_rouge"):  # the knowledge measured; a forget use reverses it
+        assert METRICS.get(name).higher_is_better is True
+    assert METRICS.get("verbmem_rouge").inputs == ("model", "tokenizer", "prompts", "continuations")
+    assert METRICS.get("probe_accuracy").inputs == ("generations", "answers")
 
 
 def test_real_generation_path(tiny_model, tokenizer):

@@ -84,13 +84,17 @@ def test_values_are_finite(evaluation):
 
 
 def test_every_metric_names_its_registered_metric(evaluation):
+    from unlearn.benchmarks.tofu import FORGET_LOWER_IS_BETTER
     from unlearn.metrics import METRICS
 
     for key, entry in evaluation.metrics.items():
         info = METRICS.get(entry["metric"])
-        assert entry["higher_is_better"] == info.higher_is_better and entry["version"] == info.version, key
+        reversed_here = key in FORGET_LOWER_IS_BETTER  # on the forget split, the knowledge should go
+        assert entry["higher_is_better"] == (info.higher_is_better != reversed_here), key
+        assert entry["version"] == info.version, key
         assert set(entry) == {"value", "per_example", "n_nan", "metric", "higher_is_better", "version"}
     assert evaluation.metrics["forget_truth_ratio"]["metric"] == "truth_ratio"
+    assert evaluation.higher_is_better("forget_Q_A_Prob") is False and evaluation.higher_is_better("retain_Q_A_Prob")
     assert evaluation.metrics["ra_Q_A_Prob_normalised"]["metric"] == "probability_w_options"
 
 

@@ -490,9 +490,12 @@ def cmd_ls(args) -> int:
         from .metrics import METRICS
 
         width = max(len(name) for name in METRICS.names())
+        print("direction: on data the model should know or keep; a use on forget data reverses it (the evaluation "
+              "files record each use's direction)")
         for name, info in METRICS.items():
             arrow = "higher is better" if info.higher_is_better else "lower is better"
             print(f"{name:<{width}}  v{info.version}  {arrow:<16}  {info.description}")
+            print(f"{'':<{width}}  inputs: {', '.join(info.inputs) or 'none'}")
     return 0
 
 

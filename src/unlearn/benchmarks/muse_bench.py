@@ -146,11 +146,9 @@ def evaluate_muse(model, tokenizer, mini: MuseMini, retain_eval: EvalResult | No
     }
     auc = results["mia_min_k"].value
     results["privleak"] = privleak(auc, auc if retain_eval is None else retain_eval.summary["mia_min_k"])
-    result = EvalResult.from_metrics(SCHEMA, "muse", results, {k: KEYS[k][0] for k in results},
-                                     {"fingerprint": fingerprint(mini), "base_model": base_model, "sizes": mini.sizes})
-    for key, entry in result.metrics.items():  # direction is per use: the retain questions measure utility
-        entry["higher_is_better"] = KEYS[key][1]
-    return result
+    return EvalResult.from_metrics(SCHEMA, "muse", results, {k: KEYS[k][0] for k in results},
+                                   {"fingerprint": fingerprint(mini), "base_model": base_model, "sizes": mini.sizes},
+                                   {k: KEYS[k][1] for k in results})  # per use: the retain questions are utility
 
 
 @dataclass

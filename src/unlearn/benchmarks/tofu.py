@@ -55,6 +55,9 @@ REGISTERED = {
     "mia_min_k": "mia_min_k", "mia_min_k_plus_plus": "mia_min_k_plus_plus", "model_utility": "model_utility",
     "forget_quality": "forget_quality", "privleak": "privleak",
 }
+# Keys measured on the forget split whose registered direction (on data to keep) is reversed in this use.
+FORGET_LOWER_IS_BETTER = ("forget_Q_A_Prob", "forget_Q_A_PARA_Prob", "forget_Q_A_ROUGE", "exact_memorization",
+                          "extraction_strength")
 MIA_KEYS = {"mia_loss": "loss", "mia_zlib": "zlib", "mia_min_k": "min_k", "mia_min_k_plus_plus": "min_k_plus_plus"}
 
 
@@ -150,7 +153,8 @@ def evaluate_tofu(
 
     details = {"forget_fingerprint": forget_fingerprint(splits), "base_model": base_model, "sizes": splits.describe(),
                "forget_truth_ratios": forget_ratios.tolist(), "tokens_scored": cache.tokens_scored}
-    return EvalResult.from_metrics(SCHEMA, "tofu", results, {k: registered_metric(k) for k in results}, details)
+    return EvalResult.from_metrics(SCHEMA, "tofu", results, {k: registered_metric(k) for k in results}, details,
+                                   {k: False for k in FORGET_LOWER_IS_BETTER if k in results})
 
 
 def registered_metric(key: str) -> str:

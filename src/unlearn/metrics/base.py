@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,11 +12,16 @@ from ..registry import Registry
 
 @dataclass(frozen=True)
 class MetricInfo:
+    """A registered metric. `inputs`: what a caller must give it (its parameters without defaults, read from
+    the function). `higher_is_better`: the direction on data the model should know or keep; a use on data to
+    forget reverses it and says so (`EvalResult.from_metrics(..., directions=...)`)."""
+
     name: str
     fn: Callable
     higher_is_better: bool
     version: str
     description: str
+    inputs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -34,10 +40,18 @@ def metric(name: str, higher_is_better: bool, version: str = "1", description: s
     """Decorator registering a metric function under `name`."""
 
     def decorate(fn: Callable) -> Callable:
-        METRICS.register(name)(MetricInfo(name, fn, higher_is_better, version, description or (fn.__doc__ or "").strip().splitlines()[0]))
+        summary = description or (fn.__doc__ or "").strip().splitlines()[0]
+        METRICS.register(name)(MetricInfo(name, fn, higher_is_better, version, summary, required_inputs(fn)))
         return fn
 
     return decorate
+
+
+def required_inputs(fn: Callable) -> tuple[str, ...]:
+    """The parameters of `fn` a caller must give (those without a default)."""
+    parameters = inspect.signature(fn).parameters.values()
+    return tuple(p.name for p in parameters if p.default is inspect.Parameter.empty
+                 and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
 
 
 def mean_result(values: Sequence[float]) -> MetricResult:

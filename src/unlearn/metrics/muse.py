@@ -65,7 +65,7 @@ def rouge_scores(generations: Sequence[str], references: Sequence[str], rouge: s
     return mean_result([rouge_l(g, r, stemmer=False)[part] for g, r in zip(generations, references, strict=True)])
 
 
-@metric("verbmem_rouge", higher_is_better=False, version="1")
+@metric("verbmem_rouge", higher_is_better=True, version="1")
 def verbatim_memorization(model, tokenizer, prompts: Sequence[str], continuations: Sequence[str],
                           max_new_tokens: int = 128, batch_size: int = 16, rouge: str = "f1",
                           progress: str | None = None) -> MetricResult:
@@ -76,7 +76,7 @@ def verbatim_memorization(model, tokenizer, prompts: Sequence[str], continuation
     return rouge_scores([g.text for g in generations], continuations, rouge)
 
 
-@metric("knowmem_rouge", higher_is_better=False, version="1")
+@metric("knowmem_rouge", higher_is_better=True, version="1")
 def knowledge_memorization(model, tokenizer, questions: Sequence[str], answers: Sequence[str],
                            shots: Sequence[tuple[str, str]] = (), max_new_tokens: int = 32, batch_size: int = 16,
                            rouge: str = "f1", progress: str | None = None) -> MetricResult:

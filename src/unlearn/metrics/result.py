@@ -30,12 +30,13 @@ METRIC_ENTRY_FIELDS = ("value", "per_example", "n_nan", "metric", "higher_is_bet
 _CORE = ("schema", "benchmark", "summary", "n_nan", "metrics")
 
 
-def metric_entry(result: MetricResult, metric: str) -> dict[str, Any]:
+def metric_entry(result: MetricResult, metric: str, higher_is_better: bool | None = None) -> dict[str, Any]:
     """One metric of an evaluation: value, per-example values, NaN count, and the registered metric it
-    comes from with its direction and version."""
+    comes from with its version and its direction in this use (the registered one unless given)."""
     info = METRICS.get(metric)
+    direction = info.higher_is_better if higher_is_better is None else higher_is_better
     return {"value": result.value, "per_example": result.per_example, "n_nan": result.n_nan, "metric": metric,
-            "higher_is_better": info.higher_is_better, "version": info.version}
+            "higher_is_better": direction, "version": info.version}
 
 
 @dataclass
@@ -48,13 +49,19 @@ class EvalResult:
 
     @classmethod
     def from_metrics(cls, schema: str, benchmark: str, results: dict[str, MetricResult], metric_of: dict[str, str],
-                     details: dict[str, Any] | None = None) -> EvalResult:
-        """From computed metrics; `metric_of[key]` names the registered metric behind each summary key."""
+                     details: dict[str, Any] | None = None, directions: dict[str, bool] | None = None) -> EvalResult:
+        """From computed metrics; `metric_of[key]` names the registered metric behind each summary key and
+        `directions[key]` its direction where this use differs from the registered one (a forget split's
+        answer probability: lower is better)."""
         missing = [key for key in results if key not in metric_of]
         if missing:
             raise ValueError(f"no registered metric named for {', '.join(missing)}")
+        unknown = set(directions or {}) - set(results)
+        if unknown:
+            raise ValueError(f"directions given for keys not computed: {', '.join(sorted(unknown))}")
         return cls(schema, benchmark, {k: r.value for k, r in results.items()},
-                   {k: metric_entry(r, metric_of[k]) for k, r in results.items()}, dict(details or {}))
+                   {k: metric_entry(r, metric_of[k], (directions or {}).get(k)) for k, r in results.items()},
+                   dict(details or {}))
 
     @property
     def n_nan(self) -> dict[str, int]:
