@@ -179,7 +179,7 @@ def quantize(model_name: str, request) -> dict | str:
         else:
             copy_ = quantized_copy(model, *parse_scheme(scheme))
         results, _ = evaluate_probe_groups(copy_, tokenizer, {"general": request.probes.general}, 16, 24)
-        answered[scheme] = {"general_accuracy": results["general"]["accuracy"],
+        answered[scheme] = {"general_accuracy": results["general"].accuracy,
                             "device": str(next(copy_.parameters()).device)}
     return {"schemes": answered, "notes": notes, "bitsandbytes": bitsandbytes_available() or "available"}
 

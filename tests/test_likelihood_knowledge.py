@@ -214,11 +214,11 @@ def test_a_generator_request_gets_distractors_at_evaluation(tokenizer, tiny_mode
     data["distractors"] = {"generator": "fictitious_people", "n": 4}
     request = request_from_dict(data)
     result = evaluate_request(tiny_model, tokenizer, request, batch_size=8, max_new_tokens=2)
-    likelihood = result["likelihood"]
+    likelihood = result.likelihood
     assert likelihood["n_probes"] == 1 and likelihood["chance_top1"] == pytest.approx(0.2)
     assert set(likelihood["wordings"]) == {"cloze", "question", "paraphrase", "value"} - {"paraphrase"}
     plain = evaluate_request(tiny_model, tokenizer, request_from_dict(tiny_request_dict()), 8, 2)
-    assert "likelihood" not in plain
+    assert plain.likelihood is None and "likelihood" not in plain.to_json()
 
 
 def test_a_saved_request_loads_back_the_same(tmp_path):
@@ -241,6 +241,27 @@ def test_under_guards_the_test_reads_the_weights(tokenizer, tiny_model):
     data = tiny_request_dict()
     data["probes"]["forget"][0]["distractors"] = ["Lima", "Kyiv"]
     request = request_from_dict(data)
-    plain = evaluate_request(tiny_model, tokenizer, request, 8, 2)["likelihood"]
+    plain = evaluate_request(tiny_model, tokenizer, request, 8, 2).likelihood
     guarded = unlearn.guard(tiny_model, tokenizer, request, ["refusal_filter"])
-    assert evaluate_request(guarded, tokenizer, request, 8, 2)["likelihood"] == plain
+    assert evaluate_request(guarded, tokenizer, request, 8, 2).likelihood == plain
+
+
+def test_request_evaluation_round_trips_through_json_and_names_missing_fields(tiny_model, tokenizer, tmp_path):
+    import json
+
+    from unlearn.errors import ConfigError
+    from unlearn.metrics.probes import RequestEvaluation, evaluate_request
+
+    request = request_from_dict(tiny_request_dict())
+    result = evaluate_request(tiny_model, tokenizer, request, 8, 2)
+    path = tmp_path / "evaluation.json"
+    path.write_text(json.dumps(result.to_json()))
+    back = RequestEvaluation.from_json(json.loads(path.read_text()))
+    assert back == result and back.accuracy("forget") == result.groups["forget"].accuracy
+    assert set(result.groups) >= {"forget", "neighbour"} and result.groups["forget"].n == len(request.probes.forget)
+    broken = result.to_json()
+    del broken["groups"]["forget"]["accuracy"]
+    with pytest.raises(ConfigError, match="group 'forget' lacks the field.*accuracy"):
+        RequestEvaluation.from_json(broken)
+    with pytest.raises(ConfigError, match="JSON object"):
+        RequestEvaluation.from_json([1, 2])

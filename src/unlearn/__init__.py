@@ -4,7 +4,8 @@ Public API (heavy modules are imported on first use, so `import unlearn` stays l
     load_model(name)            -> (model, tokenizer)   'default' is the embedded SmolLM2-135M-Instruct
     load_request(path)          -> ForgetRequest         from YAML / JSON / JSONL
     unlearn(request, ...)       -> report dict           unlearn a request, evaluate, optionally save
-    evaluate(model, tok, req)   -> evaluation dict       probe accuracy, ROUGE-L, log-probs, fluency
+    evaluate(model, tok, req)   -> RequestEvaluation     probe accuracy, ROUGE-L, log-probs, fluency, likelihood
+                                                         test (`.to_json()` / `RequestEvaluation.from_json`)
     audit(model, tok, req, ...) -> audit report dict     the probes under every attack, recovery, worst case
     guard(model, tok, req, guards) -> GuardedModel       inference-time guards in front of the model
     apply(requests, state, ...) -> [Outcome]             requests in order into a state directory (ledger,
@@ -32,7 +33,7 @@ def load_request(path):
     return _load(path)
 
 
-def evaluate(model, tokenizer, request, config=None) -> dict[str, Any]:
+def evaluate(model, tokenizer, request, config=None):
     from .runner import evaluate as _evaluate
 
     return _evaluate(model, tokenizer, request, config)

@@ -429,7 +429,7 @@ def cmd_eval(args) -> int:
     record: dict = {"schema": "unlearn.eval/1", "model": args.model, "guards": specs}
     if request:
         guarded = _behind_guards(model, tokenizer, specs, request)
-        result = evaluate(guarded, tokenizer, request, config)
+        result = evaluate(guarded, tokenizer, request, config).to_json()
         report = {"title": f"Evaluation of {_guarded_label(args.model, specs)} on {request.id}",
                   "request": request.summary(), "roles": ["model"], "evaluations": {"model": result}}
         record |= {"request": request.summary(), **result}

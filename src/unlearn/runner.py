@@ -13,7 +13,7 @@ from .data.request import ForgetRequest
 from .errors import UnlearnError
 from .io import atomic_directory, atomic_write_json, sha256_json
 from .methods import make_method
-from .metrics.probes import evaluate_request
+from .metrics.probes import RequestEvaluation, evaluate_request
 from .models.loading import load_model, model_fingerprint
 from .processes import is_main_process
 from .unlearner import Unlearner, model_card, save_model
@@ -50,8 +50,9 @@ def check_output_dir(out: Path, fingerprint: str, overwrite: bool) -> None:
 
 
 def evaluate(model, tokenizer, request: ForgetRequest, config: RunConfig | None = None,
-             progress: str | None = "evaluating") -> dict[str, Any]:
-    """Probe accuracy / ROUGE-L per group, answer log-probs and fluency of `model` on `request`."""
+             progress: str | None = "evaluating") -> RequestEvaluation:
+    """Probe accuracy / ROUGE-L per group, answer log-probs, fluency and (with distractors) the likelihood test of
+    `model` on `request`; `.to_json()` is the form a report keeps."""
     cfg = (config or RunConfig()).eval
     return evaluate_request(model, tokenizer, request, cfg.batch_size, cfg.max_new_tokens, progress=progress,
                             rouge_threshold=cfg.rouge_threshold)
@@ -88,7 +89,8 @@ def run_request(
     evaluate_before_after = evaluate_before_after and main
     if evaluate_before_after:
         t = time.perf_counter()
-        evaluations["original"] = evaluate(model, tokenizer, request, config, "evaluating (before)" if progress else None)
+        evaluations["original"] = evaluate(model, tokenizer, request, config,
+                                           "evaluating (before)" if progress else None).to_json()
         timings["eval_before_s"] = time.perf_counter() - t
     fingerprint_model = model_fingerprint(model)
     result = Unlearner(model, tokenizer, config, method).apply(request, progress=progress)
@@ -96,7 +98,7 @@ def run_request(
     if evaluate_before_after:
         t = time.perf_counter()
         evaluations["unlearned"] = evaluate(result.model, tokenizer, request, config,
-                                            "evaluating (after)" if progress else None)
+                                            "evaluating (after)" if progress else None).to_json()
         timings["eval_after_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - start
     report: dict[str, Any] = {

@@ -140,7 +140,7 @@ class Unlearner:
         def check(model) -> float:
             results, _ = evaluate_probe_groups(model, self.tokenizer, groups, ecfg.batch_size, ecfg.max_new_tokens,
                                                rouge_threshold=ecfg.rouge_threshold)
-            return results["forget"]["accuracy"]
+            return results["forget"].accuracy
 
         return check
 

@@ -209,7 +209,7 @@ def evaluate_all(model, tokenizer, request: ForgetRequest, spec: DemoSpec, confi
     from ..metrics.probes import evaluate_request
 
     result = evaluate_request(model, tokenizer, request, config.eval.batch_size, config.eval.max_new_tokens,
-                              rouge_threshold=config.eval.rouge_threshold)
+                              rouge_threshold=config.eval.rouge_threshold).to_json()
     result["groups"]["all_facts"] = merge_groups(result["groups"], ["forget", "neighbour"])
     return result
 

@@ -422,9 +422,9 @@ def apply_exact(request: ForgetRequest, state_dir: str | Path, progress: bool = 
             from ..metrics.probes import evaluate_request
 
             result = evaluate_request(model, tokenizer, request, progress="evaluating" if progress else None)
-            entry["evaluation"] = {g: round(r["accuracy"], 4) for g, r in result["groups"].items()}
-            if result.get("likelihood"):
-                entry["evaluation"]["likelihood_top1"] = result["likelihood"].get("top1")
+            entry["evaluation"] = {g: round(r.accuracy, 4) for g, r in result.groups.items()}
+            if result.likelihood:
+                entry["evaluation"]["likelihood_top1"] = result.likelihood.get("top1")
         old_files = [s["file"] for s in state.shards if s["file"]]
         state.manifest["shards"] = new_shards
         state.manifest["requests"].append(entry)

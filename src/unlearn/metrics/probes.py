@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from ..data.request import ForgetRequest, Probe
+from ..errors import ConfigError
 from .base import MetricResult, mean_result, metric
 from .fluency import fluency_of
 from .generation import Generation, generate_answers
@@ -60,15 +62,80 @@ class ProbeOutcome:
     rouge_l_recall: float
 
 
+GROUP_FIELDS = ("n", "accuracy", "rouge_l_recall", "fluency", "examples")
+EVALUATION_FIELDS = ("groups", "answer_logprob", "fluency")
+
+
+@dataclass
+class GroupEvaluation:
+    """One probe group: its size, accuracy by the judge, mean ROUGE-L recall, fluency and every example."""
+
+    n: int
+    accuracy: float
+    rouge_l_recall: float
+    fluency: dict[str, Any]
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> GroupEvaluation:
+        return cls(**_fields(data, GROUP_FIELDS, source))
+
+
+@dataclass
+class RequestEvaluation:
+    """One model's evaluation on a request, and its JSON form (the `evaluations` of a report):
+
+        {"groups": {name: {"n", "accuracy", "rouge_l_recall", "fluency", "examples"}},
+         "answer_logprob": {"forget": ..., "retain": ...}, "fluency": {...},
+         "likelihood": {...}}        # only when the forget probes have distractors
+
+    `from_json` refuses a form that lacks a field, naming it."""
+
+    groups: dict[str, GroupEvaluation]
+    answer_logprob: dict[str, float]
+    fluency: dict[str, Any]
+    likelihood: dict[str, Any] | None = None
+
+    def accuracy(self, group: str) -> float:
+        return self.groups[group].accuracy
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"groups": {name: g.to_json() for name, g in self.groups.items()},
+               "answer_logprob": dict(self.answer_logprob), "fluency": dict(self.fluency)}
+        if self.likelihood is not None:
+            out["likelihood"] = self.likelihood
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, source: str = "the evaluation") -> RequestEvaluation:
+        found = _fields(data, EVALUATION_FIELDS, source, optional=("likelihood",))
+        if not isinstance(found["groups"], dict):
+            raise ConfigError(f"{source}: 'groups' must map group names to results")
+        groups = {name: GroupEvaluation.from_json(g, f"{source}, group '{name}'") for name, g in found["groups"].items()}
+        return cls(groups, found["answer_logprob"], found["fluency"], found.get("likelihood"))
+
+
+def _fields(data: Any, names: tuple[str, ...], source: str, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a JSON object, not {type(data).__name__}")
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise ConfigError(f"{source} lacks the field(s) {', '.join(missing)}")
+    return {n: data[n] for n in (*names, *optional) if n in data}
+
+
 def evaluate_probe_groups(
     model, tokenizer, groups: dict[str, list[Probe]], batch_size: int = 16, max_new_tokens: int = 32,
     progress: str | None = None, rouge_threshold: float | None = ROUGE_THRESHOLD,
-) -> tuple[dict[str, dict], list[Generation]]:
+) -> tuple[dict[str, GroupEvaluation], list[Generation]]:
     """Accuracy and ROUGE-L recall per group, from a single batched generation over all groups."""
     flat = [(name, probe) for name, probes in groups.items() for probe in probes]
     generations = generate_answers(model, tokenizer, [p.question for _, p in flat], batch_size, max_new_tokens,
                                    progress=progress)
-    results: dict[str, dict] = {}
+    results: dict[str, GroupEvaluation] = {}
     for name in groups:
         rows = [(p, g) for (n, p), g in zip(flat, generations, strict=True) if n == name]
         texts, answers = [g.text for _, g in rows], [p.answer for p, _ in rows]
@@ -79,13 +146,8 @@ def evaluate_probe_groups(
             for (p, _), t, c, r in zip(rows, texts, acc.per_example, rouge.per_example, strict=True)
         ]
         group_fluency = fluency_of([g for _, g in rows])
-        results[name] = {
-            "n": len(rows),
-            "accuracy": acc.value,
-            "rouge_l_recall": rouge.value,
-            "fluency": group_fluency.to_dict(),
-            "examples": [asdict(o) for o in outcomes],
-        }
+        results[name] = GroupEvaluation(len(rows), acc.value, rouge.value, group_fluency.to_dict(),
+                                        [asdict(o) for o in outcomes])
     return results, generations
 
 
@@ -93,7 +155,7 @@ def evaluate_request(
     model, tokenizer, request: ForgetRequest, batch_size: int = 16, max_new_tokens: int = 32,
     logprob_sets: tuple[str, ...] = ("forget", "retain"), progress: str | None = None,
     rouge_threshold: float | None = ROUGE_THRESHOLD,
-) -> dict:
+) -> RequestEvaluation:
     """The first evaluation of a model on a request: probe accuracy/ROUGE per group, answer
     log-probabilities on the QA pairs of `logprob_sets`, the fluency of all generations and, when the forget
     probes have distractors (listed or from the request's generator), the likelihood knowledge test (of the
@@ -103,19 +165,20 @@ def evaluate_request(
 
     request = with_distractors(request)
     groups = probe_groups(request)
-    result: dict = {"groups": {}, "answer_logprob": {}}
+    results: dict[str, GroupEvaluation] = {}
     generations: list[Generation] = []
     if groups:
-        result["groups"], generations = evaluate_probe_groups(
+        results, generations = evaluate_probe_groups(
             model, tokenizer, groups, batch_size, max_new_tokens, progress=progress, rouge_threshold=rouge_threshold
         )
+    logprobs = {}
     for name, spec in (("forget", request.forget), ("retain", request.retain)):
         if spec.qa and name in logprob_sets:
             pairs = [(qa.question, qa.answer) for qa in spec.qa]
-            result["answer_logprob"][name] = answer_logprob(model, tokenizer, pairs, batch_size).value
-    result["fluency"] = fluency_of(generations).to_dict()
+            logprobs[name] = answer_logprob(model, tokenizer, pairs, batch_size).value
+    likelihood = None
     if any(p.distractors for p in request.probes.forget):
         weights = getattr(model, "guarded_weights", model)  # what the weights know: guards do not change it
-        result["likelihood"] = likelihood_knowledge(weights, tokenizer, request.probes.forget, request.forget.qa,
-                                                    batch_size, progress="likelihood test" if progress else None)
-    return result
+        likelihood = likelihood_knowledge(weights, tokenizer, request.probes.forget, request.forget.qa,
+                                          batch_size, progress="likelihood test" if progress else None)
+    return RequestEvaluation(results, logprobs, fluency_of(generations).to_dict(), likelihood)
