@@ -49,8 +49,10 @@ def settings_text(settings: dict) -> str:
 
 
 def audit_for(row: dict, audits: list[dict]) -> dict | None:
-    """The audit of the same method at the same settings, if there is one."""
-    return next((a for a in audits if a.get("method") == row["method"] and a.get("settings") == row["settings"]), None)
+    """The full audit of the same method at the same settings, if there is one (a quick audit's worst case is
+    only a lower bound)."""
+    return next((a for a in audits if a.get("method") == row["method"] and a.get("settings") == row["settings"]
+                 and not a.get("quick")), None)
 
 
 def passes_bar(row: dict, audit: dict | None) -> bool:
