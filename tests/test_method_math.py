@@ -22,6 +22,7 @@ from unlearn.methods.grad_ascent import grad_ascent_loss
 from unlearn.methods.grad_diff import grad_diff_loss
 from unlearn.methods.idk_dpo import dpo_loss
 from unlearn.methods.idk_nll import idk_nll_loss
+from unlearn.methods.ihl import inverted_hinge_loss
 from unlearn.methods.llmu import llmu_loss
 from unlearn.methods.lunar import last_prompt_token, prompt_mask, redirected_targets, redirection
 from unlearn.methods.me_ap import answer_preservation_loss, max_entropy_loss
@@ -554,6 +555,25 @@ def test_ce_u_by_hand():
     close(ce_u_loss(LOGITS, LABELS, skip_first=0), (2 * LN2 + LN5) / 2)
     close(ce_u_loss(LOGITS, LABELS, skip_first=1), LN5)  # the first answer token of the row is left out
     close(ce_u_loss(LOGITS, LABELS, skip_first=2), 0.0)  # nothing left to count
+
+
+def test_inverted_hinge_by_hand():
+    # position 0: p = [1/4, 1/2, 1/4], true 1: 1 + 1/2 - 1/4 = 5/4; position 1: p = [3/5, 1/5, 1/5], true 0:
+    # 1 + 3/5 - 1/5 = 7/5
+    close(inverted_hinge_loss(LOGITS, LABELS), (5 / 4 + 7 / 5) / 2)
+    close(inverted_hinge_loss(LOGITS, torch.tensor([[X, X, 0]])), 7 / 5)  # only the counted position
+
+
+def test_inverted_hinge_gradient_moves_the_lead_to_the_best_other_token():
+    # p = [1/8, 2/8, 5/8], true 2: IHL = 1 + 5/8 - 2/8 = 11/8. d p_2/dz = p_2 (e_2 - p) = [-5, -10, 15] / 64,
+    # d p_1/dz = p_1 (e_1 - p) = [-2, 12, -10] / 64, so dIHL/dz = [-3, -22, 25] / 64: a step down the gradient
+    # lowers the true token and raises the runner-up most.
+    logits = torch.log(torch.tensor([[[1.0, 2.0, 5.0], [1.0, 1.0, 1.0]]])).requires_grad_()
+    loss = inverted_hinge_loss(logits, torch.tensor([[X, 2]]))
+    close(loss.detach(), 11 / 8)
+    loss.backward()
+    close(logits.grad[0, 0], torch.tensor([-3.0, -22.0, 25.0]) / 64)
+    close(logits.grad[0, 1], torch.zeros(3))  # the last position predicts nothing
 
 
 def test_ce_u_gradient_pushes_the_true_token_down():
