@@ -25,6 +25,7 @@ from unlearn.benchmarks.demo import demo_unlearn_config, run_demo
 from unlearn.config import apply_overrides
 from unlearn.methods import METHODS, make_method
 from unlearn.methods.base import method_settings
+from unlearn.metrics import METRICS
 
 
 def load_rows(path: str | None) -> list[dict]:
@@ -62,6 +63,7 @@ def row(name: str, report: dict, seconds: float) -> dict:
         "reference": {role: acc[role] | {"likelihood_top1": likelihood(report, role)["top1"],
                                          "likelihood_rank": likelihood(report, role)["mean_rank"]}
                       for role in ("original", "deployed", "retain")},
+        "judge": METRICS.get("probe_accuracy").version,  # the judge of "answered" every accuracy here used
     }
 
 

@@ -79,6 +79,25 @@ def f3(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+JUDGES = {"1": "containment of the answer only (before the one judge)",
+          "2": "the one judge: containment of the answer, or ROUGE-L recall >= 0.8 (`metrics/judge.py`)"}
+
+
+def demo_tables(rows: list[dict], audits: list[dict]) -> list[str]:
+    """One table per judge of "answered" the rows were measured with (newest first): accuracies measured by
+    different judges are not compared in one table."""
+    by_judge: dict[str, list[dict]] = {}
+    for r in rows:
+        by_judge.setdefault(str(r.get("judge", "1")), []).append(r)
+    if len(by_judge) == 1:
+        return demo_table(rows, audits)
+    out: list[str] = []
+    for judge in sorted(by_judge, reverse=True):
+        out += [f"### Measured with judge v{judge}: {JUDGES.get(judge, 'unknown')}", ""]
+        out += demo_table(by_judge[judge], audits) + [""]
+    return out[:-1]
+
+
 def demo_table(rows: list[dict], audits: list[dict]) -> list[str]:
     ref = rows[0]["reference"]
     lines = ["| method | forget | paraphrase | neighbour | general | likelihood top-1 | mean rank | failed checks "
@@ -217,7 +236,7 @@ def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None, m
             "Chance for the likelihood test: top-1 0.100, mean rank 5.5. \"no audit row\": no audit at these "
             "settings in docs/results/ yet (older audits at other settings are in benchmarks.md).", ""]
     if rows:
-        out += demo_table(rows, audits)
+        out += demo_tables(rows, audits)
     else:
         out.append("No rows yet.")
     out += ["", f"Methods measured: {len({r['method'] for r in rows})} (`unlearn ls methods` lists every method; "

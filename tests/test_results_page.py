@@ -51,6 +51,16 @@ def test_an_audit_counts_only_at_the_same_settings_and_passing_rows_come_first()
     assert results_page.unmeasured(rows, ["forgets", "hides", "other", "new"]) == ["new"]
 
 
+def test_rows_measured_by_different_judges_get_their_own_tables_and_references():
+    old, new = demo_row("old", [], 0.2), demo_row("new", [], 0.2) | {"judge": "2"}
+    new["reference"] = {role: v | {"general": 0.783} for role, v in new["reference"].items()}
+    text = results_page.page([old, new], [])
+    v2, v1 = text.index("judge v2"), text.index("judge v1")
+    assert v2 < text.index("| new ") < v1 < text.index("| old ")  # newest judge first, each row under its own
+    assert text[v2:v1].count("0.783") == 2 and "0.783" not in text[v1:]  # each table's own reference rows
+    assert "judge v" not in results_page.page([old], [])  # one judge: one table, no headings
+
+
 def tofu_result(method: str, fq: float, mu: float, overrides=(), taught: dict | None = None) -> dict:
     summary = {k: 0.5 for k in results_page.TOFU_COLUMNS} | {"forget_quality": fq, "model_utility": mu}
     return {"setting": "mini30", "split": "forget10", "method": {"name": method}, "overrides": list(overrides),
