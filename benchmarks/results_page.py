@@ -65,6 +65,35 @@ def order(row: dict, audits: list[dict]) -> tuple:
     return (not passes_bar(row, audit), len(row["failed_checks"]), row["likelihood_top1"], row["method"])
 
 
+QUICK_STOP = 0.25  # the audit's default max_recovery: the quick audit stops after the first attack above it
+
+
+def quick_worst(audit: dict) -> tuple[float | None, int]:
+    """What `--quick` would report on this full audit's attacks (same order, same attacks, so the same
+    recoveries): the worst case over the attacks run up to and including the first above QUICK_STOP, and how
+    many attacks that is."""
+    worst, ran = None, 0
+    for value in audit["recovery"].values():  # in the order the audit ran them
+        ran += 1
+        if isinstance(value, (int, float)):
+            worst = value if worst is None else max(worst, value)
+            if value > QUICK_STOP:
+                break
+    return worst, ran
+
+
+def quick_line(audits: list[dict]) -> list[str]:
+    full = [a for a in audits if a.get("method") and a.get("recovery") and not a.get("quick")]
+    if not full:
+        return []
+    same = [a for a in full if quick_worst(a)[0] == a["worst"]]
+    ran = [quick_worst(a)[1] for a in full]
+    return ["", f"Quick audit (`--quick`: no attack after the first one over {QUICK_STOP}): on the {len(full)} "
+            f"audited method rows it reports the full audit's worst case in {len(same)}, running "
+            f"{min(ran)}–{max(ran)} of the {len(full[0]['recovery'])} attacks (from the recorded recoveries: the same "
+            "attacks in the same order)."]
+
+
 def relearned_likelihood(audit: dict) -> str:
     """'unlearned (retain)' top-1 on the held-out facts after the relearning attack's largest budget."""
     after = audit.get("likelihood_relearned") or {}
@@ -236,7 +265,7 @@ def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None, m
             "Chance for the likelihood test: top-1 0.100, mean rank 5.5. \"no audit row\": no audit at these "
             "settings in docs/results/ yet (older audits at other settings are in benchmarks.md).", ""]
     if rows:
-        out += demo_tables(rows, audits)
+        out += demo_tables(rows, audits) + quick_line(audits)
     else:
         out.append("No rows yet.")
     out += ["", f"Methods measured: {len({r['method'] for r in rows})} (`unlearn ls methods` lists every method; "

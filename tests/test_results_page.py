@@ -61,6 +61,14 @@ def test_rows_measured_by_different_judges_get_their_own_tables_and_references()
     assert "judge v" not in results_page.page([old], [])  # one judge: one table, no headings
 
 
+def test_quick_worst_replays_the_recorded_attacks_in_order():
+    audit = {"recovery": {"relearn": 0.0, "quantize": "failed", "leak_at_k": 1.0, "paraphrase": 0.5}, "worst": 1.0}
+    assert results_page.quick_worst(audit) == (1.0, 3)  # stops after leak@k, the first over 0.25
+    missed = {"recovery": {"relearn": 0.5, "leak_at_k": 1.0}, "worst": 1.0, "method": "m"}
+    assert results_page.quick_worst(missed) == (0.5, 1)  # a later, worse attack is not run: a lower bound
+    assert "in 1, running 1–3" in results_page.quick_line([audit | {"method": "a"}, missed])[1]
+
+
 def tofu_result(method: str, fq: float, mu: float, overrides=(), taught: dict | None = None) -> dict:
     summary = {k: 0.5 for k in results_page.TOFU_COLUMNS} | {"forget_quality": fq, "model_utility": mu}
     return {"setting": "mini30", "split": "forget10", "method": {"name": method}, "overrides": list(overrides),
