@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
-from .common import check_retain_loss, logits_of, retain_term, token_share
+from .common import check_retain_loss, logits_of, token_share, with_optional_retain
 
 
 def skip_first_answer_tokens(mask: torch.Tensor, n: int) -> torch.Tensor:
@@ -59,8 +59,6 @@ class CEU(OptionalRetain, LossMethod):
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         logits, labels = logits_of(model, batch.forget)
         forget = ce_u_loss(logits, labels, self.skip_first) * token_share(batch.forget)
-        retain_value = torch.zeros((), device=forget.device)
-        if self.retain_weight > 0:
-            retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
-        loss = self.forget_weight * forget + self.retain_weight * retain_value
+        loss, retain_value = with_optional_retain(forget, self.forget_weight, self.retain_weight, self.retain_loss,
+                                                  model, batch.retain, reference)
         return LossOutput(loss, {"ce_u": forget.item(), "retain": retain_value.item()})

@@ -76,6 +76,16 @@ def retain_term(kind: str, model, retain: dict[str, torch.Tensor] | None, refere
     return answer_nll(model, retain)
 
 
+def with_optional_retain(forget: torch.Tensor, forget_weight: float, retain_weight: float, retain_loss: str, model,
+                         retain: dict[str, torch.Tensor] | None, reference) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w_f · forget + w_r · R(retain), R) for a method whose retain term is off at w_r = 0 (then R is 0 and not
+    computed)."""
+    retain_value = torch.zeros((), device=forget.device)
+    if retain_weight > 0:
+        retain_value = retain_term(retain_loss, model, retain, reference)
+    return forget_weight * forget + retain_weight * retain_value, retain_value
+
+
 def first_answer_position(labels: torch.Tensor) -> torch.Tensor:
     """Index of each row's first counted label (the row's length when it has none)."""
     counted = labels != IGNORE

@@ -17,7 +17,7 @@ import torch
 
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
-from .common import check_retain_loss, logits_of, retain_term, token_share
+from .common import check_retain_loss, logits_of, token_share, with_optional_retain
 
 
 def inverted_hinge_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -49,8 +49,6 @@ class IHL(OptionalRetain, LossMethod):
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         forget = inverted_hinge_loss(*logits_of(model, batch.forget)) * token_share(batch.forget)
-        retain_value = torch.zeros((), device=forget.device)
-        if self.retain_weight > 0:
-            retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
-        loss = self.forget_weight * forget + self.retain_weight * retain_value
+        loss, retain_value = with_optional_retain(forget, self.forget_weight, self.retain_weight, self.retain_loss,
+                                                  model, batch.retain, reference)
         return LossOutput(loss, {"ihl": forget.item(), "retain": retain_value.item()})

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, reference_logits, retain_term, token_share
+from .common import check_retain_loss, logits_of, reference_logits, token_share, with_optional_retain
 
 
 def undial_loss(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, strength: float) -> torch.Tensor:
@@ -56,8 +56,6 @@ class UNDIAL(LossMethod):
         ref, _ = reference_logits(reference, batch.forget)
         logits, labels = logits_of(model, batch.forget)
         forget = undial_loss(logits, ref, labels, self.strength) * token_share(batch.forget)
-        retain_value = torch.zeros((), device=forget.device)
-        if self.retain_weight > 0:
-            retain_value = retain_term(self.retain_loss, model, batch.retain, reference)
-        loss = self.forget_weight * forget + self.retain_weight * retain_value
+        loss, retain_value = with_optional_retain(forget, self.forget_weight, self.retain_weight, self.retain_loss,
+                                                  model, batch.retain, reference)
         return LossOutput(loss, {"undial": forget.item(), "retain": retain_value.item()})
