@@ -11,6 +11,7 @@ ends and reused by the next sweep into the same folder, so an interrupted sweep 
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,7 @@ def sweep_runs(methods: list[str], points: list[list[str]], out: Path,
 
 
 def json_file(path: Path) -> dict[str, Any]:
-    import json
-
+    """A run file, or a one-line error naming it."""
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:

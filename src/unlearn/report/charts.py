@@ -109,7 +109,7 @@ def bar_chart_svg(categories: Sequence[str], series: Mapping[str, Sequence[float
                 ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=8, color="#6b7280")
                 continue
             gid = _gid(title, name, category)
-            ax.bar(x, max(v, 0.0), bar_w * 0.92, color=colours[name], label=name if ci == 0 else None, gid=gid)
+            ax.bar(x, max(v, 0.0), bar_w * 0.92, color=colours[name], gid=gid)
             ax.text(x, max(v, 0.0), f"{v:.3f}" if bar_w >= 0.3 else f"{v:.2f}", ha="center", va="bottom", fontsize=8)
             tips[gid] = f"{name} · {category}: {v:.3f}"
     ax.set_xticks(range(len(categories)), categories)
