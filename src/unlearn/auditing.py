@@ -41,7 +41,7 @@ from .attacks.base import probe_answers, user
 from .data.request import ForgetRequest, Probe
 from .errors import ConfigError
 from .io import atomic_directory, atomic_write_json
-from .metrics.checks import check
+from .metrics.checks import bound, check, passes
 from .metrics.judge import ROUGE_THRESHOLD, answered
 
 SCHEMA = "unlearn.audit/1"
@@ -396,7 +396,7 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
                 outcome.notes.append(f"the attack failed on the retain model ({retain_error}); no floor")
         results[name] = attack_summary(name, attack, outcome, error, seconds, forget_plain, retain_outcome, cfg)
         found = results[name].get("recovery")
-        if cfg.stop_at_failure and found is not None and found > cfg.max_recovery + 1e-9:
+        if cfg.stop_at_failure and found is not None and not passes(found, cfg.max_recovery, at_most=True):
             stopped = f"stopped early: {name} brought back {found:.2f} (> max_recovery {cfg.max_recovery})"
     bar.close()
     timings["total_s"] = time.perf_counter() - start
@@ -475,7 +475,7 @@ def audit_summary_text(report: dict, paths: dict[str, str] | None = None) -> str
     for line in report.get("checks", []):
         if line["name"].startswith("forgotten by likelihood"):
             lines.append(f"[{'PASS' if line['passed'] else 'FAIL'}] {line['name']}: {fmt(line['value'])} "
-                         f"(threshold {fmt(line['threshold'])})")
+                         f"({bound(line)})")
     for path_name, path in (paths or {}).items():
         lines.append(f"{path_name}: {path}")
     return "\n".join(lines)
