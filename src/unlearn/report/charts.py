@@ -22,9 +22,15 @@ MARKERS = {"target": "#e07b39", "retain": "#3a9a5b", "run": "#2f6fbf", "best": "
 DPI = 100  # width and height below are in pixels
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value) else None
+def finite_number(value: Any) -> float | None:
+    """A finite float, or None for anything missing, non-numeric, NaN or infinite."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 STYLE = {"svg.fonttype": "none", "svg.hashsalt": "unlearn", "font.size": 9}
@@ -97,7 +103,7 @@ def bar_chart_svg(categories: Sequence[str], series: Mapping[str, Sequence[float
     if not categories or not names:
         return _no_data(width, height, title)
     colours = {n: (colours or {}).get(n) or BAR_PALETTE[i % len(BAR_PALETTE)] for i, n in enumerate(names)}
-    values = {n: [_number(v) for v in list(series[n]) + [None] * (len(categories) - len(series[n]))] for n in names}
+    values = {n: [finite_number(v) for v in list(series[n]) + [None] * (len(categories) - len(series[n]))] for n in names}
     top = max([y_max] + [v for vs in values.values() for v in vs if v is not None])
     fig, ax = _figure(width, height, title)
     bar_w = 0.8 / len(names)
@@ -130,7 +136,7 @@ def line_chart_svg(xs: Sequence[float], ys: Sequence[float | None], *, title: st
                    y_label: str = "", colour: str = "#2f6fbf", width: int = 560, height: int = 240) -> str:
     """A single-series line chart; points with a missing or non-finite x or y are skipped. No points: a
     "no data" placeholder; one point: a dot. Up to 60 points carry a marker with its value as a tooltip."""
-    points = [(x, y) for x, y in ((_number(a), _number(b)) for a, b in zip(xs, ys, strict=False))
+    points = [(x, y) for x, y in ((finite_number(a), finite_number(b)) for a, b in zip(xs, ys, strict=False))
               if x is not None and y is not None]
     if not points:
         return _no_data(width, height, title)
@@ -161,7 +167,7 @@ def scatter_svg(points: Sequence[Mapping[str, Any]], *, x_label: str, y_label: s
     non-finite points and, with `log_x`, non-positive x are left out. Each point is tagged with its label
     and carries it as a tooltip."""
     kept = [(x, y, str(p.get("label", "")), str(p.get("kind", "run"))) for p in points
-            for x, y in [(_number(p.get("x")), _number(p.get("y")))]
+            for x, y in [(finite_number(p.get("x")), finite_number(p.get("y")))]
             if x is not None and y is not None and not (log_x and x <= 0)]
     if not kept:
         return _no_data(width, height, title)

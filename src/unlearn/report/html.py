@@ -21,7 +21,7 @@ from typing import Any
 from unlearn.io import atomic_write_json, atomic_write_text
 
 from ..metrics.checks import bound
-from .charts import bar_chart_svg, line_chart_svg
+from .charts import bar_chart_svg, finite_number, line_chart_svg
 
 __all__ = ["bar_chart_svg", "line_chart_svg", "render_html", "write_reports"]
 
@@ -64,17 +64,6 @@ def _list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else []
 
 
-def _number(value: Any) -> float | None:
-    """A finite float, or None for anything missing, non-numeric, NaN or infinite."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def fmt(value: Any, digits: int = 3) -> str:
     """Format a report value for display (already escaped): numbers with `digits` decimals."""
     if value is None:
@@ -96,7 +85,7 @@ def _truncate(text: str, limit: int = EXAMPLE_CHARS) -> str:
 
 
 def _seconds(value: Any) -> str:
-    seconds = _number(value)
+    seconds = finite_number(value)
     if seconds is None:
         return "n/a"
     if seconds < 60:
@@ -164,7 +153,7 @@ class _View:
         return _dict(self.groups_of(role).get(group))
 
     def accuracy(self, role: str, group: str) -> float | None:
-        return _number(self.group(role, group).get("accuracy"))
+        return finite_number(self.group(role, group).get("accuracy"))
 
 
 # --------------------------------------------------------------------------- sections
@@ -491,7 +480,7 @@ def _training(view: _View) -> str:
         facts.append(f"time <strong>{_seconds(training.get('seconds'))}</strong>")
     if "stopped_early" in training:
         facts.append(f"stopped early <strong>{fmt(training.get('stopped_early'))}</strong>")
-    losses = [v for v in (_number(y) for y in ys) if v is not None]
+    losses = [v for v in (finite_number(y) for y in ys) if v is not None]
     if losses:
         facts.append(f"loss {losses[0]:.4g} → {losses[-1]:.4g}")
     chart = (
