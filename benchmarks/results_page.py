@@ -86,8 +86,9 @@ def quick_line(audits: list[dict]) -> list[str]:
     full = [a for a in audits if a.get("method") and a.get("recovery") and not a.get("quick")]
     if not full:
         return []
-    same = [a for a in full if quick_worst(a)[0] == a["worst"]]
-    ran = [quick_worst(a)[1] for a in full]
+    replayed = [(quick_worst(a), a["worst"]) for a in full]
+    same = [1 for (worst, _), full_worst in replayed if worst == full_worst]
+    ran = [count for (_, count), _ in replayed]
     return ["", f"Quick audit (`--quick`: no attack after the first one over {QUICK_STOP}): on the {len(full)} "
             f"audited method rows it reports the full audit's worst case in {len(same)}, running "
             f"{min(ran)}–{max(ran)} of the {len(full[0]['recovery'])} attacks (from the recorded recoveries: the same "
