@@ -3,8 +3,8 @@
     python benchmarks/demo_methods.py [--methods npo,simnpo] [--set train.max_steps=20] [--json out.json]
 
 With --json, each row is written as soon as it is measured, and a method already in the file at the same
-settings (its demo settings with the --set overrides) is not run again: a stopped run resumes, and a method whose
-settings changed is measured again (its new row replaces the old one).
+settings (its demo settings with the --set overrides) and judged by the current judge is not run again: a stopped
+run resumes, and a method whose settings or judge changed is measured again (its new row replaces the old one).
 
 Reuses the demo's cached deployed/retain models and their evaluations ($UNLEARN_HOME/demo).
 Columns: accuracy on the forgotten person's facts and their paraphrases, on the other people,
@@ -78,10 +78,11 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
     rows = load_rows(args.json)
+    judge = METRICS.get("probe_accuracy").version
     for name in args.methods.split(","):
         settings = settings_of(name, args.overrides)
-        if any(r["method"] == name and r["settings"] == settings for r in rows):
-            print(f"{name:<12} already in {args.json} at these settings", flush=True)
+        if any(r["method"] == name and r["settings"] == settings and r.get("judge") == judge for r in rows):
+            print(f"{name:<12} already in {args.json} at these settings and judge", flush=True)
             continue
         rows = [r for r in rows if r["method"] != name]
         start = time.perf_counter()
