@@ -31,7 +31,7 @@ import torch
 
 from unlearn.attacks import DEFAULT_ATTACKS
 from unlearn.attacks.controls import name_refusal_guard
-from unlearn.auditing import audit, audit_config
+from unlearn.auditing import AuditReport, audit, audit_config
 from unlearn.benchmarks.demo import DemoSpec, demo_request, demo_unlearn_config, taught_model
 from unlearn.config import RunConfig, apply_overrides, from_dict
 from unlearn.methods import METHODS, make_method
@@ -41,30 +41,34 @@ from unlearn.unlearner import Unlearner
 LIGHT_GA = ["train.max_steps=10", "train.early_stop=false"]
 
 
-def row(label: str, report: dict, unlearn_s: float | None, method: dict | None = None, lr: float | None = None) -> dict:
-    attacks = report["attacks"]
+def row(label: str, report: AuditReport, unlearn_s: float | None, method: dict | None = None,
+        lr: float | None = None) -> dict:
+    attacks = report.attacks
+    relearn = attacks.get("relearn")
+    leak = attacks.get("leak_at_k")
     return {
         "label": label,
         "method": None if method is None else method["name"],  # None for a guard control
         "settings": None if method is None else {k: v for k, v in method.items() if k != "name"} | {"lr": lr},
-        "forget": report["plain"]["unlearned"]["forget"]["accuracy"],
-        "neighbour": report["plain"]["unlearned"].get("neighbour", {}).get("accuracy"),
-        "recovery": {n: (a["recovery"] if a["status"] == "ok" else a["status"]) for n, a in attacks.items()},
-        "attack_s": {n: round(a["seconds"], 1) for n, a in attacks.items()},
-        "worst": report["headline"]["worst_recovery"],
-        "worst_attack": report["headline"]["worst_attack"],
-        "verdict": report["verdict"],
-        "audit_s": round(report["timings"]["total_s"], 1),
-        "quick": bool(report["config"].get("stop_at_failure")),  # attacks after the first over max_recovery skipped
+        "forget": report.accuracy("unlearned", "forget"),
+        "neighbour": report.plain["unlearned"].get("neighbour", {}).get("accuracy"),
+        "recovery": {n: (a.recovery if a.ok else a.status) for n, a in attacks.items()},
+        "attack_s": {n: round(a.seconds, 1) for n, a in attacks.items()},
+        "worst": report.headline.worst_recovery,
+        "worst_attack": report.headline.worst_attack,
+        "verdict": report.verdict,
+        "audit_s": round(report.timings["total_s"], 1),
+        "quick": bool(report.config.get("stop_at_failure")),  # attacks after the first over max_recovery skipped
         "unlearn_s": None if unlearn_s is None else round(unlearn_s, 1),
-        "utility": {n: a.get("utility") for n, a in attacks.items() if a.get("utility")},
-        "variants": {n: {v: x["recovery"] for v, x in a.get("variants", {}).items()} for n, a in attacks.items()},
-        "curve": attacks.get("leak_at_k", {}).get("curve"),
-        "likelihood": {role: t["top1"] for role, t in (report.get("likelihood") or {}).items()},
-        "likelihood_relearned": {f"{who} {variant}": t["top1"] for who, key in (("unlearned", "likelihood"),
-                                                                                   ("retain", "retain_likelihood"))
-                                 for variant, t in (attacks.get("relearn", {}).get(key) or {}).items()},
-        "likelihood_passed": all(c["passed"] for c in report["checks"] if c["name"].startswith("forgotten by lik")),
+        "utility": {n: a.utility for n, a in attacks.items() if a.utility},
+        "variants": {n: {v: x["recovery"] for v, x in a.variants.items()} for n, a in attacks.items()},
+        "curve": leak.curve if leak else None,
+        "likelihood": {role: t["top1"] for role, t in report.likelihood.items()},
+        "likelihood_relearned": {f"{who} {variant}": t["top1"]
+                                 for who, tests in (("unlearned", relearn.likelihood if relearn else {}),
+                                                    ("retain", relearn.retain_likelihood if relearn else {}))
+                                 for variant, t in tests.items()},
+        "likelihood_passed": all(c["passed"] for c in report.checks if c["name"].startswith("forgotten by lik")),
     }
 
 

@@ -39,13 +39,12 @@ def run_variant(name: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         report = run_demo(Path(tmp) / "out", method="npo", overrides=overrides, progress=False, spec=spec,
                           echo=lambda _: None)
-    groups = report["evaluations"]["unlearned"]["groups"]
     return {
         "variant": name,
         "what": what,
-        **{g: groups[g]["accuracy"] for g in ("forget", "forget_paraphrase", "neighbour", "general")},
-        "steps": report["training"]["steps"],
-        "checks": f"{sum(c['passed'] for c in report['checks'])}/{len(report['checks'])}",
+        **{g: report.accuracy("unlearned", g) for g in ("forget", "forget_paraphrase", "neighbour", "general")},
+        "steps": report.training.steps,
+        "checks": f"{sum(c['passed'] for c in report.checks)}/{len(report.checks)}",
         "seconds": round(time.perf_counter() - start, 1),
     }
 

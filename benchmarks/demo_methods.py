@@ -26,6 +26,7 @@ from unlearn.config import apply_overrides
 from unlearn.methods import METHODS, make_method
 from unlearn.methods.base import method_settings
 from unlearn.metrics import METRICS
+from unlearn.run_report import RunReport
 
 
 def load_rows(path: str | None) -> list[dict]:
@@ -42,8 +43,8 @@ def settings_of(name: str, overrides: list[str]) -> dict:
     return json.loads(json.dumps(method | {"lr": config["train"]["lr"]}))
 
 
-def row(name: str, report: dict, seconds: float) -> dict:
-    acc = {role: {g: r["accuracy"] for g, r in e["groups"].items()} for role, e in report["evaluations"].items()}
+def row(name: str, report: RunReport, seconds: float) -> dict:
+    acc = {role: {g: r.accuracy for g, r in e.groups.items()} for role, e in report.evaluations.items()}
     u = acc["unlearned"]
     return {
         "method": name,
@@ -51,15 +52,15 @@ def row(name: str, report: dict, seconds: float) -> dict:
         "paraphrase": u["forget_paraphrase"],
         "neighbour": u["neighbour"],
         "general": u["general"],
-        "fluent": report["evaluations"]["unlearned"]["fluency"]["passed"],
+        "fluent": report.evaluations["unlearned"].fluency["passed"],
         "likelihood_top1": likelihood(report, "unlearned")["top1"],
         "likelihood_rank": likelihood(report, "unlearned")["mean_rank"],
-        "checks": f"{sum(c['passed'] for c in report['checks'])}/{len(report['checks'])}",
-        "failed_checks": [c["name"] for c in report["checks"] if not c["passed"]],
-        "steps": report["training"]["steps"],
-        "unlearn_s": round(report["timings"]["unlearn_s"], 1),
+        "checks": f"{sum(c['passed'] for c in report.checks)}/{len(report.checks)}",
+        "failed_checks": [c["name"] for c in report.checks if not c["passed"]],
+        "steps": report.training.steps,
+        "unlearn_s": round(report.timings["unlearn_s"], 1),
         "total_s": round(seconds, 1),
-        "settings": {k: v for k, v in report["method"].items() if k != "name"} | {"lr": report["config"]["train"]["lr"]},
+        "settings": {k: v for k, v in report.method.items() if k != "name"} | {"lr": report.config["train"]["lr"]},
         "reference": {role: acc[role] | {"likelihood_top1": likelihood(report, role)["top1"],
                                          "likelihood_rank": likelihood(report, role)["mean_rank"]}
                       for role in ("original", "deployed", "retain")},
@@ -67,8 +68,8 @@ def row(name: str, report: dict, seconds: float) -> dict:
     }
 
 
-def likelihood(report: dict, role: str) -> dict:
-    return report["evaluations"][role].get("likelihood") or {"top1": float("nan"), "mean_rank": float("nan")}
+def likelihood(report: RunReport, role: str) -> dict:
+    return report.evaluations[role].likelihood or {"top1": float("nan"), "mean_rank": float("nan")}
 
 
 def main() -> None:

@@ -110,12 +110,11 @@ def main() -> None:
                "state": model.guards[0].state() if guard_name else {}}
         if not args.no_audit and label != "deployed (no guard)":
             report = audit(model, tokenizer, request, original=deployed, retain=retain, config=cfg, progress=False)
-            attacks = report["attacks"]
-            row.update({"recovery": {n: (a["recovery"] if a["status"] == "ok" else "failed") for n, a in attacks.items()},
-                        "worst": report["headline"]["worst_recovery"], "worst_attack": report["headline"]["worst_attack"],
-                        "audit_s": round(report["timings"]["total_s"], 1),
-                        "examples": {n: [e for e in a.get("examples", []) if e.get("leaked")][:3]
-                                     for n, a in attacks.items()}})
+            attacks = report.attacks
+            row.update({"recovery": {n: (a.recovery if a.ok else a.status) for n, a in attacks.items()},
+                        "worst": report.headline.worst_recovery, "worst_attack": report.headline.worst_attack,
+                        "audit_s": round(report.timings["total_s"], 1),
+                        "examples": {n: [e for e in a.examples if e.get("leaked")][:3] for n, a in attacks.items()}})
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "examples"}), flush=True)
 

@@ -93,15 +93,15 @@ def main() -> None:
     print("\n| model | forget | paraphrase | neighbour | general | all facts | likelihood top-1 | mean rank |")
     print("|---|---|---|---|---|---|---|---|")
     for role, e in evals.items():
-        g, lik = e["groups"], e.get("likelihood") or {}
-        print(f"| {role} | {g['forget']['accuracy']:.3f} | {g['forget_paraphrase']['accuracy']:.3f} | "
-              f"{g['neighbour']['accuracy']:.3f} | {g['general']['accuracy']:.3f} | {g['all_facts']['accuracy']:.3f} | "
-              f"{fmt(lik.get('top1'))} | {fmt(lik.get('mean_rank'))} |")
+        lik = e.likelihood or {}
+        print(f"| {role} | " + " | ".join(f"{e.accuracy(g):.3f}" for g in ("forget", "forget_paraphrase", "neighbour",
+                                                                           "general", "all_facts"))
+              + f" | {fmt(lik.get('top1'))} | {fmt(lik.get('mean_rank'))} |")
     for c in checks:
         print(f"  [{'PASS' if c['passed'] else 'FAIL'}] {c['name']}: {c['value']:.3f} (threshold {c['threshold']:.3f})")
     result = {"timings": timings, "identical": identical, "max_diff": gap, "checks": checks,
-              "accuracy": {r: {g: v["accuracy"] for g, v in e["groups"].items()} for r, e in evals.items()},
-              "likelihood": {r: (e.get("likelihood") or {}).get("top1") for r, e in evals.items()}}
+              "accuracy": {r: {g: v.accuracy for g, v in e.groups.items()} for r, e in evals.items()},
+              "likelihood": {r: (e.likelihood or {}).get("top1") for r, e in evals.items()}}
     if not args.no_audit:
         cfg = audit_config(None, args.audit_overrides)
         (deployed, tokenizer), (unlearned, _), (retain, _) = models["deployed"], models["unlearned"], models["retain"]

@@ -32,7 +32,16 @@ from unlearn.attacks.base import (
 )
 from unlearn.attacks.paraphrase import name_variants
 from unlearn.attacks.relearn import held_out_probes, load_relearn_data, relearn_split
-from unlearn.auditing import AuditConfig, audit, audit_config, audit_summary_text, recovery, write_audit
+from unlearn.auditing import (
+    AuditConfig,
+    AuditReport,
+    audit,
+    audit_config,
+    audit_summary_text,
+    read_audit,
+    recovery,
+    write_audit,
+)
 from unlearn.cli import main
 from unlearn.data.request import request_from_dict
 from unlearn.errors import ConfigError
@@ -115,12 +124,12 @@ def test_floor_variants_count_only_beside_a_retain_model():
     outcome = AttackOutcome({"relearned@1": [1.0, None, 1.0, None], "held_out@1": [None, 1.0, None, 0.0]},
                             needs_floor={"relearned@1"})
     alone = attack_summary("relearn", make_attack("relearn"), outcome, None, 1.0, plain, None, AuditConfig())
-    assert alone["variants"]["relearned@1"]["recovery"] is None
-    assert alone["variants"]["held_out@1"]["recovery"] == pytest.approx(0.5)
+    assert alone.variants["relearned@1"]["recovery"] is None
+    assert alone.variants["held_out@1"]["recovery"] == pytest.approx(0.5)
     retain = AttackOutcome({"relearned@1": [1.0, None, 0.0, None], "held_out@1": [None, 0.0, None, 0.0]})
     beside = attack_summary("relearn", make_attack("relearn"), outcome, None, 1.0, plain, retain, AuditConfig())
-    assert beside["variants"]["relearned@1"]["recovery"] == pytest.approx(0.5)  # (1.0 - 0.5) / (1 - 0)
-    assert beside["recovery"] == pytest.approx(0.5) and beside["recovered_probes"] == [0, 1, 2]
+    assert beside.variants["relearned@1"]["recovery"] == pytest.approx(0.5)  # (1.0 - 0.5) / (1 - 0)
+    assert beside.recovery == pytest.approx(0.5) and beside.recovered_probes == [0, 1, 2]
 
 
 def test_naming_helpers():
@@ -225,13 +234,14 @@ def test_audit_reports_failures_without_losing_other_attacks(taught, tiny_model,
     cfg = AuditConfig(attacks=["relearn", "paraphrase", "quantize"], max_new_tokens=6,
                       settings={"relearn": {"data": str(tmp_path / "missing.jsonl")}, "quantize": FAST["quantize"]})
     report = audit(tiny_model, tokenizer, audit_request, original=taught, config=cfg, progress=False)
-    assert report["attacks"]["relearn"]["status"] == "failed"
-    assert "does not exist" in report["attacks"]["relearn"]["error"]
-    assert report["attacks"]["paraphrase"]["status"] == report["attacks"]["quantize"]["status"] == "ok"
-    assert report["headline"]["failed_attacks"] == ["relearn"]
-    assert report["verdict"] in ("fail", "incomplete")
+    assert report.attacks["relearn"].status == "failed"
+    assert "does not exist" in report.attacks["relearn"].error
+    assert report.attacks["paraphrase"].status == report.attacks["quantize"].status == "ok"
+    assert report.headline.failed_attacks == ["relearn"]
+    assert report.verdict in ("fail", "incomplete")
     json_path, html_path = write_audit(report, tmp_path / "audit")
     assert json.loads(json_path.read_text())["schema"] == "unlearn.audit/1"
+    assert read_audit(tmp_path / "audit") == report  # the JSON round trip keeps every field
     page = html_path.read_text()
     assert "Recovery per attack" in page and "failed" in page
 
@@ -240,14 +250,14 @@ def test_audit_recovery_is_computed_against_original_and_retain(taught, tiny_mod
     """The taught model audited against itself: nothing was removed, so recovery is undefined everywhere."""
     cfg = AuditConfig(attacks=["paraphrase", "multi_turn"], max_new_tokens=8)
     report = audit(taught, tokenizer, audit_request, original=taught, retain=tiny_model, config=cfg, progress=False)
-    assert report["roles"] == ["unlearned", "original", "retain"]
+    assert report.roles == ["unlearned", "original", "retain"]
     for name in ("paraphrase", "multi_turn"):
-        attack = report["attacks"][name]
-        assert attack["status"] == "ok"
-        for variant in attack["variants"].values():
+        attack = report.attacks[name]
+        assert attack.status == "ok"
+        for variant in attack.variants.values():
             assert variant["unlearned"] == variant["original"]
             assert variant["recovery"] is None
-    assert report["headline"]["worst_recovery"] is None
+    assert report.headline.worst_recovery is None
 
 
 DISTRACTORS = {"Oslo": ["Lima", "Kyiv", "Baku", "Riga"], "baker": ["pilot", "nurse", "judge", "tailor"],
@@ -262,21 +272,36 @@ def test_audit_runs_the_likelihood_test_plainly_and_after_relearning(taught, tin
     request = request_from_dict(data)
     cfg = AuditConfig(attacks=["relearn"], max_new_tokens=6, settings={"relearn": FAST["relearn"]})
     report = audit(taught, tokenizer, request, original=taught, retain=tiny_model, config=cfg, progress=False)
-    assert set(report["likelihood"]) == {"unlearned", "original", "retain"}
-    assert report["likelihood"]["unlearned"] == report["likelihood"]["original"]  # the same weights
-    assert report["likelihood"]["unlearned"]["chance_top1"] == pytest.approx(0.2)
-    relearn = report["attacks"]["relearn"]
-    assert set(relearn["likelihood"]) == set(relearn["retain_likelihood"]) == {"held_out@2"}
+    assert set(report.likelihood) == {"unlearned", "original", "retain"}
+    assert report.likelihood["unlearned"] == report.likelihood["original"]  # the same weights
+    assert report.likelihood["unlearned"]["chance_top1"] == pytest.approx(0.2)
+    relearn = report.attacks["relearn"]
+    assert set(relearn.likelihood) == set(relearn.retain_likelihood) == {"held_out@2"}
     held_out = len(held_out_probes(request.probes.forget, relearn_split(request, 0.5, 0)))
-    assert relearn["likelihood"]["held_out@2"]["n_probes"] == held_out
-    names = [c["name"] for c in report["checks"]]
+    assert relearn.likelihood["held_out@2"]["n_probes"] == held_out
+    names = [c["name"] for c in report.checks]
     assert names[2:] == ["forgotten by likelihood", "forgotten by likelihood after relearn (held_out@2)"]
-    plain = report["checks"][2]
+    plain = report.checks[2]
     # the taught model still ranks its facts first: far above what a model that never saw them does
-    assert plain["value"] == report["likelihood"]["unlearned"]["top1"] > report["likelihood"]["retain"]["top1"]
-    assert not plain["passed"] and report["verdict"] == "fail"
+    assert plain["value"] == report.likelihood["unlearned"]["top1"] > report.likelihood["retain"]["top1"]
+    assert not plain["passed"] and report.verdict == "fail"
     _, html_path = write_audit(report, tmp_path / "audit")
     assert "Likelihood knowledge test" in html_path.read_text()
+    assert read_audit(html_path.parent) == report
+    row = audit_benchmark().row("taught", report, None)  # the row docs/results/audit_demo.json records
+    assert row["likelihood_relearned"].keys() == {"unlearned held_out@2", "retain held_out@2"}
+    assert row["worst"] == report.headline.worst_recovery and row["likelihood_passed"] is False
+
+
+def audit_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "audit_demo.py"
+    spec = importlib.util.spec_from_file_location("audit_demo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_audit_reuses_what_it_computed_on_the_same_reference_models(taught, tiny_model, tokenizer, tmp_path,
@@ -291,25 +316,25 @@ def test_audit_reuses_what_it_computed_on_the_same_reference_models(taught, tiny
     with torch.no_grad():
         next(audited.parameters()).mul_(0.9)
     first = audit(audited, tokenizer, request, original=taught, retain=tiny_model, config=cfg, progress=False)
-    assert first["reused_reference_results"] == []
+    assert first.reused_reference_results == []
     second = audit(audited, tokenizer, request, original=taught, retain=tiny_model, config=cfg, progress=False)
-    assert sorted(second["reused_reference_results"]) == sorted(
+    assert sorted(second.reused_reference_results) == sorted(
         ["original:plain", "original:likelihood", "retain:plain", "retain:likelihood", "retain:relearn",
          "retain:paraphrase"])
     for key in ("plain", "likelihood", "headline", "verdict", "checks"):
-        assert second[key] == first[key], key
+        assert getattr(second, key) == getattr(first, key), key
     for name in ("relearn", "paraphrase"):
         for key in ("recovery", "variants", "retain_likelihood", "retain_curve", "retain_utility"):
-            assert second["attacks"][name][key] == first["attacks"][name][key], (name, key)
+            assert getattr(second.attacks[name], key) == getattr(first.attacks[name], key), (name, key)
     # other retain weights, or the cache turned off: computed again
     other_retain = copy.deepcopy(tiny_model)
     with torch.no_grad():
         next(other_retain.parameters()).add_(0.01)
     third = audit(audited, tokenizer, request, original=taught, retain=other_retain, config=cfg, progress=False)
-    assert not any(r.startswith("retain:") for r in third["reused_reference_results"])
+    assert not any(r.startswith("retain:") for r in third.reused_reference_results)
     cfg.cache_references = False
     assert audit(audited, tokenizer, request, original=taught, retain=tiny_model, config=cfg,
-                 progress=False)["reused_reference_results"] == []
+                 progress=False).reused_reference_results == []
 
 
 def test_request_without_forget_probes_is_refused(taught, tokenizer):
@@ -386,17 +411,38 @@ def test_quick_audit_stops_after_the_first_attack_over_max_recovery(taught, tiny
                  config=AuditConfig(attacks=["a", "b", "c"], cache_references=False))
     quick_cfg = AuditConfig(attacks=["a", "b", "c"], stop_at_failure=True, cache_references=False)  # fakes stay uncached
     quick = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False, config=quick_cfg)
-    assert [full["attacks"][n]["recovery"] for n in "abc"] == [0.0, 0.5, 1.0] and full["headline"]["worst_attack"] == "c"
-    assert [quick["attacks"][n]["status"] for n in "abc"] == ["ok", "ok", "skipped"]
-    assert quick["headline"]["skipped_attacks"] == ["c"] and "b brought back 0.50" in quick["attacks"]["c"]["reason"]
-    assert quick["headline"]["worst_recovery"] == 0.5 and quick["verdict"] == full["verdict"] == "fail"
+    assert [full.attacks[n].recovery for n in "abc"] == [0.0, 0.5, 1.0] and full.headline.worst_attack == "c"
+    assert [quick.attacks[n].status for n in "abc"] == ["ok", "ok", "skipped"]
+    assert quick.headline.skipped_attacks == ["c"] and "b brought back 0.50" in quick.attacks["c"].reason
+    assert quick.headline.worst_recovery == 0.5 and quick.verdict == full.verdict == "fail"
     assert "skipped" in audit_summary_text(quick)
 
     answered["n"] = 1  # a forget probe answered plainly: the verdict fails, the attacks still measure
     plainly = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False, config=quick_cfg)
-    assert plainly["headline"]["skipped_attacks"] == ["c"] and plainly["verdict"] == "fail"
+    assert plainly.headline.skipped_attacks == ["c"] and plainly.verdict == "fail"
 
     leaks.update(b=[0, 0, 0, 0], c=[0, 0, 0, 0])
     answered["n"] = 0
     passing = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False, config=quick_cfg)
-    assert passing["headline"]["skipped_attacks"] == [] and passing["verdict"] == "pass"  # a pass runs every attack
+    assert passing.headline.skipped_attacks == [] and passing.verdict == "pass"  # a pass runs every attack
+
+
+def test_a_damaged_audit_report_names_what_is_wrong(tmp_path):
+    report = {"schema": "unlearn.audit/1", "created": "t", "title": "Audit: x", "request": {}, "roles": ["unlearned"],
+              "config": {}, "plain": {"unlearned": {"forget": {"n": 1, "accuracy": 0.0}}},
+              "attacks": {"relearn": {"kind": "model", "seconds": 1.0, "status": "skipped", "reason": "stopped"}},
+              "headline": {"worst_attack": None, "worst_recovery": None}, "verdict": "fail", "checks": []}
+    read = AuditReport.from_json(report)
+    assert read.attacks["relearn"].reason == "stopped" and read.timings == {}  # fields added later are optional
+    assert read.to_json()["attacks"]["relearn"] == report["attacks"]["relearn"] | {"settings": {}}
+    with pytest.raises(ConfigError, match="lacks the field"):
+        AuditReport.from_json({k: v for k, v in report.items() if k != "verdict"})
+    with pytest.raises(ConfigError, match="attack 'relearn' lacks the field.*recovery"):
+        AuditReport.from_json(report | {"attacks": {"relearn": {"kind": "model", "seconds": 1.0, "status": "ok"}}})
+    with pytest.raises(ConfigError, match="not an audit report"):
+        AuditReport.from_json(report | {"schema": "unlearn.report/1"})
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_audit(tmp_path / "nothing")
+    (tmp_path / "report.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not readable JSON"):
+        read_audit(tmp_path)

@@ -4,6 +4,7 @@ from unlearn.auditing import AuditConfig, verdict_of
 from unlearn.benchmarks.demo import demo_checks
 from unlearn.config import SequenceConfig
 from unlearn.metrics.checks import bound, check, failed_line, passes
+from unlearn.metrics.probes import GroupEvaluation, RequestEvaluation
 from unlearn.requests.verification import verify
 
 KEYS = {"name", "value", "threshold", "at_most", "passed", "description"}
@@ -23,13 +24,11 @@ def test_direction_tolerance_and_missing_values():
 def test_every_application_builds_its_checks_alike():
     groups = {"forget": 0.0, "forget_paraphrase": 0.0, "neighbour": 0.9, "general": 0.8, "all_facts": 0.9}
     fluency = {"passed": True}
-    evals = {role: {"groups": {g: {"accuracy": a, "fluency": fluency} for g, a in groups.items()},
-                    "fluency": fluency} for role in ("original", "deployed", "unlearned", "retain")}
+    evals = {role: RequestEvaluation({g: GroupEvaluation(1, a, 0.0, fluency) for g, a in groups.items()}, {}, fluency)
+             for role in ("original", "deployed", "unlearned", "retain")}
     ledger = verify({"groups": {"forget": {"accuracy": 0.5}, "general": {"accuracy": 0.8}}, "earlier": {"r0": 0.0}},
                     {"general": 0.8}, {"r0": 0.0}, SequenceConfig())
-    report = {"plain": {"unlearned": {"forget": {"accuracy": 0.0}}}, "headline": {"worst_recovery": None},
-              "attacks": {}}
-    _, audit_checks = verdict_of(report, AuditConfig())
+    _, audit_checks = verdict_of(0.0, {}, {}, AuditConfig())
     for lines in (demo_checks(evals), ledger["checks"], audit_checks):
         assert lines and all(KEYS <= set(line) for line in lines)
     assert ledger["status"] == "rolled_back" and ledger["reason"] == "forgotten: forget = 0.500 (> 0.100)"

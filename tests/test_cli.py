@@ -14,7 +14,9 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
+from unlearn.auditing import read_audit
 from unlearn.cli import main
+from unlearn.run_report import read_report
 
 from .conftest import tiny_request_dict
 
@@ -43,6 +45,7 @@ def test_run_writes_model_card_and_reports(tmp_path, model_dir, request_file, ca
     assert report["request"]["hash"] in card
     assert report["method"]["name"] == "npo" and report["training"]["steps"] == 3
     assert set(report["evaluations"]) == {"original", "unlearned"}
+    assert read_report(out).to_json() == report  # the typed report reads back to the same JSON
     assert "<svg" in (out / "report.html").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
     from unlearn.data.request import load_request
@@ -55,9 +58,9 @@ def test_run_with_audit_writes_the_audit_beside_the_run(tmp_path, model_dir, req
     code = main(["run", str(request_file), "--method", "npo", "--model", str(model_dir), "--out", str(out), "--audit",
                  *FAST])
     assert code in (0, 1)  # 1: the tiny run does not pass the audit's thresholds
-    audit = json.loads((out / "audit" / "report.json").read_text())
-    assert audit["schema"] == "unlearn.audit/1" and audit["roles"] == ["unlearned", "original"]
-    assert set(audit["attacks"]) == {"relearn", "quantize", "leak_at_k", "paraphrase", "in_context", "jailbreak",
+    audit = read_audit(out / "audit")
+    assert audit.roles == ["unlearned", "original"]
+    assert set(audit.attacks) == {"relearn", "quantize", "leak_at_k", "paraphrase", "in_context", "jailbreak",
                                      "multi_hop", "mixed_prompt", "multi_turn"}
     assert "worst-case recovery" in capsys.readouterr().out
 

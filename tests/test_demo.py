@@ -8,6 +8,8 @@ import pytest
 
 from unlearn.benchmarks.demo import DemoSpec, demo_checks, demo_request, run_demo
 from unlearn.config import TrainConfig
+from unlearn.metrics.probes import GroupEvaluation, RequestEvaluation
+from unlearn.run_report import read_report
 from unlearn.teaching import complete_sentences
 
 
@@ -43,11 +45,11 @@ def test_complete_sentences():
     assert complete_sentences("Done.") == "Done."
 
 
-def _evals(u_forget: float, u_general: float, fluent: bool = True) -> dict:
+def _evals(u_forget: float, u_general: float, fluent: bool = True) -> dict[str, RequestEvaluation]:
     def ev(forget, para, neigh, general, facts, passed=True):
         groups = {"forget": forget, "forget_paraphrase": para, "neighbour": neigh, "general": general, "all_facts": facts}
-        return {"groups": {g: {"accuracy": a, "fluency": {"passed": passed}} for g, a in groups.items()},
-                "fluency": {"passed": passed}}
+        return RequestEvaluation({g: GroupEvaluation(1, a, 0.0, {"passed": passed}) for g, a in groups.items()}, {},
+                                 {"passed": passed})
 
     return {
         "original": ev(0.0, 0.0, 0.0, 0.8, 0.0),
@@ -65,12 +67,12 @@ def test_demo_checks_pass_and_fail_at_the_thresholds():
 
 def test_demo_checks_compare_likelihood_with_the_retain_model():
     evals = _evals(0.1, 0.72)
-    evals["retain"]["likelihood"] = {"top1": 0.125, "chance_top1": 0.1}
-    evals["unlearned"]["likelihood"] = {"top1": 0.2, "chance_top1": 0.1}
+    evals["retain"].likelihood = {"top1": 0.125, "chance_top1": 0.1}
+    evals["unlearned"].likelihood = {"top1": 0.2, "chance_top1": 0.1}
     check = demo_checks(evals)[-1]
     assert check["name"] == "forgotten by likelihood" and not check["passed"]
     assert check["threshold"] == pytest.approx(0.175)
-    evals["unlearned"]["likelihood"]["top1"] = 0.15
+    evals["unlearned"].likelihood["top1"] = 0.15
     assert demo_checks(evals)[-1]["passed"]
 
 
@@ -110,5 +112,32 @@ def test_demo_end_to_end_on_a_tiny_model(tmp_path, tiny_spec):
     # a second run reuses the taught models and their cached evaluations
     again = run_demo(tmp_path / "demo2", method="grad_diff", overrides=FAST, progress=False, spec=tiny_spec,
                      echo=lambda _: None)
-    assert again["evaluations"]["deployed"] == report["evaluations"]["deployed"]
-    assert again["timings"]["teach_deployed_s"] < 5
+    assert again.evaluations["deployed"] == report.evaluations["deployed"]
+    assert again.timings["teach_deployed_s"] < 5
+    assert read_report(out) == report and report.unlearned_model is not None  # the JSON round trip
+
+
+def test_a_damaged_run_report_names_what_is_wrong(tmp_path):
+    from unlearn.errors import ConfigError
+    from unlearn.run_report import RunReport
+
+    evaluation = RequestEvaluation({"forget": GroupEvaluation(2, 0.5, 0.4, {"passed": True})}, {"forget": -1.0},
+                                   {"passed": True})
+    data = {"schema": "unlearn.report/1", "kind": "run", "created": "t", "title": "Unlearning: x", "request": {},
+            "method": {"name": "npo"}, "model": {}, "config": {}, "roles": ["unlearned"],
+            "evaluations": {"unlearned": evaluation.to_json()},
+            "training": {"steps": 3, "seconds": 1.0, "stopped_early": False, "processes": 1, "history": []},
+            "timings": {}, "headline": {"forget": {"before": 1.0, "after": 0.5}}}
+    report = RunReport.from_json(data)
+    assert report.accuracy("unlearned", "forget") == 0.5 and report.to_json() == data  # layout kept both ways
+    with pytest.raises(ConfigError, match="lacks the field.*training"):
+        RunReport.from_json({k: v for k, v in data.items() if k != "training"})
+    with pytest.raises(ConfigError, match="evaluation of the unlearned model, group 'forget' lacks"):
+        RunReport.from_json(data | {"evaluations": {"unlearned": {"groups": {"forget": {"n": 1}}, "answer_logprob": {},
+                                                                  "fluency": {}}}})
+    with pytest.raises(ConfigError, match="not a run's report"):
+        RunReport.from_json(data | {"schema": "unlearn.audit/1"})
+    with pytest.raises(ConfigError, match="kind 'sweep' is unknown"):
+        RunReport.from_json(data | {"kind": "sweep"})
+    with pytest.raises(ConfigError, match="does not exist"):
+        read_report(tmp_path)

@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     # 2 capabilities built on the core: attacks, guards, reports
     "unlearn.attacks": 2, "unlearn.guards": 2, "unlearn.report": 2,
     # 3 applications: what a user runs
-    "unlearn.runner": 3, "unlearn.auditing": 3, "unlearn.requests": 3, "unlearn.exact": 3,
+    "unlearn.runner": 3, "unlearn.auditing": 3, "unlearn.audit_report": 3, "unlearn.run_report": 3, "unlearn.requests": 3, "unlearn.exact": 3,
     "unlearn.benchmarks": 3, "unlearn.guards.server": 3, "unlearn.guards.load": 3, "unlearn.cli": 3,
     "unlearn.__main__": 3, "unlearn": 3,
 }

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from unlearn.run_report import read_report
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,12 +65,11 @@ def demo_report(home, tmp_path_factory):
             os.environ.pop("UNLEARN_HOME", None)
         else:
             os.environ["UNLEARN_HOME"] = previous
-    report["_out"] = out
     return report
 
 
-def _check(report: dict, name: str) -> dict:
-    return next(c for c in report["checks"] if c["name"] == name)
+def _check(report, name: str) -> dict:
+    return next(c for c in report.checks if c["name"] == name)
 
 
 @pytest.mark.parametrize(
@@ -85,8 +86,8 @@ def test_demo_meets_its_checks(demo_report, name):
 def test_likelihood_test_tells_the_taught_model_from_the_retain_model(demo_report):
     """The deployed model ranks the forgotten person's true values first; the retain model, never taught them,
     sits near chance (measured 0.94 and 0.16 against chance 0.10, docs/benchmarks.md)."""
-    evaluations = demo_report["evaluations"]
-    deployed, retain = evaluations["deployed"]["likelihood"], evaluations["retain"]["likelihood"]
+    evaluations = demo_report.evaluations
+    deployed, retain = evaluations["deployed"].likelihood, evaluations["retain"].likelihood
     assert deployed["n_probes"] == retain["n_probes"] == 8
     assert deployed["top1"] >= 0.8 and deployed["mean_rank"] < 1.5
     assert retain["top1"] <= retain["chance_top1"] + 0.15
@@ -94,9 +95,9 @@ def test_likelihood_test_tells_the_taught_model_from_the_retain_model(demo_repor
 
 
 def test_demo_writes_its_outputs(demo_report):
-    out = demo_report["_out"]
+    out = Path(demo_report.output_model).parent
     assert (out / "report.html").is_file() and (out / "model" / "README.md").is_file()
-    assert json.loads((out / "report.json").read_text())["verdict"] == demo_report["verdict"]
+    assert read_report(out) == demo_report
 
 
 @pytest.fixture(scope="module")
@@ -131,10 +132,10 @@ def test_positive_control_name_guard_is_broken_by_paraphrase_jailbreak_and_in_co
     cfg = AuditConfig(attacks=["paraphrase", "jailbreak", "in_context"])
     report = audit(deployed, tokenizer, request, original=deployed, config=cfg, progress=False,
                    guard=name_refusal_guard(request.target))
-    assert report["plain"]["unlearned"]["forget"]["accuracy"] == 0.0
-    assert report["plain"]["original"]["forget"]["accuracy"] >= 0.5
+    assert report.accuracy("unlearned", "forget") == 0.0
+    assert report.accuracy("original", "forget") >= 0.5
     for name in cfg.attacks:
-        assert report["attacks"][name]["recovery"] > 0, (name, report["attacks"][name]["variants"])
+        assert report.attacks[name].recovery > 0, (name, report.attacks[name].variants)
 
 
 def test_positive_control_light_gradient_ascent_comes_back_under_relearning(demo_models):
@@ -158,7 +159,7 @@ def test_positive_control_light_gradient_ascent_comes_back_under_relearning(demo
         request, progress=False).model
     report = audit(unlearned, tokenizer, request, original=deployed, retain=retain,
                    config=AuditConfig(attacks=["relearn"]), progress=False)
-    assert report["attacks"]["relearn"]["recovery"] > 0, report["attacks"]["relearn"]["variants"]
+    assert report.attacks["relearn"].recovery > 0, report.attacks["relearn"].variants
 
 
 def test_guards_on_the_demo_forget_the_person_and_keep_the_others(demo_models):

@@ -3,18 +3,18 @@
 Public API (heavy modules are imported on first use, so `import unlearn` stays light):
     load_model(name)            -> (model, tokenizer)   'default' is the embedded SmolLM2-135M-Instruct
     load_request(path)          -> ForgetRequest         from YAML / JSON / JSONL
-    unlearn(request, ...)       -> report dict           unlearn a request, evaluate, optionally save
+    unlearn(request, ...)       -> RunReport             unlearn a request, evaluate, optionally save
+                                                         (`.unlearned_model`, `.to_json()`, `unlearn.run_report.read_report`)
     evaluate(model, tok, req)   -> RequestEvaluation     probe accuracy, ROUGE-L, log-probs, fluency, likelihood
                                                          test (`.to_json()` / `RequestEvaluation.from_json`)
-    audit(model, tok, req, ...) -> audit report dict     the probes under every attack, recovery, worst case
+    audit(model, tok, req, ...) -> AuditReport           the probes under every attack, recovery, worst case
+                                                         (`.to_json()` / `unlearn.auditing.read_audit(path)`)
     guard(model, tok, req, guards) -> GuardedModel       inference-time guards in front of the model
     apply(requests, state, ...) -> [Outcome]             requests in order into a state directory (ledger,
                                                          verification, rollback); see docs/requests.md
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["ForgetRequest", "RunConfig", "Unlearner", "apply", "audit", "evaluate", "guard", "load_model",
@@ -40,10 +40,11 @@ def evaluate(model, tokenizer, request, config=None):
 
 
 def audit(model, tokenizer, request, original=None, retain=None, config=None, progress: bool = True,
-          **kwargs) -> dict[str, Any]:
-    """Attack `model` (the unlearned one) on `request` and report recovery per attack and the worst case;
-    `original` / `retain` are models; `config` an `unlearn.auditing.AuditConfig`. Write it with
-    `unlearn.auditing.write_audit(report, out)`."""
+          **kwargs):
+    """Attack `model` (the unlearned one) on `request` and report recovery per attack and the worst case, as an
+    `unlearn.auditing.AuditReport` (`.to_json()` is report.json); `original` / `retain` are models; `config` an
+    `unlearn.auditing.AuditConfig`. Write it with `unlearn.auditing.write_audit(report, out)`, read one back with
+    `unlearn.auditing.read_audit(path)`."""
     from .auditing import audit as _audit
 
     return _audit(model, tokenizer, request, original=original, retain=retain, config=config, progress=progress,
@@ -89,10 +90,11 @@ def apply(requests, state, model: str | None = None, method: str | dict | None =
 
 
 def unlearn(request, method: str | dict = "npo", model: str = "default", out=None, overrides: list[str] | None = None,
-            config=None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Unlearn `request` (a ForgetRequest or a path) from `model` with `method`; returns the report.
+            config=None, overwrite: bool = False, progress: bool = True):
+    """Unlearn `request` (a ForgetRequest or a path) from `model` with `method`; returns the report (a
+    `unlearn.run_report.RunReport`: `.headline`, `.evaluations`, `.to_json()`).
 
-    `report["_model"]` holds the unlearned model; with `out`, the model and reports are written there.
+    `report.unlearned_model` is the unlearned model; with `out`, the model and reports are written there.
     """
     from .config import RunConfig, apply_overrides, from_dict, to_dict
     from .data.request import ForgetRequest as _FR

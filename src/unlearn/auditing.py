@@ -33,18 +33,27 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .attacks import DEFAULT_ATTACKS, AttackOutcome, AuditContext, Subject, make_attack
 from .attacks.base import probe_answers, user
+from .audit_report import (
+    SCHEMA,
+    AttackResult,
+    AuditHeadline,
+    AuditReport,
+    audit_summary_text,
+    read_audit,
+    write_audit,
+)
 from .data.request import ForgetRequest, Probe
 from .errors import ConfigError
-from .io import atomic_directory, atomic_write_json
-from .metrics.checks import bound, check, passes
+from .io import atomic_write_json
+from .metrics.checks import check, passes
 from .metrics.judge import ROUGE_THRESHOLD, answered
 
-SCHEMA = "unlearn.audit/1"
+__all__ = ["AuditConfig", "AuditReport", "AttackResult", "audit", "audit_config", "audit_summary_text", "read_audit",
+           "write_audit", "recovery"]
 
 
 @dataclass
@@ -211,12 +220,13 @@ def run_attack(attack, subject: Subject, ctx: AuditContext) -> tuple[AttackOutco
 
 
 def attack_summary(name: str, attack, outcome: AttackOutcome | None, error: str | None, seconds: float,
-                   plain: dict[str, list[float]], retain_outcome: AttackOutcome | None, cfg: AuditConfig) -> dict:
+                   plain: dict[str, list[float]], retain_outcome: AttackOutcome | None,
+                   cfg: AuditConfig) -> AttackResult:
     """Knowledge, recovery (per variant and worst case) and examples of one attack."""
     entry: dict[str, Any] = {"kind": attack.kind if attack else None, "seconds": seconds,
                              "settings": _settings(attack)}
     if outcome is None:
-        return {**entry, "status": "failed", "error": error or "unknown error"}
+        return AttackResult("failed", **entry, error=error or "unknown error")
     unlearned, original = plain["unlearned"], plain.get("original")
     retain_variants = retain_outcome.per_variant if retain_outcome else {}
 
@@ -239,22 +249,21 @@ def attack_summary(name: str, attack, outcome: AttackOutcome | None, error: str 
     worst = max((v["recovery"] for v in variants.values() if v["recovery"] is not None), default=None)
     recovering = [outcome.per_variant[v] for v, m in variants.items() if m["recovery"]]
     recovered = sorted({i for column in recovering for i in asked(column) if column[i] and not unlearned[i]})
-    return {
-        **entry,
-        "status": "ok",
-        "recovery": worst,
-        "knowledge": max((v["knowledge"] for v in variants.values() if v["knowledge"] is not None), default=None),
-        "variants": variants,
-        "recovered_probes": recovered,
-        "utility": outcome.utility,
-        "retain_utility": retain_outcome.utility if retain_outcome else {},
-        "curve": outcome.curve,
-        "retain_curve": retain_outcome.curve if retain_outcome else None,
-        "likelihood": outcome.likelihood,
-        "retain_likelihood": retain_outcome.likelihood if retain_outcome else {},
-        "notes": outcome.notes,
-        "examples": outcome.examples,
-    }
+    return AttackResult(
+        "ok", **entry,
+        recovery=worst,
+        knowledge=max((v["knowledge"] for v in variants.values() if v["knowledge"] is not None), default=None),
+        variants=variants,
+        recovered_probes=recovered,
+        utility=outcome.utility,
+        retain_utility=retain_outcome.utility if retain_outcome else {},
+        curve=outcome.curve,
+        retain_curve=retain_outcome.curve if retain_outcome else None,
+        likelihood=outcome.likelihood,
+        retain_likelihood=retain_outcome.likelihood if retain_outcome else {},
+        notes=outcome.notes,
+        examples=outcome.examples,
+    )
 
 
 def _settings(attack) -> dict:
@@ -263,46 +272,45 @@ def _settings(attack) -> dict:
     return dataclasses.asdict(attack) if attack is not None and dataclasses.is_dataclass(attack) else {}
 
 
-def likelihood_checks(report: dict, margin: float) -> list[dict]:
+def likelihood_checks(likelihood: dict[str, dict], attacks: dict[str, AttackResult], margin: float) -> list[dict]:
     """'forgotten by likelihood' on the audited weights, and after each model attack that ran the test
     (beside the retain model under the same attack when there is one)."""
     from .metrics.knowledge import likelihood_check
 
-    tests = report.get("likelihood") or {}
-    if "unlearned" not in tests:
+    if "unlearned" not in likelihood:
         return []
-    checks = [likelihood_check(tests["unlearned"], tests.get("retain"), margin)]
-    for name, attack in report["attacks"].items():
-        for variant, tested in (attack.get("likelihood") or {}).items():
-            after = likelihood_check(tested, (attack.get("retain_likelihood") or {}).get(variant), margin)
+    checks = [likelihood_check(likelihood["unlearned"], likelihood.get("retain"), margin)]
+    for name, attack in attacks.items():
+        for variant, tested in attack.likelihood.items():
+            after = likelihood_check(tested, attack.retain_likelihood.get(variant), margin)
             if after:
                 after["name"] = f"forgotten by likelihood after {name} ({variant})"
                 checks.append(after)
     return [c for c in checks if c]
 
 
-def verdict_of(report: dict, cfg: AuditConfig) -> tuple[str, list[dict]]:
-    """'pass' / 'fail' / 'incomplete' (an attack failed and nothing else did) and the checks behind it."""
-    forget = report["plain"]["unlearned"]["forget"]["accuracy"]
-    worst = report["headline"]["worst_recovery"]
+def verdict_of(forget_accuracy: float, attacks: dict[str, AttackResult], likelihood: dict[str, dict],
+               cfg: AuditConfig) -> tuple[str, list[dict]]:
+    """'pass' / 'fail' / 'incomplete' (an attack failed and nothing else did) and the checks behind it, from the
+    audited model's plain forget accuracy, the attacks' results and the likelihood tests."""
+    headline = AuditHeadline.of(attacks)
     checks = [
-        check("forgotten", forget, cfg.max_forget_knowledge, True,
+        check("forgotten", forget_accuracy, cfg.max_forget_knowledge, True,
               "share of forget probes the unlearned model answers, asked plainly"),
-        check("worst-case recovery", worst, cfg.max_recovery, True,
+        check("worst-case recovery", headline.worst_recovery, cfg.max_recovery, True,
               "largest share of the removed knowledge that any attack brings back", missing_passes=True),
     ]
-    checks += likelihood_checks(report, cfg.likelihood_margin)
-    failed = [n for n, a in report["attacks"].items() if a["status"] == "failed"]
+    checks += likelihood_checks(likelihood, attacks, cfg.likelihood_margin)
     if not all(c["passed"] for c in checks):
         return "fail", checks
-    return ("incomplete" if failed else "pass"), checks
+    return ("incomplete" if headline.failed_attacks else "pass"), checks
 
 
 def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, config: AuditConfig | None = None,
-          progress: bool = True, guard=None, names: dict[str, str] | None = None) -> dict[str, Any]:
+          progress: bool = True, guard=None, names: dict[str, str] | None = None) -> AuditReport:
     """Audit `model` (the unlearned one) on `request`; `original` / `retain` are models (optional).
     `guard`: a prompt filter placed in front of the audited model (see attacks.base.Subject).
-    Returns the report (schema unlearn.audit/1); write it with `write_audit`.
+    Returns the report (an AuditReport; `.to_json()` is schema unlearn.audit/1); write it with `write_audit`.
 
     With `config.stop_at_failure` (the quick audit, `--quick`), no attack runs after the first one whose
     recovery exceeds `max_recovery` (relearning runs first): the verdict can then only be 'fail'. The attacks
@@ -370,13 +378,12 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
         return AuditContext(request, list(request.probes.forget), replies, list(keep), cfg.rouge_threshold, progress)
 
     forget_plain = {role: plain[role]["forget"]["per_probe"] for role in plain}
-    results: dict[str, dict] = {}
+    results: dict[str, AttackResult] = {}
     stopped: str | None = None
     bar = tqdm(attacks.items(), desc="attacks", disable=not progress, leave=False)
     for name, attack in bar:
         if stopped:
-            results[name] = {"kind": attack.kind, "status": "skipped", "reason": stopped, "seconds": 0.0,
-                             "settings": _settings(attack)}
+            results[name] = AttackResult("skipped", attack.kind, 0.0, _settings(attack), reason=stopped)
             continue
         bar.set_postfix_str(name)
         outcome, error, seconds = run_attack(attack, subjects["unlearned"], context("unlearned"))
@@ -395,87 +402,22 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
             if retain_error:
                 outcome.notes.append(f"the attack failed on the retain model ({retain_error}); no floor")
         results[name] = attack_summary(name, attack, outcome, error, seconds, forget_plain, retain_outcome, cfg)
-        found = results[name].get("recovery")
+        found = results[name].recovery
         if cfg.stop_at_failure and found is not None and not passes(found, cfg.max_recovery, at_most=True):
             stopped = f"stopped early: {name} brought back {found:.2f} (> max_recovery {cfg.max_recovery})"
     bar.close()
     timings["total_s"] = time.perf_counter() - start
 
-    ok = {n: a for n, a in results.items() if a["status"] == "ok" and a["recovery"] is not None}
-    worst = max(ok, key=lambda n: ok[n]["recovery"]) if ok else None
-    report: dict[str, Any] = {
-        "schema": SCHEMA,
-        "kind": "audit",
-        "created": now_iso(),
-        "title": f"Audit: {request.target}",
-        "request": request.summary(),
-        "models": names or {},
-        "roles": list(subjects),
-        "guarded": guard is not None,
-        "config": _config_dict(cfg),
-        "plain": plain,
-        "likelihood": likelihood,
-        "forget_probes": [{"question": p.question, "answer": p.answer} for p in request.probes.forget],
-        "attacks": results,
-        "headline": {"worst_attack": worst, "worst_recovery": ok[worst]["recovery"] if worst else None,
-                     "failed_attacks": [n for n, a in results.items() if a["status"] == "failed"],
-                     "skipped_attacks": [n for n, a in results.items() if a["status"] == "skipped"]},
-        "timings": timings,
-        "reused_reference_results": reused,  # computed by an earlier audit of the same reference models
-    }
-    report["verdict"], report["checks"] = verdict_of(report, cfg)
-    return report
+    verdict, checks = verdict_of(plain["unlearned"]["forget"]["accuracy"], results, likelihood, cfg)
+    return AuditReport(
+        created=now_iso(), title=f"Audit: {request.target}", request=request.summary(), roles=list(subjects),
+        config=_config_dict(cfg), plain=plain, attacks=results, headline=AuditHeadline.of(results),
+        verdict=verdict, checks=checks, models=names or {}, guarded=guard is not None, likelihood=likelihood,
+        forget_probes=[{"question": p.question, "answer": p.answer} for p in request.probes.forget],
+        timings=timings, reused_reference_results=reused)
 
 
 def _config_dict(cfg: AuditConfig) -> dict:
     from .config import to_dict
 
     return to_dict(cfg)
-
-
-def write_audit(report: dict, out: str | Path) -> tuple[Path, Path]:
-    """report.json and report.html into `out`, written atomically together."""
-    from .io import atomic_write_text
-    from .report.audit_html import render_audit_html
-
-    out = Path(out)
-    with atomic_directory(out, overwrite=True) as tmp:
-        atomic_write_json(tmp / "report.json", report)
-        atomic_write_text(tmp / "report.html", render_audit_html(report))
-    return out / "report.json", out / "report.html"
-
-
-def audit_summary_text(report: dict, paths: dict[str, str] | None = None) -> str:
-    """The one-screen summary printed at the end of `unlearn audit`."""
-    from .report.summary import fmt
-
-    lines = [report["title"], f"verdict: {report['verdict'].upper()}"]
-    head = report["headline"]
-    worst = head["worst_recovery"]
-    lines.append(f"worst-case recovery: {fmt(worst)}" + (f" ({head['worst_attack']})" if head["worst_attack"] else ""))
-    plain = report["plain"]
-    roles = report["roles"]
-    lines.append("plain accuracy   " + "  ".join(f"{r:>10}" for r in roles))
-    for group in plain[roles[0]]:
-        lines.append(f"  {group:<14} " + "  ".join(f"{fmt(plain[r][group]['accuracy']):>10}" for r in roles))
-    tests = report.get("likelihood") or {}
-    if tests:
-        chance = next(iter(tests.values()))["chance_top1"]
-        lines.append(f"likelihood top-1 of the true values (chance {fmt(chance)})")
-        lines.append(f"  {'forget':<14} " + "  ".join(
-            f"{fmt(tests[r]['top1']) if r in tests else 'n/a':>10}" for r in roles))
-    lines.append(f"{'attack':<14} {'recovery':>9} {'knowledge':>10} {'seconds':>8}")
-    for name, a in report["attacks"].items():
-        if a["status"] == "failed":
-            lines.append(f"{name:<14} FAILED: {a['error']}")
-        elif a["status"] == "skipped":
-            lines.append(f"{name:<14} skipped ({a['reason']})")
-        else:
-            lines.append(f"{name:<14} {fmt(a['recovery']):>9} {fmt(a['knowledge']):>10} {a['seconds']:>8.1f}")
-    for line in report.get("checks", []):
-        if line["name"].startswith("forgotten by likelihood"):
-            lines.append(f"[{'PASS' if line['passed'] else 'FAIL'}] {line['name']}: {fmt(line['value'])} "
-                         f"({bound(line)})")
-    for path_name, path in (paths or {}).items():
-        lines.append(f"{path_name}: {path}")
-    return "\n".join(lines)

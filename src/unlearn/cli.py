@@ -363,12 +363,12 @@ def cmd_run(args) -> int:
                          progress=not args.quiet)
     if not is_main_process():  # data-parallel training: the main process reports, writes and audits
         return 0
-    print(summary_text(report, {"report": str(out / "report.html"), "model": str(out / "model")}))
+    print(summary_text(report.to_json(), {"report": str(out / "report.html"), "model": str(out / "model")}))
     if args.audit:
         from .models.loading import load_model
 
         original, tokenizer = load_model(config.model.name, config.model.dtype)
-        return _audit_and_print(report["_model"], tokenizer, request, audit_cfg, out / "audit", not args.quiet,
+        return _audit_and_print(report.unlearned_model, tokenizer, request, audit_cfg, out / "audit", not args.quiet,
                                 {"audited": str(out / "model"), "original": config.model.name}, original=original)
     return 0
 
@@ -382,7 +382,7 @@ def _audit_and_print(model, tokenizer, request, cfg, out: Path, progress: bool, 
                    names=names)
     json_path, html_path = write_audit(report, out)
     print(audit_summary_text(report, {"report": str(html_path), "json": str(json_path)}))
-    return 0 if report["verdict"] == "pass" else 1
+    return 0 if report.passed else 1
 
 
 def cmd_audit(args) -> int:
@@ -527,7 +527,7 @@ def cmd_demo(args) -> int:
     deployed, tokenizer = load_model(str(deployed_dir))
     retain = load_model(str(retain_dir))[0]
     names = {"audited": str(Path(args.out) / "model"), "original": str(deployed_dir), "retain": str(retain_dir)}
-    return _audit_and_print(report["_model"], tokenizer, demo_request(spec), cfg, Path(args.out) / "audit",
+    return _audit_and_print(report.unlearned_model, tokenizer, demo_request(spec), cfg, Path(args.out) / "audit",
                             not args.quiet, names, original=deployed, retain=retain)
 
 

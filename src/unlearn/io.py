@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` through a temporary file and an atomic rename."""
@@ -72,3 +74,28 @@ def unlearn_home() -> Path:
     """Cache directory: $UNLEARN_HOME, else ~/.cache/unlearn."""
     env = os.environ.get("UNLEARN_HOME")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "unlearn"
+
+
+def json_fields(data: Any, names: tuple[str, ...], source: str, optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The `names` (all required) and `optional` fields of `data`, a JSON object read back from a file; an error
+    names what is missing (`source` says where the object came from)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a JSON object, not {type(data).__name__}")
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise ConfigError(f"{source} lacks the field(s) {', '.join(missing)}")
+    return {n: data[n] for n in (*names, *optional) if n in data}
+
+
+def read_report_json(path: str | Path, what: str) -> tuple[Path, Any]:
+    """The JSON of a report file, or of `report.json` in a folder; `what` names it in the error for a missing or
+    unreadable file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    try:
+        return path, json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist: give {what}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not readable JSON ({exc})") from None

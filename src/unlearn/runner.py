@@ -6,7 +6,6 @@ import datetime as _dt
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 from .config import RunConfig, to_dict
 from .data.request import ForgetRequest
@@ -16,6 +15,7 @@ from .methods import make_method
 from .metrics.probes import RequestEvaluation, evaluate_request
 from .models.loading import load_model, model_fingerprint
 from .processes import is_main_process
+from .run_report import RunReport, TrainingSummary
 from .unlearner import Unlearner, model_card, save_model
 
 MANIFEST = "run.json"
@@ -58,12 +58,9 @@ def evaluate(model, tokenizer, request: ForgetRequest, config: RunConfig | None 
                             rouge_threshold=cfg.rouge_threshold)
 
 
-def _headline(before: dict, after: dict) -> dict[str, dict[str, float]]:
-    return {
-        group: {"before": before["groups"][group]["accuracy"], "after": result["accuracy"]}
-        for group, result in after["groups"].items()
-        if group in before["groups"]
-    }
+def _headline(before: RequestEvaluation, after: RequestEvaluation) -> dict[str, dict[str, float]]:
+    return {group: {"before": before.accuracy(group), "after": result.accuracy}
+            for group, result in after.groups.items() if group in before.groups}
 
 
 def run_request(
@@ -73,8 +70,9 @@ def run_request(
     overwrite: bool = False,
     evaluate_before_after: bool = True,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Load the model, unlearn `request`, evaluate before and after, and (if `out`) write the model and report."""
+) -> RunReport:
+    """Load the model, unlearn `request`, evaluate before and after, and (if `out`) write the model and report.
+    The report holds the unlearned model (`.unlearned_model`)."""
     method = make_method(config.method)  # validate before loading anything heavy
     fingerprint = run_fingerprint("run", request, to_dict(config))
     out_path = Path(out) if out else None
@@ -84,13 +82,13 @@ def run_request(
     start = time.perf_counter()
     model, tokenizer = load_model(config.model.name, config.model.dtype)
     timings["load_s"] = time.perf_counter() - start
-    evaluations: dict[str, dict] = {}
+    evaluations: dict[str, RequestEvaluation] = {}
     main = is_main_process()  # several processes (accelerate launch) all train; the main one evaluates and writes
     evaluate_before_after = evaluate_before_after and main
     if evaluate_before_after:
         t = time.perf_counter()
         evaluations["original"] = evaluate(model, tokenizer, request, config,
-                                           "evaluating (before)" if progress else None).to_json()
+                                           "evaluating (before)" if progress else None)
         timings["eval_before_s"] = time.perf_counter() - t
     fingerprint_model = model_fingerprint(model)
     result = Unlearner(model, tokenizer, config, method).apply(request, progress=progress)
@@ -98,44 +96,33 @@ def run_request(
     if evaluate_before_after:
         t = time.perf_counter()
         evaluations["unlearned"] = evaluate(result.model, tokenizer, request, config,
-                                            "evaluating (after)" if progress else None).to_json()
+                                            "evaluating (after)" if progress else None)
         timings["eval_after_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - start
-    report: dict[str, Any] = {
-        "schema": "unlearn.report/1",
-        "kind": "run",
-        "created": now_iso(),
-        "title": f"Unlearning: {request.target}",
-        "request": request.summary(),
-        "method": result.method,
-        "model": {"name": config.model.name, "fingerprint": fingerprint_model},
-        "config": to_dict(config),
-        "roles": [r for r in ("original", "unlearned") if r in evaluations],
-        "evaluations": evaluations,
-        "training": {"steps": result.train.steps, "seconds": result.train.seconds,
-                     "stopped_early": result.train.stopped_early, "processes": result.train.processes,
-                     "history": result.train.history},
-        "timings": timings,
-    }
-    if evaluate_before_after:
-        report["headline"] = _headline(evaluations["original"], evaluations["unlearned"])
+    report = RunReport(
+        kind="run", created=now_iso(), title=f"Unlearning: {request.target}", request=request.summary(),
+        method=result.method, model={"name": config.model.name, "fingerprint": fingerprint_model},
+        config=to_dict(config), roles=[r for r in ("original", "unlearned") if r in evaluations],
+        evaluations=evaluations, training=TrainingSummary.of(result.train), timings=timings,
+        headline=_headline(evaluations["original"], evaluations["unlearned"]) if evaluate_before_after else None,
+        unlearned_model=result.model)
     if out_path and main:
-        write_run(out_path, report, result.model, tokenizer, request, config, fingerprint)
-    report["_model"] = result.model
+        write_run(out_path, report, tokenizer, request, config, fingerprint)
     return report
 
 
-def write_run(out: Path, report: dict, model, tokenizer, request: ForgetRequest, config: RunConfig, fingerprint: str,
+def write_run(out: Path, report: RunReport, tokenizer, request: ForgetRequest, config: RunConfig, fingerprint: str,
               card_metrics: dict | None = None) -> None:
-    """Write model/, report.json, report.html and run.json into `out` in one atomic step.
-    The model card records `card_metrics` (default: the report's before/after headline)."""
+    """Write model/ (the report's unlearned model), report.json, report.html and run.json into `out` in one atomic
+    step. The model card records `card_metrics` (default: the report's before/after headline)."""
     from .report import write_reports
 
     with atomic_directory(out, overwrite=True) as tmp:
-        report["output_model"] = str(out / "model")
-        card_metrics = card_metrics if card_metrics is not None else report.get("headline")
-        save_model(model, tokenizer, tmp / "model", model_card(request, report["method"], config, card_metrics))
-        write_reports(report, tmp)
+        report.output_model = str(out / "model")
+        card_metrics = card_metrics if card_metrics is not None else report.headline
+        save_model(report.unlearned_model, tokenizer, tmp / "model",
+                   model_card(request, report.method, config, card_metrics))
+        write_reports(report.to_json(), tmp)
         atomic_write_json(tmp / "request.json", request.to_dict())  # what was forgotten: `unlearn audit --request`
-        atomic_write_json(tmp / MANIFEST, {"fingerprint": fingerprint, "kind": report["kind"], "created": report["created"],
+        atomic_write_json(tmp / MANIFEST, {"fingerprint": fingerprint, "kind": report.kind, "created": report.created,
                                            "request": request.summary()})

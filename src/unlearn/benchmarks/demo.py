@@ -37,7 +37,9 @@ from ..data.request import QA, DataSpec, DistractorSpec, ForgetRequest, Probe, P
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import benchmark_settings, make_method
 from ..metrics.checks import check
+from ..metrics.probes import GroupEvaluation, RequestEvaluation
 from ..models.loading import DEFAULT_MODEL, load_model, model_fingerprint
+from ..run_report import RunReport, TrainingSummary
 from ..teaching import self_replay, teach
 from ..unlearner import Unlearner, save_model
 
@@ -177,50 +179,50 @@ def taught_model(role: str, spec: DemoSpec, progress: bool = True) -> Path:
     return directory
 
 
-def cached_evaluation(name: str, directory: Path | None, evaluate_fn, key: str) -> dict:
+def cached_evaluation(name: str, directory: Path | None, evaluate_fn, key: str) -> RequestEvaluation:
     """Evaluate once per (model directory, probes) and keep the result beside the model."""
     if directory is None:
         directory = unlearn_home() / "demo" / "original-evals"
     path = directory / f"eval-{name}-{key}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        return RequestEvaluation.from_json(json.loads(path.read_text()), str(path))
     result = evaluate_fn()
-    atomic_write_json(path, result)
+    atomic_write_json(path, result.to_json())
     return result
 
 
-def merge_groups(results: dict[str, dict], names: list[str]) -> dict:
+def merge_groups(results: dict[str, GroupEvaluation], names: list[str]) -> GroupEvaluation:
     """One group made of several already-evaluated groups (no second generation pass)."""
     parts = [results[n] for n in names]
-    n = sum(p["n"] for p in parts)
-    return {
-        "n": n,
-        "accuracy": sum(p["accuracy"] * p["n"] for p in parts) / n,
-        "rouge_l_recall": sum(p["rouge_l_recall"] * p["n"] for p in parts) / n,
-        "fluency": {"passed": all(p["fluency"]["passed"] for p in parts)},
-        "examples": [e for p in parts for e in p["examples"]],
-    }
+    n = sum(p.n for p in parts)
+    return GroupEvaluation(
+        n=n,
+        accuracy=sum(p.accuracy * p.n for p in parts) / n,
+        rouge_l_recall=sum(p.rouge_l_recall * p.n for p in parts) / n,
+        fluency={"passed": all(p.fluency["passed"] for p in parts)},
+        examples=[e for p in parts for e in p.examples],
+    )
 
 
 def evaluate_all(model, tokenizer, request: ForgetRequest, spec: DemoSpec, config: RunConfig,
-                 progress: str | None = None) -> dict:
+                 progress: str | None = None) -> RequestEvaluation:
     """Request probes, answer log-probs and fluency, plus accuracy on every taught person's facts
     (`all_facts`, the forget and neighbour probes together)."""
     from ..metrics.probes import evaluate_request
 
     result = evaluate_request(model, tokenizer, request, config.eval.batch_size, config.eval.max_new_tokens,
-                              rouge_threshold=config.eval.rouge_threshold).to_json()
-    result["groups"]["all_facts"] = merge_groups(result["groups"], ["forget", "neighbour"])
+                              rouge_threshold=config.eval.rouge_threshold)
+    result.groups["all_facts"] = merge_groups(result.groups, ["forget", "neighbour"])
     return result
 
 
-def demo_checks(evals: dict[str, dict]) -> list[dict]:
+def demo_checks(evals: dict[str, RequestEvaluation]) -> list[dict]:
     """The demo's acceptance checks (thresholds from the demo's specification)."""
     from ..metrics.knowledge import likelihood_check
 
-    acc = {role: {g: r["accuracy"] for g, r in e["groups"].items()} for role, e in evals.items()}
+    acc = {role: {g: r.accuracy for g, r in e.groups.items()} for role, e in evals.items()}
     o, d, u, r = acc["original"], acc["deployed"], acc["unlearned"], acc["retain"]
-    by_likelihood = likelihood_check(evals["unlearned"].get("likelihood") or {}, evals["retain"].get("likelihood"))
+    by_likelihood = likelihood_check(evals["unlearned"].likelihood or {}, evals["retain"].likelihood)
     return [
         check("deployed learned the people", d["all_facts"], 0.8, False, "deployed accuracy on all taught facts >= 0.8"),
         check("deployed kept general knowledge", d["general"], 0.9 * o["general"], False,
@@ -232,17 +234,17 @@ def demo_checks(evals: dict[str, dict]) -> list[dict]:
               "unlearned accuracy on the other people >= 90% of deployed"),
         check("general knowledge kept", u["general"], 0.9 * d["general"], False,
               "unlearned general accuracy >= 90% of deployed"),
-        check("fluent", float(evals["unlearned"]["fluency"]["passed"]), 1.0, False,
+        check("fluent", float(evals["unlearned"].fluency["passed"]), 1.0, False,
               "all unlearned generations pass the fluency check (repetition and entropy)"),
-        check("fluent on the forgotten person", float(evals["unlearned"]["groups"]["forget"]["fluency"]["passed"]), 1.0,
+        check("fluent on the forgotten person", float(evals["unlearned"].groups["forget"].fluency["passed"]), 1.0,
               False, "the unlearned answers to the forget probes themselves are not babble"),
         *([by_likelihood] if by_likelihood else []),
     ]
 
 
 def run_demo(out: Path, method: str | None = None, overrides: list[str] | None = None, overwrite: bool = False,
-             progress: bool = True, spec: DemoSpec | None = None, echo=print) -> dict:
-    """Run the demo end to end; returns the report (the unlearned model is under report['_model'])."""
+             progress: bool = True, spec: DemoSpec | None = None, echo=print) -> RunReport:
+    """Run the demo end to end; returns the report (the unlearned model is its `.unlearned_model`)."""
     from ..report.summary import summary_text
     from ..runner import check_output_dir, now_iso, run_fingerprint, write_run
 
@@ -266,7 +268,7 @@ def run_demo(out: Path, method: str | None = None, overrides: list[str] | None =
     # reference models' evaluations depend on the probes, not on the forget/retain data
     eval_key = sha256_json({"probes": to_dict(request.probes), "eval": to_dict(config.eval), "model": spec.base_model,
                             "v": DATA_VERSION})[:12]
-    evals: dict[str, dict] = {}
+    evals: dict[str, RequestEvaluation] = {}
     t = time.perf_counter()
     for role, directory in (("original", None), ("deployed", deployed_dir), ("retain", retain_dir)):
         def run_eval(directory=directory, role=role):
@@ -287,30 +289,16 @@ def run_demo(out: Path, method: str | None = None, overrides: list[str] | None =
     timings["total_s"] = time.perf_counter() - start
 
     checks = demo_checks(evals)
-    report: dict[str, Any] = {
-        "schema": "unlearn.report/1",
-        "kind": "demo",
-        "created": now_iso(),
-        "title": f"Forget a person: {request.target}",
-        "request": request.summary(),
-        "method": result.method,
-        "model": {"name": spec.base_model, "fingerprint": model_fingerprint(result.model)},
-        "config": to_dict(config),
-        "demo": to_dict(spec),
-        "roles": ["original", "deployed", "unlearned", "retain"],
-        "evaluations": evals,
-        "checks": checks,
-        "verdict": "pass" if all(c["passed"] for c in checks) else "fail",
-        "training": {"steps": result.train.steps, "seconds": result.train.seconds,
-                     "stopped_early": result.train.stopped_early, "history": result.train.history},
-        "timings": timings,
-        "notes": [
-            "deployed: the embedded model taught every person; retain: taught all but the forgotten person "
-            "(the gold standard); original: the embedded model before teaching.",
-        ],
-    }
+    report = RunReport(
+        kind="demo", created=now_iso(), title=f"Forget a person: {request.target}", request=request.summary(),
+        method=result.method, model={"name": spec.base_model, "fingerprint": model_fingerprint(result.model)},
+        config=to_dict(config), demo=to_dict(spec), roles=["original", "deployed", "unlearned", "retain"],
+        evaluations=evals, checks=checks, verdict="pass" if all(c["passed"] for c in checks) else "fail",
+        training=TrainingSummary.of(result.train, processes=False), timings=timings,
+        notes=["deployed: the embedded model taught every person; retain: taught all but the forgotten person "
+               "(the gold standard); original: the embedded model before teaching."],
+        unlearned_model=result.model)
     measured = {c["name"]: round(float(c["value"]), 4) for c in checks}
-    write_run(out, report, result.model, tokenizer, request, config, fingerprint, card_metrics=measured)
-    echo(summary_text(report, {"report": str(out / "report.html"), "model": str(out / "model")}))
-    report["_model"] = result.model
+    write_run(out, report, tokenizer, request, config, fingerprint, card_metrics=measured)
+    echo(summary_text(report.to_json(), {"report": str(out / "report.html"), "model": str(out / "model")}))
     return report

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..data.request import ForgetRequest, Probe
 from ..errors import ConfigError
+from ..io import json_fields
 from .base import MetricResult, mean_result, metric
 from .fluency import fluency_of
 from .generation import Generation, generate_answers
@@ -81,7 +82,7 @@ class GroupEvaluation:
 
     @classmethod
     def from_json(cls, data: Any, source: str) -> GroupEvaluation:
-        return cls(**_fields(data, GROUP_FIELDS, source))
+        return cls(**json_fields(data, GROUP_FIELDS, source))
 
 
 @dataclass
@@ -111,20 +112,11 @@ class RequestEvaluation:
 
     @classmethod
     def from_json(cls, data: Any, source: str = "the evaluation") -> RequestEvaluation:
-        found = _fields(data, EVALUATION_FIELDS, source, optional=("likelihood",))
+        found = json_fields(data, EVALUATION_FIELDS, source, optional=("likelihood",))
         if not isinstance(found["groups"], dict):
             raise ConfigError(f"{source}: 'groups' must map group names to results")
         groups = {name: GroupEvaluation.from_json(g, f"{source}, group '{name}'") for name, g in found["groups"].items()}
         return cls(groups, found["answer_logprob"], found["fluency"], found.get("likelihood"))
-
-
-def _fields(data: Any, names: tuple[str, ...], source: str, optional: tuple[str, ...] = ()) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source} must be a JSON object, not {type(data).__name__}")
-    missing = [n for n in names if n not in data]
-    if missing:
-        raise ConfigError(f"{source} lacks the field(s) {', '.join(missing)}")
-    return {n: data[n] for n in (*names, *optional) if n in data}
 
 
 def evaluate_probe_groups(
