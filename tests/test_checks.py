@@ -5,7 +5,7 @@ from unlearn.benchmarks.demo import demo_checks
 from unlearn.config import SequenceConfig
 from unlearn.metrics.checks import bound, check, failed_line, passes
 from unlearn.metrics.probes import GroupEvaluation, RequestEvaluation
-from unlearn.requests.verification import verify
+from unlearn.requests.verification import SequenceEvaluation, verify
 
 KEYS = {"name", "value", "threshold", "at_most", "passed", "description"}
 
@@ -26,8 +26,8 @@ def test_every_application_builds_its_checks_alike():
     fluency = {"passed": True}
     evals = {role: RequestEvaluation({g: GroupEvaluation(1, a, 0.0, fluency) for g, a in groups.items()}, {}, fluency)
              for role in ("original", "deployed", "unlearned", "retain")}
-    ledger = verify({"groups": {"forget": {"accuracy": 0.5}, "general": {"accuracy": 0.8}}, "earlier": {"r0": 0.0}},
-                    {"general": 0.8}, {"r0": 0.0}, SequenceConfig())
+    ledger = verify(SequenceEvaluation({"forget": 0.5, "general": 0.8}, {"forget": 4, "general": 4}, {"r0": 0.0}),
+                    {"general": 0.8}, {"r0": 0.0}, SequenceConfig()).to_json()
     _, audit_checks = verdict_of(0.0, {}, {}, AuditConfig())
     for lines in (demo_checks(evals), ledger["checks"], audit_checks):
         assert lines and all(KEYS <= set(line) for line in lines)

@@ -24,7 +24,7 @@ from unlearn.config import (
     to_dict,
 )
 from unlearn.data.request import QA, DataSpec, ForgetRequest, Probe, request_from_dict
-from unlearn.errors import UnlearnError
+from unlearn.errors import ConfigError, UnlearnError
 from unlearn.metrics.text import contains_answer
 from unlearn.requests import apply_requests, remove_request, verify_state
 from unlearn.requests.checkpoints import LORA_A, LORA_B, dense_deltas, load_checkpoint, save_checkpoint
@@ -33,7 +33,7 @@ from unlearn.requests.ledger import Ledger
 from unlearn.requests.orthogonal import orthogonality_penalty
 from unlearn.requests.sealed import seal_probe, sealed_correct
 from unlearn.requests.state import StateDir
-from unlearn.requests.verification import verify
+from unlearn.requests.verification import SequenceEvaluation, Verification, verify
 
 from .conftest import make_model
 
@@ -66,23 +66,27 @@ def test_sealed_probe_gives_the_same_verdict_as_the_clear_answer(generation, ans
 
 
 def _after(forget=0.0, para=0.0, neighbour=1.0, general=1.0, earlier=None):
-    return {"groups": {"forget": {"accuracy": forget}, "forget_paraphrase": {"accuracy": para},
-                       "neighbour": {"accuracy": neighbour}, "general": {"accuracy": general}},
-            "earlier": earlier or {}}
+    accuracy = {"forget": forget, "forget_paraphrase": para, "neighbour": neighbour, "general": general}
+    return SequenceEvaluation(accuracy, dict.fromkeys(accuracy, 4), earlier or {})
 
 
 def test_verification_statuses():
     cfg = SequenceConfig(max_forget_accuracy=0.1, relapse_tolerance=0.0, utility_tolerance=0.1)
     baseline = {"neighbour": 0.8, "general": 0.5}
-    assert verify(_after(neighbour=0.72, general=0.45), baseline, {}, cfg)["status"] == "applied"
-    assert verify(_after(forget=0.25), baseline, {}, cfg)["status"] == "rolled_back"
-    assert verify(_after(para=0.2), baseline, {}, cfg)["status"] == "rolled_back"
+    assert verify(_after(neighbour=0.72, general=0.45), baseline, {}, cfg).status == "applied"
+    assert verify(_after(forget=0.25), baseline, {}, cfg).status == "rolled_back"
+    assert verify(_after(para=0.2), baseline, {}, cfg).status == "rolled_back"
     relapse = verify(_after(earlier={"r1": 0.3, "r2": 0.1}), baseline, {"r1": 0.0, "r2": 0.0}, cfg)
-    assert relapse["status"] == "rolled_back" and "r1" in relapse["reason"] and "r2" not in relapse["reason"]
+    assert relapse.status == "rolled_back" and "r1" in relapse.reason and "r2" not in relapse.reason
     # an earlier request that was applied at 0.25 may stay at 0.25, not rise above
-    assert verify(_after(earlier={"r1": 0.25}), baseline, {"r1": 0.25}, cfg)["status"] == "applied"
-    damaged = verify(_after(forget=0.5, neighbour=0.71), baseline, {}, cfg)
-    assert damaged["status"] == "rejected" and "neighbour" in damaged["reason"]
+    assert verify(_after(earlier={"r1": 0.25}), baseline, {"r1": 0.25}, cfg).status == "applied"
+    damaged_after = _after(forget=0.5, neighbour=0.71)
+    damaged = verify(damaged_after, baseline, {}, cfg)
+    assert damaged.status == "rejected" and "neighbour" in damaged.reason
+    stored = damaged_after.stored(keep_data=False)
+    assert SequenceEvaluation.from_stored(stored, "the ledger") == damaged_after  # the ledger's form reads back
+    with pytest.raises(ConfigError, match="'groups' must map"):
+        SequenceEvaluation.from_stored({"groups": {"forget": 0.5}}, "the ledger")
 
 
 def test_orthogonality_penalty_by_hand():
@@ -250,7 +254,7 @@ def test_apply_records_skips_and_refuses(knowing_dir, tmp_path, tokenizer):
                        progress=False, echo=quiet)
 
     result = verify_state(state_dir, config(), progress=False)
-    assert result["requests"] == 2 and set(result["earlier"]) == {"forget-ada", "forget-bo"}
+    assert result.requests == 2 and set(result.earlier) == {"forget-ada", "forget-bo"}
 
 
 def test_a_request_that_is_not_forgotten_is_rolled_back_and_a_damaging_one_rejected(knowing_dir, tmp_path):
@@ -305,7 +309,7 @@ def first_try_fails(monkeypatch):
     def verify_first_fails(after, baseline, earlier_then, cfg):
         decision = real_verify(after, baseline, earlier_then, cfg)
         if seeds[-1] == TrainConfig().seed:
-            return {**decision, "status": "rolled_back", "reason": "first try failed (test)"}
+            return Verification("rolled_back", "first try failed (test)", decision.checks)
         return decision
 
     monkeypatch.setattr(apply_module.SequenceRunner, "_train", train)

@@ -212,4 +212,4 @@ def test_apply_keeps_a_normal_request_and_rejects_a_damaging_one(demo_models, ho
         failed = [c["name"] for c in state.ledger.get(stealthy.id).verification["checks"] if not c["passed"]]
         assert any(name.startswith("utility kept") for name in failed)
         assert [e.id for e in state.live_entries()] == [request.id]
-    assert verify_state(state_dir, config, progress=False)["passed"]
+    assert verify_state(state_dir, config, progress=False).passed

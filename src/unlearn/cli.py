@@ -792,11 +792,11 @@ def cmd_verify(args) -> int:
         print(f"{'every shard retrains to its stored update' if passed else 'VERIFICATION FAILED'}")
         return 0 if passed else 1
     result = verify_state(args.state, progress=not args.quiet)
-    for check in result["checks"]:
+    for check in result.checks:
         print(f"  [{'PASS' if check['passed'] else 'FAIL'}] {check['name']}: {check['value']:.3f} "
               f"({'<=' if check['at_most'] else '>='} {check['threshold']:.3f})")
-    print(f"{result['requests']} applied request(s): {'all verified' if result['passed'] else 'VERIFICATION FAILED'}")
-    return 0 if result["passed"] else 1
+    print(f"{result.requests} applied request(s): {'all verified' if result.passed else 'VERIFICATION FAILED'}")
+    return 0 if result.passed else 1
 
 
 def cmd_remove(args) -> int:

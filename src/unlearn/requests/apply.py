@@ -44,6 +44,8 @@ from .state import MODEL, StateDir, now_iso
 from .techniques import Traits, traits
 from .verification import (
     UTILITY_GROUPS,
+    SequenceEvaluation,
+    Verification,
     builtin_general_probes,
     evaluate_sequence_probes,
     request_groups,
@@ -62,17 +64,28 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _accuracies(result: dict) -> dict[str, float]:
-    return {g: r["accuracy"] for g, r in result["groups"].items()}
+@dataclass
+class StateVerification:
+    """`unlearn verify` of a state: every applied request's sealed forget probes and general knowledge, asked of
+    the current model."""
 
+    verification: Verification
+    requests: int  # applied requests checked
+    earlier: dict[str, float]  # request id -> share of its sealed forget probes answered now
+    general: float
+    general_baseline: float
 
-def _stored(result: dict, keep_data: bool) -> dict:
-    """An evaluation as the ledger keeps it: accuracies; the generations only with keep_data (they may
-    contain the very data the request asks to delete)."""
-    stored = {"groups": result["groups"], "earlier": result.get("earlier", {})}
-    if keep_data:
-        stored["examples"] = result["examples"]
-    return stored
+    @property
+    def passed(self) -> bool:
+        return self.verification.passed
+
+    @property
+    def checks(self) -> list[dict]:
+        return self.verification.checks
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "checks": self.checks, "requests": self.requests, "earlier": self.earlier,
+                "general": self.general, "general_baseline": self.general_baseline}
 
 
 def check_requests(requests: list[ForgetRequest], state: StateDir) -> None:
@@ -130,7 +143,7 @@ class SequenceRunner:
         utility = {g: groups[g] for g in UTILITY_GROUPS if g in groups}
         result = evaluate_sequence_probes(self.base, self.tokenizer, utility, {}, self.salt, self.config.eval,
                                           self._bar("evaluating the base model (once per probe set)"))
-        baseline = _accuracies(result)
+        baseline = dict(result.accuracy)
         with self.ledger.transaction() as conn:
             self.ledger.set_baseline(conn, key, baseline)
         return baseline
@@ -225,13 +238,15 @@ class SequenceRunner:
         t = time.perf_counter()
         current = self.state.assemble(self.base)
         live = sorted(self.state.referenced_files())
-        before = entry.metrics_before
-        if before is None or before.get("live") != live:  # none yet, or the model changed since (a retry)
-            result = evaluate_sequence_probes(current, self.tokenizer, groups, {}, self.salt, self.config.eval,
+        stored = entry.metrics_before
+        if stored is None or stored.get("live") != live:  # none yet, or the model changed since (a retry)
+            before = evaluate_sequence_probes(current, self.tokenizer, groups, {}, self.salt, self.config.eval,
                                               self._bar(f"{request.id}: evaluating before"))
-            before = {**_stored(result, self.sequence.keep_data), "live": live}
             with self.ledger.transaction() as conn:
-                self.ledger.update(conn, request.id, metrics_before=before)
+                self.ledger.update(conn, request.id,
+                                   metrics_before={**before.stored(self.sequence.keep_data), "live": live})
+        else:
+            before = SequenceEvaluation.from_stored(stored, f"the ledger's evaluation of {request.id} before")
         timings["eval_before_s"] = time.perf_counter() - t
 
         trained, dropped = without_forgotten(request, self.ledger.forgotten([e.id for e in earlier_entries]), self.salt)
@@ -250,29 +265,30 @@ class SequenceRunner:
             timings["train_s"] += training["seconds"]
             timings["verify_s"] += verify_s
             decision = verify(after, baseline, earlier_then, self.sequence)
-            if decision["status"] == "applied" or attempt == tries:
+            if decision.passed or attempt == tries:
                 break
-            failed_tries.append({"try": attempt, "seed": training["seed"], "status": decision["status"],
-                                 "reason": decision["reason"], "steps": training["steps"]})
+            failed_tries.append({"try": attempt, "seed": training["seed"], "status": decision.status,
+                                 "reason": decision.reason, "steps": training["steps"]})
             self.state.remove_orphans()
-            self.echo(f"{request.id}: try {attempt} of {tries} {decision['status'].replace('_', ' ')} "
-                      f"({decision['reason']}); training again with seed {training['seed'] + 1}")
-        applied = decision["status"] == "applied"
+            self.echo(f"{request.id}: try {attempt} of {tries} {decision.status.replace('_', ' ')} "
+                      f"({decision.reason}); training again with seed {training['seed'] + 1}")
+        applied = decision.passed
         timings["total_s"] = time.perf_counter() - start_time
         training["tries"] = attempt
         kill_point("before-ledger")
         now = now_iso()
         with self.ledger.transaction() as conn:
             self.ledger.update(
-                conn, request.id, status=decision["status"], reason=decision["reason"], finished=now,
+                conn, request.id, status=decision.status, reason=decision.reason, finished=now,
                 checkpoint=name if applied else None, checkpoint_sha256=sha if applied else None,
-                metrics_after=_stored(after, self.sequence.keep_data),
-                verification={**decision, "baseline": baseline, "training": training, "failed_tries": failed_tries},
+                metrics_after=after.stored(self.sequence.keep_data),
+                verification={**decision.to_json(), "baseline": baseline, "training": training,
+                              "failed_tries": failed_tries},
                 timings=timings,
             )
             for failed in failed_tries:
                 self.ledger.log(conn, now, request.id, f"try {failed['try']} {failed['status']}", failed["reason"])
-            self.ledger.log(conn, now, request.id, decision["status"], decision["reason"])
+            self.ledger.log(conn, now, request.id, decision.status, decision.reason)
         kill_point("after-ledger")
         if not applied:
             self.state.remove_orphans()
@@ -281,10 +297,10 @@ class SequenceRunner:
         message = self._message(before, after, baseline, decision)
         if failed_tries:
             message = f"on try {attempt} of {tries}: {message}"
-        return Outcome(request.id, decision["status"], message, time.perf_counter() - start_time)
+        return Outcome(request.id, decision.status, message, time.perf_counter() - start_time)
 
     def _checkpoint_and_verify(self, request: ForgetRequest, entry, attempt: int, tensors: dict[str, torch.Tensor],
-                               groups: dict, earlier: dict) -> tuple[str, str, dict, float]:
+                               groups: dict, earlier: dict) -> tuple[str, str, SequenceEvaluation, float]:
         """Write one try's update as a checkpoint file and evaluate the model with it; returns the file name,
         its checksum, the evaluation and the seconds it took."""
         suffix = f"-try{attempt}" if attempt > 1 else ""
@@ -301,19 +317,20 @@ class SequenceRunner:
         return name, sha, after, time.perf_counter() - t
 
     @staticmethod
-    def _message(before: dict, after: dict, baseline: dict, decision: dict) -> str:
+    def _message(before: SequenceEvaluation, after: SequenceEvaluation, baseline: dict,
+                 decision: Verification) -> str:
         parts = []
-        for group, result in after["groups"].items():
-            then = before["groups"].get(group, {}).get("accuracy")
-            text = f"{group} {then:.2f}->{result['accuracy']:.2f}" if then is not None else group
+        for group, accuracy in after.accuracy.items():
+            then = before.accuracy.get(group)
+            text = f"{group} {then:.2f}->{accuracy:.2f}" if then is not None else group
             if group in baseline:
                 text += f" (base {baseline[group]:.2f})"
             parts.append(text)
-        if after["earlier"]:
-            worst = max(after["earlier"].values())
-            parts.append(f"{len(after['earlier'])} earlier requests, worst forget accuracy {worst:.2f}")
+        if after.earlier:
+            worst = max(after.earlier.values())
+            parts.append(f"{len(after.earlier)} earlier requests, worst forget accuracy {worst:.2f}")
         text = ", ".join(parts)
-        return text if decision["status"] == "applied" else f"{decision['reason']} | {text}"
+        return text if decision.passed else f"{decision.reason} | {text}"
 
 
 def explicit_sequence(config: RunConfig, overrides: list[str]) -> SequenceConfig | None:
@@ -402,7 +419,7 @@ def apply_requests(requests: list[ForgetRequest], state_dir: str | Path, model: 
     return outcomes
 
 
-def verify_state(state_dir: str | Path, config: RunConfig | None = None, progress: bool = True) -> dict:
+def verify_state(state_dir: str | Path, config: RunConfig | None = None, progress: bool = True) -> StateVerification:
     """Re-check every applied request's forget probes, and general knowledge, on the current model."""
     config = config or RunConfig()
     with StateDir(state_dir) as state:
@@ -419,11 +436,8 @@ def verify_state(state_dir: str | Path, config: RunConfig | None = None, progres
         then = {e.id: e.accuracy("after") or 0.0 for e in applied}
         decision = verify(result, baseline, then, runner.sequence)
         with state.ledger.transaction() as conn:
-            state.ledger.log(conn, now_iso(), None, "verified", "passed" if decision["status"] == "applied"
-                             else decision["reason"])
-    return {"passed": decision["status"] == "applied", "checks": decision["checks"], "requests": len(applied),
-            "earlier": result["earlier"], "general": result["groups"]["general"]["accuracy"],
-            "general_baseline": baseline["general"]}
+            state.ledger.log(conn, now_iso(), None, "verified", "passed" if decision.passed else decision.reason)
+    return StateVerification(decision, len(applied), result.earlier, result.accuracy["general"], baseline["general"])
 
 
 def remove_request(state_dir: str | Path, request_id: str, config: RunConfig | None = None,
