@@ -58,3 +58,19 @@ def test_sealed_probes_match_containment_alone():
     sealed = seal_probe(probe, "salt")
     for reply in ["Born in Oslo.", "In old Christiania.", "Bergen", "oslofjord"]:
         assert sealed_correct(reply, sealed, "salt") == answered(reply, (probe.answer, *probe.aliases), None)
+
+
+def test_every_group_is_asked_in_one_pass_and_answered_in_order():
+    from unlearn.metrics.probes import ask_groups
+
+    calls = []
+
+    def ask(questions):
+        calls.append(list(questions))
+        return [q.upper() for q in questions]
+
+    answers = ask_groups(ask, {"forget": ["a", "b"], ("earlier", "r1"): ["c"], "empty": [], "general": ["d"]})
+    assert calls == [["a", "b", "c", "d"]]  # one batched call for all groups
+    assert answers == {"forget": ["A", "B"], ("earlier", "r1"): ["C"], "empty": [], "general": ["D"]}
+    with pytest.raises(ValueError, match="asked 2 questions, got 1 answers"):
+        ask_groups(lambda qs: qs[:1], {"forget": ["a", "b"]})

@@ -51,6 +51,7 @@ from .errors import ConfigError
 from .io import atomic_write_json
 from .metrics.checks import check, passes
 from .metrics.judge import ROUGE_THRESHOLD, answered
+from .metrics.probes import ask_groups
 
 __all__ = ["AuditConfig", "AuditReport", "AttackResult", "audit", "audit_config", "audit_summary_text", "read_audit",
            "write_audit", "recovery"]
@@ -128,15 +129,14 @@ def asked(per_probe: Sequence[float | None]) -> list[int]:
 def plain_evaluation(subject: Subject, groups: dict[str, list[Probe]], rouge_threshold: float,
                      progress: str | None) -> dict[str, Any]:
     """Greedy replies to every probe group in one batched pass; per probe whether the answer is given."""
-    flat = [(name, probe) for name, probes in groups.items() for probe in probes]
-    replies = subject.respond([user(p.question) for _, p in flat], progress=progress)
+    replies = ask_groups(lambda questions: subject.respond([user(q) for q in questions], progress=progress),
+                         {name: [p.question for p in probes] for name, probes in groups.items()})
     out: dict[str, Any] = {}
-    for name in groups:
-        rows = [(p, r) for (n, p), r in zip(flat, replies, strict=True) if n == name]
-        hits = [float(answered(r, probe_answers(p), rouge_threshold)) for p, r in rows]
-        out[name] = {"n": len(rows), "accuracy": sum(hits) / len(hits) if hits else float("nan"), "per_probe": hits,
+    for name, probes in groups.items():
+        hits = [float(answered(r, probe_answers(p), rouge_threshold)) for p, r in zip(probes, replies[name], strict=True)]
+        out[name] = {"n": len(probes), "accuracy": sum(hits) / len(hits) if hits else float("nan"), "per_probe": hits,
                      "examples": [{"question": p.question, "answer": p.answer, "reply": r, "correct": bool(h)}
-                                  for (p, r), h in zip(rows, hits, strict=True)]}
+                                  for p, r, h in zip(probes, replies[name], hits, strict=True)]}
     return out
 
 

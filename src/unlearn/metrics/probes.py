@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..data.request import ForgetRequest, Probe
 from ..errors import ConfigError
@@ -14,6 +15,9 @@ from .generation import Generation, generate_answers
 from .judge import ROUGE_THRESHOLD, answered
 from .likelihood import qa_mean_logprobs
 from .text import rouge_l
+
+K = TypeVar("K")
+T = TypeVar("T")
 
 
 @metric("probe_accuracy", higher_is_better=True, version="2")
@@ -119,28 +123,42 @@ class RequestEvaluation:
         return cls(groups, found["answer_logprob"], found["fluency"], found.get("likelihood"))
 
 
+def ask_groups(ask: Callable[[list[str]], list[T]], groups: dict[K, list[str]]) -> dict[K, list[T]]:
+    """Every group's questions in one call of `ask` (one batched generation pass over all of them), the answers
+    handed back per group in order. The one way every application asks a model its probes: `ask` generates
+    (greedy answers, or replies behind a guard), the groups are a request's probe groups and anything else asked
+    in the same pass (an earlier request's sealed probes)."""
+    flat = [q for questions in groups.values() for q in questions]
+    answers = ask(flat)
+    if len(answers) != len(flat):
+        raise ValueError(f"asked {len(flat)} questions, got {len(answers)} answers")
+    out: dict[K, list[T]] = {}
+    at = 0
+    for name, questions in groups.items():
+        out[name] = answers[at:at + len(questions)]
+        at += len(questions)
+    return out
+
+
 def evaluate_probe_groups(
     model, tokenizer, groups: dict[str, list[Probe]], batch_size: int = 16, max_new_tokens: int = 32,
     progress: str | None = None, rouge_threshold: float | None = ROUGE_THRESHOLD,
 ) -> tuple[dict[str, GroupEvaluation], list[Generation]]:
     """Accuracy and ROUGE-L recall per group, from a single batched generation over all groups."""
-    flat = [(name, probe) for name, probes in groups.items() for probe in probes]
-    generations = generate_answers(model, tokenizer, [p.question for _, p in flat], batch_size, max_new_tokens,
-                                   progress=progress)
+    answered_by_group = ask_groups(
+        lambda questions: generate_answers(model, tokenizer, questions, batch_size, max_new_tokens, progress=progress),
+        {name: [p.question for p in probes] for name, probes in groups.items()})
     results: dict[str, GroupEvaluation] = {}
-    for name in groups:
-        rows = [(p, g) for (n, p), g in zip(flat, generations, strict=True) if n == name]
-        texts, answers = [g.text for _, g in rows], [p.answer for p, _ in rows]
-        acc = probe_accuracy(texts, answers, [p.aliases for p, _ in rows], rouge_threshold)
+    for name, probes in groups.items():
+        generations = answered_by_group[name]
+        texts, answers = [g.text for g in generations], [p.answer for p in probes]
+        acc = probe_accuracy(texts, answers, [p.aliases for p in probes], rouge_threshold)
         rouge = rouge_l_recall(texts, answers)
-        outcomes = [
-            ProbeOutcome(p.question, p.answer, t, bool(c), r)
-            for (p, _), t, c, r in zip(rows, texts, acc.per_example, rouge.per_example, strict=True)
-        ]
-        group_fluency = fluency_of([g for _, g in rows])
-        results[name] = GroupEvaluation(len(rows), acc.value, rouge.value, group_fluency.to_dict(),
+        outcomes = [ProbeOutcome(p.question, p.answer, t, bool(c), r)
+                    for p, t, c, r in zip(probes, texts, acc.per_example, rouge.per_example, strict=True)]
+        results[name] = GroupEvaluation(len(probes), acc.value, rouge.value, fluency_of(generations).to_dict(),
                                         [asdict(o) for o in outcomes])
-    return results, generations
+    return results, [g for generations in answered_by_group.values() for g in generations]
 
 
 def evaluate_request(

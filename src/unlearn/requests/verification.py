@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..io import json_fields, sha256_json
 from ..metrics.checks import check, failed_line
 from ..metrics.generation import generate_answers
-from ..metrics.probes import probe_accuracy, probe_groups
+from ..metrics.probes import ask_groups, probe_accuracy, probe_groups
 from .sealed import sealed_correct
 
 UTILITY_GROUPS = ("neighbour", "general")
@@ -81,23 +81,20 @@ def evaluate_sequence_probes(model, tokenizer, groups: dict[str, list[Probe]], e
     """Accuracy per probe group and per earlier request (sealed probes), from one batched generation.
     This request's probes are judged by the judge at `cfg.rouge_threshold`; earlier requests' sealed probes by
     containment alone (their answers are kept only as hashes)."""
-    questions = [p.question for probes in groups.values() for p in probes]
-    questions += [s["question"] for sealed in earlier.values() for s in sealed]
-    texts = [g.text for g in generate_answers(model, tokenizer, questions, cfg.batch_size, cfg.max_new_tokens,
-                                              progress=progress)]
+    asked = {("group", name): [p.question for p in probes] for name, probes in groups.items()}
+    asked |= {("earlier", request_id): [s["question"] for s in sealed] for request_id, sealed in earlier.items()}
+    texts = ask_groups(lambda questions: [g.text for g in generate_answers(
+        model, tokenizer, questions, cfg.batch_size, cfg.max_new_tokens, progress=progress)], asked)
     result = SequenceEvaluation({}, {})
-    at = 0
     for name, probes in groups.items():
-        chunk = texts[at:at + len(probes)]
-        at += len(probes)
-        accuracy = probe_accuracy(chunk, [p.answer for p in probes], [p.aliases for p in probes], cfg.rouge_threshold)
+        replies = texts[("group", name)]
+        accuracy = probe_accuracy(replies, [p.answer for p in probes], [p.aliases for p in probes],
+                                  cfg.rouge_threshold)
         result.accuracy[name], result.sizes[name] = accuracy.value, len(probes)
         result.examples[name] = [{"question": p.question, "generation": t, "correct": bool(c)}
-                                 for p, t, c in zip(probes, chunk, accuracy.per_example, strict=True)]
+                                 for p, t, c in zip(probes, replies, accuracy.per_example, strict=True)]
     for request_id, sealed in earlier.items():
-        chunk = texts[at:at + len(sealed)]
-        at += len(sealed)
-        hits = [sealed_correct(t, s, salt) for t, s in zip(chunk, sealed, strict=True)]
+        hits = [sealed_correct(t, s, salt) for t, s in zip(texts[("earlier", request_id)], sealed, strict=True)]
         result.earlier[request_id] = sum(hits) / len(hits) if hits else 0.0
     return result
 
