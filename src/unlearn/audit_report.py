@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .io import atomic_directory, atomic_write_json, json_fields, read_report_json
+from .io import (
+    atomic_directory,
+    atomic_write_json,
+    json_fields,
+    json_mapping,
+    read_report_json,
+    schema_fields,
+)
 from .metrics.checks import bound
 
 SCHEMA = "unlearn.audit/1"
@@ -149,13 +156,9 @@ class AuditReport:
 
     @classmethod
     def from_json(cls, data: Any, source: str = "the audit report") -> AuditReport:
-        found = json_fields(data, ("schema", *REQUIRED), source, optional=OPTIONAL)
-        if found.pop("schema") != SCHEMA:
-            raise ConfigError(f"{source} has schema {data['schema']!r}, not {SCHEMA!r}: it is not an audit report")
-        if not isinstance(found["attacks"], dict):
-            raise ConfigError(f"{source}: 'attacks' must map attack names to results")
-        found["attacks"] = {name: AttackResult.from_json(a, f"{source}, attack '{name}'")
-                            for name, a in found["attacks"].items()}
+        found = schema_fields(data, SCHEMA, REQUIRED, source, OPTIONAL, "an audit report")
+        found["attacks"] = json_mapping(found, "attacks", source,
+                                        lambda a, name: AttackResult.from_json(a, f"{source}, attack '{name}'"))
         found["headline"] = AuditHeadline.from_json(found["headline"], f"{source}, headline")
         return cls(**found)
 

@@ -87,6 +87,22 @@ def json_fields(data: Any, names: tuple[str, ...], source: str, optional: tuple[
     return {n: data[n] for n in (*names, *optional) if n in data}
 
 
+def schema_fields(data: Any, schema: str, names: tuple[str, ...], source: str, optional: tuple[str, ...],
+                  what: str) -> dict[str, Any]:
+    """`json_fields` of a report that must have `schema` (a report of another kind is refused: it is not `what`)."""
+    found = json_fields(data, ("schema", *names), source, optional)
+    if found.pop("schema") != schema:
+        raise ConfigError(f"{source} has schema {data['schema']!r}, not {schema!r}: it is not {what}")
+    return found
+
+
+def json_mapping(found: dict[str, Any], key: str, source: str, parse) -> dict[str, Any]:
+    """`found[key]`, a JSON object of named parts, each read with `parse(value, name)`."""
+    if not isinstance(found[key], dict):
+        raise ConfigError(f"{source}: '{key}' must map names to results")
+    return {name: parse(value, name) for name, value in found[key].items()}
+
+
 def read_report_json(path: str | Path, what: str) -> tuple[Path, Any]:
     """The JSON of a report file, or of `report.json` in a folder; `what` names it in the error for a missing or
     unreadable file."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .io import json_fields, read_report_json
+from .io import json_fields, json_mapping, read_report_json, schema_fields
 from .metrics.probes import RequestEvaluation
 
 SCHEMA = "unlearn.report/1"
@@ -112,13 +112,10 @@ class RunReport:
 
     @classmethod
     def from_json(cls, data: Any, source: str = "the report") -> RunReport:
-        found = json_fields(data, ("schema", *REQUIRED), source, optional=OPTIONAL)
-        if found.pop("schema") != SCHEMA:
-            raise ConfigError(f"{source} has schema {data['schema']!r}, not {SCHEMA!r}: it is not a run's report")
-        if not isinstance(found["evaluations"], dict):
-            raise ConfigError(f"{source}: 'evaluations' must map model roles to evaluations")
-        found["evaluations"] = {role: RequestEvaluation.from_json(e, f"{source}, evaluation of the {role} model")
-                                for role, e in found["evaluations"].items()}
+        found = schema_fields(data, SCHEMA, REQUIRED, source, OPTIONAL, "a run's report")
+        found["evaluations"] = json_mapping(
+            found, "evaluations", source,
+            lambda e, role: RequestEvaluation.from_json(e, f"{source}, evaluation of the {role} model"))
         found["training"] = TrainingSummary.from_json(found["training"], f"{source}, training")
         return cls(**found)
 
