@@ -255,6 +255,7 @@ def test_apply_records_skips_and_refuses(knowing_dir, tmp_path, tokenizer):
 
     result = verify_state(state_dir, config(), progress=False)
     assert result.requests == 2 and set(result.earlier) == {"forget-ada", "forget-bo"}
+    assert result.to_json()["passed"] == result.passed and result.to_json()["checks"] == result.checks
 
 
 def test_a_request_that_is_not_forgotten_is_rolled_back_and_a_damaging_one_rejected(knowing_dir, tmp_path):
