@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from ..data.request import ForgetRequest, Probe
-from ..errors import ConfigError
-from ..io import json_fields
+from ..io import json_fields, json_mapping
 from .base import MetricResult, mean_result, metric
 from .fluency import fluency_of
 from .generation import Generation, generate_answers
@@ -117,9 +116,8 @@ class RequestEvaluation:
     @classmethod
     def from_json(cls, data: Any, source: str = "the evaluation") -> RequestEvaluation:
         found = json_fields(data, EVALUATION_FIELDS, source, optional=("likelihood",))
-        if not isinstance(found["groups"], dict):
-            raise ConfigError(f"{source}: 'groups' must map group names to results")
-        groups = {name: GroupEvaluation.from_json(g, f"{source}, group '{name}'") for name, g in found["groups"].items()}
+        groups = json_mapping(found, "groups", source,
+                              lambda g, name: GroupEvaluation.from_json(g, f"{source}, group '{name}'"))
         return cls(groups, found["answer_logprob"], found["fluency"], found.get("likelihood"))
 
 
