@@ -175,15 +175,15 @@ def merge_rows(rows: list[dict], new: list[dict]) -> list[dict]:
     return [r for r in rows if key(r) not in replaced] + new
 
 
-def tofu_bar(references: dict[str, dict]) -> tuple[float, float]:
-    """(forget quality, model utility) a method must reach: forget quality ≥ min(0.5, half the ceiling's) and
-    model utility ≥ 0.95 of the target's (the deep-forgetting issue's bar)."""
-    return min(0.5, references["ceiling"]["forget_quality"] / 2), 0.95 * references["target"]["model_utility"]
+def tofu_bar(references: dict[str, dict]):
+    """The deep-forgetting bar (`unlearn.benchmarks.tofu_bench.TofuBar`) from the target's and the ceiling's rows."""
+    from unlearn.benchmarks.tofu_bench import TofuBar
+
+    return TofuBar.of(references["target"], references["ceiling"])
 
 
-def meets_tofu_bar(row: dict, bar: tuple[float, float] | None) -> bool:
-    s = row["summary"]
-    return bar is not None and s["forget_quality"] >= bar[0] and s["model_utility"] >= bar[1]
+def meets_tofu_bar(row: dict, bar) -> bool:
+    return bar is not None and bar.met_by(row["summary"])
 
 
 def tofu_tables(rows: list[dict]) -> list[str]:
@@ -194,8 +194,8 @@ def tofu_tables(rows: list[dict]) -> list[str]:
         bar = tofu_bar(references) if set(TOFU_ROLES) <= set(references) else None
         out += [f"### TOFU {setting} {split}", ""]
         if bar:
-            out += [f"The bar: forget quality ≥ {bar[0]:.3f} (0.5 or half the ceiling's, whichever is lower) and model "
-                    f"utility ≥ {bar[1]:.3f} (0.95 of the target's); rows that meet it are in bold.", ""]
+            out += [f"The bar: forget quality ≥ {bar.forget_quality:.3f} (0.5 or half the ceiling's, whichever is lower) "
+                    f"and model utility ≥ {bar.model_utility:.3f} (0.95 of the target's); rows that meet it are in bold.", ""]
         out += ["| model | " + " | ".join(TOFU_COLUMNS) + " |", "|---" * (len(TOFU_COLUMNS) + 1) + "|"]
 
         methods = sorted((r for r in mine if r["role"] not in TOFU_ROLES),

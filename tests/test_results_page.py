@@ -79,7 +79,8 @@ def test_tofu_rows_get_the_bar_from_the_ceiling_and_the_target():
     refs = [{"setting": "mini30", "split": "forget10", "method": role, "overrides": [], "role": role, "label": role,
              "summary": {k: 0.5 for k in results_page.TOFU_COLUMNS} | {"forget_quality": fq, "model_utility": mu}}
             for role, fq, mu in (("target", 0.001, 0.30), ("retain", 1.0, 0.34), ("ceiling", 0.6, 0.31))]
-    assert results_page.tofu_bar({r["role"]: r["summary"] for r in refs}) == (0.3, 0.95 * 0.30)
+    bar = results_page.tofu_bar({r["role"]: r["summary"] for r in refs})
+    assert (bar.forget_quality, bar.model_utility) == (0.3, 0.95 * 0.30)
     rows = refs + results_page.tofu_row(tofu_result("npo", 0.01, 0.30))
     rows += results_page.tofu_row(tofu_result("exact_sharded", 0.9, 0.29, taught=True))
     rows += results_page.tofu_row(tofu_result("undial", 0.4, 0.20, ["train.lr=1e-4"]))

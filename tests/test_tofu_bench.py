@@ -189,7 +189,23 @@ def test_cli_run_prints_the_table(spec, prepared, tmp_path, capsys, monkeypatch)
     printed = capsys.readouterr().out
     assert code == 0
     assert "forget_quality" in printed and "retain90 (gold)" in printed and "grad_ascent" in printed
-    assert json.loads((out / "result.json").read_text())["status"] == "ok"
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "ok"
+    assert tb.prepared_bar(prepared).verdict(result["summary"]) in printed.splitlines()
+
+
+def test_the_bar_takes_half_the_ceiling_or_one_half_and_most_of_the_target_utility():
+    target = {"forget_quality": 0.001, "model_utility": 0.40}
+    low_ceiling = tb.TofuBar.of(target, {"forget_quality": 0.6, "model_utility": 0.3})
+    assert (low_ceiling.forget_quality, low_ceiling.model_utility) == (0.3, 0.95 * 0.40)
+    assert tb.TofuBar.of(target, {"forget_quality": 1.0, "model_utility": 0.3}).forget_quality == 0.5
+    no_ceiling = tb.TofuBar.of(target, None)
+    assert no_ceiling.forget_quality == 0.5 and "no ceiling prepared" in no_ceiling.verdict(target)
+    assert low_ceiling.met_by({"forget_quality": 0.3, "model_utility": 0.38})
+    assert not low_ceiling.met_by({"forget_quality": 0.9, "model_utility": 0.379})  # utility just below 0.95
+    assert not low_ceiling.met_by({"forget_quality": 0.29, "model_utility": 0.40})
+    line = low_ceiling.verdict({"forget_quality": 0.9, "model_utility": 0.2})
+    assert line.endswith("not met (forget quality 0.900, model utility 0.200)") and "half the ceiling's 0.600" in line
 
 
 # ------------------------------------------------------------------------------- exact (sharded) row
@@ -265,7 +281,7 @@ def test_cli_exact_prints_both_rows(spec, prepared, tmp_path, capsys, monkeypatc
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "exact 2 shards: taught" in printed and "exact 2 shards: forget10 removed" in printed
-    assert "retain90 (gold)" in printed and "of teaching every shard" in printed
+    assert "retain90 (gold)" in printed and "of teaching every shard" in printed and "the bar: forget quality >=" in printed
     assert json.loads((out / "result.json").read_text())["removal"]["items_removed"] == 20
 
 

@@ -613,6 +613,7 @@ def cmd_bench(args) -> int:
                                save_model_to=out / "model" if args.save_model else None, prepared=prepared)
         atomic_write_json(out / "result.json", result)
         print(tb.format_table(tb.reference_rows(prepared) + [(run_label(args.method, args.overrides), result["summary"])]))
+        print(tb.prepared_bar(prepared).verdict(result["summary"]))
         print(f"result: {out / 'result.json'}")
         return 0
     if args.action == "exact":
@@ -628,6 +629,7 @@ def cmd_bench(args) -> int:
         print(f"removal retrained shard(s) {removal['shards_retrained']} of {result['config']['shards']} "
               f"(authors per shard now {removal['shard_sizes']}) in {removal['retrain_seconds']:.0f} s of training: "
               f"{removal['cost_fraction'] or 0:.0%} of teaching every shard ({removal['full_retrain_seconds']:.0f} s)")
+        print(tb.prepared_bar(prepared).verdict(result["summary"]))
         print(f"result: {out / 'result.json'}")
         return 0
     out = Path(args.out or f"runs/tofu-{spec.setting}-{args.split}-sweep")
@@ -639,6 +641,10 @@ def cmd_bench(args) -> int:
     result = tb.sweep(spec, methods, args.grid, out, percent, progress)
     print(tb.sweep_table(result))
     print(f"best trade-off: {result['best'] or 'none keeps 0.9 of the target utility'}")
+    bar = tb.TofuBar.of(result["target"], result.get("ceiling"))
+    meeting = [r["label"] for r in result["runs"] if r.get("status") == "ok" and bar.met_by(r["summary"])]
+    print(f"meeting the bar (forget quality >= {bar.forget_quality:.3f}, model utility >= {bar.model_utility:.3f}): "
+          f"{', '.join(meeting) or 'none'}")
     print(f"results: {out / 'sweep.json'}  {out / 'sweep.html'}")
     return 0
 

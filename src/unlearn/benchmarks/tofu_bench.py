@@ -315,6 +315,41 @@ def reference_rows(prepared: Prepared) -> list[tuple[str, dict]]:
     return [(labels[role], prepared.table_row(role)) for role in roles]
 
 
+@dataclass(frozen=True)
+class TofuBar:
+    """What a method must reach on a TOFU setting to count as forgetting while keeping the model useful:
+    forget quality >= min(0.5, half the ceiling's), since a retrained model (the ceiling) does not reach 1.0
+    against the reference retain model, and model utility >= 0.95 of the target's."""
+
+    forget_quality: float
+    model_utility: float
+    ceiling: float | None
+    target_utility: float
+
+    @classmethod
+    def of(cls, target: dict, ceiling: dict | None) -> TofuBar:
+        """From the target's and (when prepared) the ceiling's summary rows; without a ceiling the bar is 0.5."""
+        ceiling_fq = ceiling["forget_quality"] if ceiling else None
+        fq = 0.5 if ceiling_fq is None else min(0.5, ceiling_fq / 2)
+        return cls(fq, 0.95 * target["model_utility"], ceiling_fq, target["model_utility"])
+
+    def met_by(self, summary: dict) -> bool:
+        return summary["forget_quality"] >= self.forget_quality and summary["model_utility"] >= self.model_utility
+
+    def verdict(self, summary: dict) -> str:
+        """One line: the bar, the row's two numbers and whether it meets it."""
+        fq_source = (f"min(0.5, half the ceiling's {self.ceiling:.3f})" if self.ceiling is not None
+                     else "no ceiling prepared")
+        return (f"the bar: forget quality >= {self.forget_quality:.3f} ({fq_source}), model utility >= "
+                f"{self.model_utility:.3f} (0.95 of the target's {self.target_utility:.3f}): "
+                f"{'met' if self.met_by(summary) else 'not met'} (forget quality {summary['forget_quality']:.3f}, "
+                f"model utility {summary['model_utility']:.3f})")
+
+
+def prepared_bar(prepared: Prepared) -> TofuBar:
+    return TofuBar.of(prepared.table_row("target"), prepared.table_row("ceiling") if prepared.ceiling_eval else None)
+
+
 # ------------------------------------------------------------------------------------------ sweep
 
 
