@@ -34,6 +34,27 @@ def test_override_values_keep_their_text():
     assert cfg.train.lr == pytest.approx(1e-4) and cfg.method["name"] == "npo"
 
 
+def test_a_multiplier_override_scales_the_value_the_key_holds():
+    data = apply_overrides(to_dict(RunConfig()), ["train.lr=1e-4", "train.lr=x3", "train.epochs=x2", "train.lr=x.5"])
+    cfg = from_dict(RunConfig, data)
+    assert cfg.train.lr == pytest.approx(1.5e-4) and cfg.train.epochs == 2 * RunConfig().train.epochs
+    assert from_dict(RunConfig, apply_overrides(to_dict(RunConfig()), ["train.lr=2e-4", "train.lr=x1e-1"])).train.lr \
+        == pytest.approx(2e-5)
+    with pytest.raises(ConfigError, match="train.lr.*no number here"):
+        apply_overrides(to_dict(RunConfig()), ["train.lr=x2"])  # no rate by default: the method chooses it
+    with pytest.raises(ConfigError, match="method.beta.*no number here"):
+        apply_overrides({"method": {"name": "npo"}}, ["method.beta=x2"])  # the method's own default is not in the dict
+    with pytest.raises(ConfigError, match="no number here"):
+        apply_overrides(to_dict(RunConfig()), ["train.early_stop=x2"])  # a flag is not a number
+    assert apply_overrides({}, ["model.name=x2b"])["model"]["name"] == "x2b"  # not a multiplier: kept as text
+
+
+def test_load_run_config_multiplies_the_defaults_and_the_file(tmp_path):
+    assert load_run_config(None, ["train.batch_size=x2"]).train.batch_size == 2 * RunConfig().train.batch_size
+    (tmp_path / "run.yaml").write_text("train:\n  lr: 1.0e-4\n")
+    assert load_run_config(tmp_path / "run.yaml", ["train.lr=x3"]).train.lr == pytest.approx(3e-4)
+
+
 def test_unknown_and_mistyped_keys_are_errors():
     with pytest.raises(ConfigError, match="Did you mean 'lr'"):
         from_dict(RunConfig, {"train": {"lrr": 1.0}})

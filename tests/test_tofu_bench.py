@@ -194,6 +194,13 @@ def test_cli_run_prints_the_table(spec, prepared, tmp_path, capsys, monkeypatch)
     assert tb.prepared_bar(prepared).verdict(result["summary"]) in printed.splitlines()
 
 
+def test_a_relative_learning_rate_grid_scales_each_methods_own_rate():
+    for method in ("npo", "undial", "rmu"):
+        own = tb.bench_unlearn_config(method).train.lr
+        assert tb.bench_unlearn_config(method, ["train.lr=x3"]).train.lr == pytest.approx(3 * own)
+    assert tb.bench_unlearn_config("rmu").train.lr != tb.bench_unlearn_config("npo").train.lr
+
+
 def test_the_bar_takes_half_the_ceiling_or_one_half_and_most_of_the_target_utility():
     target = {"forget_quality": 0.001, "model_utility": 0.40}
     low_ceiling = tb.TofuBar.of(target, {"forget_quality": 0.6, "model_utility": 0.3})

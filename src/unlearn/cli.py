@@ -333,8 +333,9 @@ def _version() -> str:
 def _run_config(args, method: str | None):
     from .config import RunConfig, apply_overrides, from_dict, load_yaml, to_dict
 
-    data = load_yaml(args.config) if getattr(args, "config", None) else to_dict(RunConfig())
-    data = data or {}
+    # every default written out, so that an override 'key=xN' finds the value it multiplies
+    data = to_dict(from_dict(RunConfig, load_yaml(args.config) or {}, str(args.config))
+                   if getattr(args, "config", None) else RunConfig())
     if method:
         data["method"] = {"name": method}
     model = getattr(args, "model", None)
@@ -408,7 +409,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .config import RunConfig, apply_overrides, from_dict
+    from .config import RunConfig, apply_overrides, from_dict, to_dict
     from .data.request import load_request
     from .io import atomic_write_json
     from .models.loading import load_model
@@ -421,7 +422,7 @@ def cmd_eval(args) -> int:
     if args.lm_eval is not None and not tasks:
         raise UnlearnError("--lm-eval needs task names, e.g. --lm-eval wmdp_bio_local,mmlu_anatomy_local")
     request = load_request(args.request) if args.request else None
-    config = from_dict(RunConfig, apply_overrides({}, args.overrides), "config")
+    config = from_dict(RunConfig, apply_overrides(to_dict(RunConfig()), args.overrides), "config")
     specs = _guard_specs(args)
     if specs and not request:
         raise UnlearnError("--guards guard a request's data: give --request too")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -218,8 +219,19 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return [k for k in key.strip().split(".") if k], value
 
 
+_MULTIPLIER = re.compile(r"^x(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$")
+
+
+def multiplier(raw: str) -> float | None:
+    """'x3' -> 3.0, 'x0.5' -> 0.5: an override value relative to the setting's current value; None otherwise."""
+    raw = raw.strip()
+    return float(raw[1:]) if _MULTIPLIER.match(raw) else None
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of nested dict `data` with each 'a.b=c' override applied."""
+    """Return a copy of nested dict `data` with each 'a.b=c' override applied. A value 'xN' multiplies the
+    number the key holds at that point (e.g. `train.lr=x3` after a method's benchmark settings: three times
+    that method's rate), so one grid can scale every method's own setting."""
     result = to_dict(data)
     for text in overrides:
         path, value = parse_override(text)
@@ -230,6 +242,15 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{text}': '{key}' is not a section")
+        factor = multiplier(text.split("=", 1)[1])
+        if factor is not None:
+            current = node.get(path[-1])
+            if isinstance(current, bool) or not isinstance(current, (int, float)):
+                raise ConfigError(f"override '{text}' multiplies the value of '{'.'.join(path)}', which has no "
+                                  f"number here ({current!r}); give the value itself")
+            value = current * factor
+            if isinstance(current, int) and value == int(value):
+                value = int(value)  # a count stays a count (an uneven product is refused as a non-integer later)
         node[path[-1]] = value
     return result
 
@@ -243,9 +264,8 @@ def load_yaml(path: str | Path) -> Any:
 
 def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Load a RunConfig from YAML (or defaults) and apply overrides."""
-    data = load_yaml(path) if path else {}
-    data = apply_overrides(data or {}, overrides or [])
-    return from_dict(RunConfig, data, "config")
+    data = to_dict(from_dict(RunConfig, (load_yaml(path) if path else None) or {}, str(path or "config")))
+    return from_dict(RunConfig, apply_overrides(data, overrides or []), "config")
 
 
 def save_yaml(obj: Any, path: str | Path) -> None:
