@@ -232,6 +232,25 @@ def build_parser() -> argparse.ArgumentParser:
                            "general replay set)")
             a.add_argument("--max-texts", type=int, default=0, help="use the first N texts of each corpus (0: all)")
 
+    rwku = bench_sub.add_parser("rwku", help="real-world knowledge unlearning: forget famous people, probed at three "
+                                "levels (Jin et al. 2024)", epilog=EPILOG,
+                                description="eval: the RWKU probes of a model on the chosen targets (fill-in-the-blank, "
+                                "question-answer, adversarial; neighbours; MIA; MMLU), cached per weights. run: "
+                                "evaluate, unlearn each target (or all at once) with one method from a corpus about it, "
+                                "evaluate again, print before and after.")
+    rwku_sub = rwku.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("eval", "the RWKU probes of one model on the chosen targets"),
+                         ("run", "unlearn the targets with one method; the probes before and after")):
+        a = rwku_sub.add_parser(action, help=text, description=text, epilog=EPILOG)
+        _add_bench_common(a, "e.g. --spec corpus=positive --spec setting=batch --spec corpus_texts=8 (see RwkuBenchSpec)",
+                          "model (default: the embedded SmolLM2-135M-Instruct; RWKU asks about famous people, so a "
+                          "bigger model, e.g. qwen2.5-coder-1.5b, knows more of them)")
+        a.add_argument("--data", default=None, help="RWKU in its processed layout (Target/<n>_<name>/*.json; default "
+                       "../shared/datasets/rwku or $UNLEARN_RWKU_DIR)")
+        a.add_argument("--targets", default="1", help="target numbers: 1-5, 1,4,9 or all (default 1)")
+        if action == "run":
+            _add_bench_run(a, "where to write result.json (default runs/rwku-<method>)", save_model=False)
+
     sv = sub.add_parser("serve", help="serve a model behind inference-time guards (OpenAI-compatible HTTP)",
                         epilog=EPILOG, description="Serve MODEL behind guards on /v1/chat/completions and "
                         "/v1/completions; POST /admin/requests (with 'Authorization: Bearer TOKEN') adds a forget "
@@ -589,7 +608,33 @@ def cmd_bench_wmdp(args) -> int:
     return 0
 
 
+def cmd_bench_rwku(args) -> int:
+    from .benchmarks import rwku as rb
+    from .benchmarks.rwku_data import load_targets
+    from .models.loading import load_model
+
+    spec = rb.make_spec(args.spec_overrides, data=args.data, targets=args.targets)
+    targets = load_targets(spec.targets, spec.data)  # bad data fails before a model loads
+    progress = not args.quiet
+    if args.action == "eval":
+        model, tokenizer = load_model(args.model)
+        result = rb.evaluated_once(model, tokenizer, targets, spec, progress)
+        print(rb.format_table([(args.model, result.summary)]))
+        print(f"{len(targets)} target(s): {', '.join(t.name for t in targets)}")
+        return 0
+    rb.bench_unlearn_config(args.method, args.overrides)
+    out = Path(args.out or f"runs/rwku-{args.method}")
+    result = rb.run_method(spec, args.model, args.method, args.overrides, progress)
+    path = rb.write_result(result, out)
+    print(rb.format_table([(f"{args.model} (before)", result["before"]), (args.method, result["summary"])]))
+    print(f"{len(targets)} target(s) unlearned ({spec.setting}) in {result['timings']['unlearn_s']:.0f} s; "
+          f"result: {path}")
+    return 0
+
+
 def cmd_bench(args) -> int:
+    if args.benchmark == "rwku":
+        return cmd_bench_rwku(args)
     if args.benchmark == "muse":
         return cmd_bench_muse(args)
     if args.benchmark == "wmdp":

@@ -85,7 +85,7 @@ def method_fields(cls: type) -> dict[str, Any]:
     return dataclass_defaults(cls)
 
 
-BENCHMARKS = ("demo", "tofu", "muse", "wmdp")  # "muse" falls back to "tofu" where a method declares none
+BENCHMARKS = ("demo", "tofu", "muse", "wmdp", "rwku")  # "muse" and "rwku" fall back to "tofu" where a method declares none
 
 
 def benchmark_settings(benchmark: str, method: str) -> dict[str, Any]:

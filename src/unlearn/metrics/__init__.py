@@ -1,6 +1,6 @@
 """Metrics: registered functions with metadata; the probe evaluation used by runs and the demo."""
 
-from . import mcq, memorization, mia, muse, privacy, semantic, tofu  # noqa: F401  (registers their metrics)
+from . import mcq, memorization, mia, muse, privacy, rwku, semantic, tofu  # noqa: F401  (registers their metrics)
 from .base import METRICS, MetricResult, mean_result, metric
 from .fluency import fluency_of, repetition_rate
 from .generation import generate_answers
