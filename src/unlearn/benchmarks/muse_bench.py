@@ -40,7 +40,7 @@ from ..data.formatting import encode_text_windows
 from ..data.request import DataSpec, ForgetRequest
 from ..errors import ConfigError
 from ..io import atomic_write_json, sha256_json, unlearn_home
-from ..methods import benchmark_settings, make_method
+from ..methods import make_method
 from ..metrics.base import MetricResult
 from ..metrics.mia import auc_result, min_k_scores
 from ..metrics.muse import knowledge_memorization, verbatim_memorization
@@ -52,7 +52,7 @@ from ..report.bench import text_table
 from ..teaching import teach
 from ..unlearner import Unlearner, save_model
 from .muse_data import MuseMini, load_muse, mini_setting
-from .sweeping import check_grid, parse_grid, sweep_runs
+from .sweeping import bench_run_config, check_grid, parse_grid, sweep_runs
 
 BENCH_VERSION = "1"  # bump when the recipe or the evaluation changes what a cached file means
 SCHEMA = "unlearn.muse_eval/1"
@@ -218,13 +218,8 @@ def muse_request(mini: MuseMini) -> ForgetRequest:
 def bench_unlearn_config(method: str, overrides: list[str] | None = None) -> RunConfig:
     """`method` on MUSE: its `benchmark_settings['muse']`, else its TOFU settings (both are the published
     defaults with learning rates scaled for a 135M model), then the user's overrides."""
-    base = RunConfig(method={"name": method}, trainable=TrainableConfig(mode="layers", layers="-10:"),
-                     train=TrainConfig(lr=1e-5, epochs=10, batch_size=4, max_length=256, warmup_steps=0))
-    settings = benchmark_settings("muse", method) or benchmark_settings("tofu", method)
-    items = [f"{k}={v}" for k, v in settings.items()] + list(overrides or [])
-    config = from_dict(RunConfig, apply_overrides(to_dict(base), items), "config")
-    make_method(config.method)  # a misspelt method or setting fails here, before anything slow
-    return config
+    return bench_run_config("muse", method, TrainConfig(lr=1e-5, epochs=10, batch_size=4, max_length=256,
+                                                        warmup_steps=0), overrides, fallback="tofu")
 
 
 def run_method(spec: MuseBenchSpec, method: str, overrides: list[str] | None = None, progress: bool = True,

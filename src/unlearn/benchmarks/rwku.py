@@ -29,12 +29,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import RunConfig, TrainableConfig, TrainConfig, apply_overrides, from_dict, to_dict
+from ..config import RunConfig, TrainConfig, apply_overrides, from_dict, to_dict
 from ..data.formatting import prompt_text
 from ..data.request import DataSpec, ForgetRequest
 from ..errors import ConfigError, UnlearnError
 from ..io import sha256_json, unlearn_home
-from ..methods import benchmark_settings, make_method
+from ..methods import make_method
 from ..metrics.base import MetricResult, mean_result
 from ..metrics.generation import generate_answers, sample_answers
 from ..metrics.mcq import format_question, mcq_accuracy, option_logprobs
@@ -44,6 +44,7 @@ from ..models.loading import load_model, weights_digest
 from ..report.bench import text_table
 from ..unlearner import Unlearner
 from .rwku_data import Probe, RwkuTarget, load_targets
+from .sweeping import bench_run_config
 
 SCHEMA = "unlearn.rwku_eval/1"
 RESULT_SCHEMA = "unlearn.rwku_run/1"
@@ -205,13 +206,8 @@ def bench_unlearn_config(method: str, overrides: list[str] | None = None) -> Run
     """`method` on RWKU: its `benchmark_settings['rwku']`, else its TOFU settings (learning rates for a small model),
     3 epochs over the corpus in batches of 4 texts of at most 256 tokens (RWKU trains 3 epochs), the last 10 layers
     trainable, then the user's overrides; no retain corpus, so methods replay the built-in general set."""
-    base = RunConfig(method={"name": method}, trainable=TrainableConfig(mode="layers", layers="-10:"),
-                     train=TrainConfig(lr=1e-5, epochs=3, batch_size=4, max_length=256, warmup_steps=0))
-    settings = benchmark_settings("rwku", method) or benchmark_settings("tofu", method)
-    items = [f"{k}={v}" for k, v in settings.items()] + list(overrides or [])
-    config = from_dict(RunConfig, apply_overrides(to_dict(base), items), "config")
-    make_method(config.method)  # a misspelt method or setting fails here, before anything slow
-    return config
+    return bench_run_config("rwku", method, TrainConfig(lr=1e-5, epochs=3, batch_size=4, max_length=256,
+                                                        warmup_steps=0), overrides, fallback="tofu")
 
 
 def run_method(spec: RwkuBenchSpec, base_model: str, method: str, overrides: list[str] | None = None,

@@ -16,9 +16,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import parse_override
+from ..config import (
+    RunConfig,
+    TrainableConfig,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    parse_override,
+    to_dict,
+)
 from ..errors import ConfigError, UnlearnError
 from ..io import atomic_write_json, sha256_json
+from ..methods import benchmark_settings, make_method
+
+
+def bench_run_config(benchmark: str, method: str, train: TrainConfig, overrides: list[str] | None = None,
+                     fallback: str | None = None) -> RunConfig:
+    """`method` on a benchmark: the last 10 layers trainable with the benchmark's `train` recipe, then the method's
+    `benchmark_settings[benchmark]` (else those of `fallback`), then the user's overrides (`key=xN` scales a
+    method's own value). A misspelt method or setting fails here, before anything slow."""
+    base = RunConfig(method={"name": method}, trainable=TrainableConfig(mode="layers", layers="-10:"), train=train)
+    settings = benchmark_settings(benchmark, method) or (benchmark_settings(fallback, method) if fallback else {})
+    items = [f"{k}={v}" for k, v in settings.items()] + list(overrides or [])
+    config = from_dict(RunConfig, apply_overrides(to_dict(base), items), "config")
+    make_method(config.method)
+    return config
 
 
 def parse_grid(items: list[str]) -> list[list[str]]:

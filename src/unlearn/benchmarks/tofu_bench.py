@@ -39,7 +39,7 @@ from ..config import (
 from ..data.request import QA, DataSpec, ForgetRequest
 from ..errors import ConfigError
 from ..io import atomic_write_json, sha256_json, unlearn_home
-from ..methods import benchmark_settings, make_method
+from ..methods import make_method
 from ..metrics.privacy import privleak
 from ..metrics.result import EvalResult
 from ..metrics.tofu import forget_quality
@@ -48,7 +48,7 @@ from ..report.bench import TABLE_COLUMNS, text_table, write_sweep_html
 from ..teaching import teach
 from ..unlearner import Unlearner, save_model
 from .demo import DemoSpec, replay_qa
-from .sweeping import check_grid, parse_grid, sweep_runs
+from .sweeping import bench_run_config, check_grid, parse_grid, sweep_runs
 from .tofu import evaluate_tofu
 from .tofu_data import N_AUTHORS, QA_PER_AUTHOR, TofuSplits, load_tofu, mini_authors
 
@@ -244,13 +244,8 @@ def tofu_request(splits: TofuSplits, percent: int) -> ForgetRequest:
 
 def bench_unlearn_config(method: str, overrides: list[str] | None = None) -> RunConfig:
     """The run configuration of `method` on the benchmark: its TOFU settings, then the user's overrides."""
-    base = RunConfig(
-        method={"name": method},
-        trainable=TrainableConfig(mode="layers", layers="-10:"),
-        train=TrainConfig(lr=1e-5, epochs=10, batch_size=4, max_length=192, warmup_steps=0),
-    )
-    settings = [f"{k}={v}" for k, v in benchmark_settings("tofu", method).items()]
-    return from_dict(RunConfig, apply_overrides(to_dict(base), settings + list(overrides or [])), "config")
+    return bench_run_config("tofu", method, TrainConfig(lr=1e-5, epochs=10, batch_size=4, max_length=192,
+                                                        warmup_steps=0), overrides)
 
 
 def checked_method(method: str, overrides: list[str] | None = None):

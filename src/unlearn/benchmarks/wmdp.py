@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import RunConfig, TrainableConfig, TrainConfig, apply_overrides, from_dict, to_dict
+from ..config import RunConfig, TrainConfig, apply_overrides, from_dict, to_dict
 from ..data.request import DataSpec, ForgetRequest
 from ..errors import ConfigError
 from ..io import sha256_json, unlearn_home
-from ..methods import benchmark_settings, make_method
+from ..methods import make_method
 from ..metrics.base import MetricResult, mean_result
 from ..metrics.mcq import MCQuestion, mcq_accuracy, mmlu_prompt, option_logprobs
 from ..metrics.result import EvalResult
@@ -36,6 +36,7 @@ from ..models.loading import load_model, weights_digest
 from ..report.bench import text_table
 from ..unlearner import Unlearner, save_model
 from .mmlu import load_subject
+from .sweeping import bench_run_config
 
 WMDP_ENV = "UNLEARN_WMDP_DIR"
 _REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -167,12 +168,7 @@ def bench_unlearn_config(method: str, overrides: list[str] | None = None) -> Run
     """`method` on WMDP: its `benchmark_settings['wmdp']` (else its own defaults: RMU's are WMDP's), one pass over
     the forget corpus in batches of 4 texts of at most 512 tokens, the last 10 layers trainable, then the user's
     overrides."""
-    base = RunConfig(method={"name": method}, trainable=TrainableConfig(mode="layers", layers="-10:"),
-                     train=TrainConfig(epochs=1, batch_size=4, max_length=512))
-    items = [f"{k}={v}" for k, v in benchmark_settings("wmdp", method).items()] + list(overrides or [])
-    config = from_dict(RunConfig, apply_overrides(to_dict(base), items), "config")
-    make_method(config.method)  # a misspelt method or setting fails here, before anything slow
-    return config
+    return bench_run_config("wmdp", method, TrainConfig(epochs=1, batch_size=4, max_length=512), overrides)
 
 
 def run_method(spec: WmdpBenchSpec, base_model: str, method: str, forget: list[str], retain: list[str] | None = None,
