@@ -38,6 +38,7 @@ def test_a_multiplier_override_scales_the_value_the_key_holds():
     data = apply_overrides(to_dict(RunConfig()), ["train.lr=1e-4", "train.lr=x3", "train.epochs=x2", "train.lr=x.5"])
     cfg = from_dict(RunConfig, data)
     assert cfg.train.lr == pytest.approx(1.5e-4) and cfg.train.epochs == 2 * RunConfig().train.epochs
+    assert apply_overrides({"train": {"lr": 1e-4}}, ["train.lr=x3"])["train"]["lr"] == 3e-4  # exactly, for the record
     assert from_dict(RunConfig, apply_overrides(to_dict(RunConfig()), ["train.lr=2e-4", "train.lr=x1e-1"])).train.lr \
         == pytest.approx(2e-5)
     with pytest.raises(ConfigError, match="train.lr.*no number here"):

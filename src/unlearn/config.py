@@ -248,7 +248,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if isinstance(current, bool) or not isinstance(current, (int, float)):
                 raise ConfigError(f"override '{text}' multiplies the value of '{'.'.join(path)}', which has no "
                                   f"number here ({current!r}); give the value itself")
-            value = current * factor
+            value = float(f"{current * factor:.12g}")  # 1e-4 x3 is 3e-4, not 0.00030000000000000003
             if isinstance(current, int) and value == int(value):
                 value = int(value)  # a count stays a count (an uneven product is refused as a non-integer later)
         node[path[-1]] = value
