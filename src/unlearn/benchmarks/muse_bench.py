@@ -24,8 +24,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..config import (
     RunConfig,
     TrainableConfig,
@@ -35,19 +33,16 @@ from ..config import (
     teaching_identity,
     to_dict,
 )
-from ..data.collate import collate, to_device
-from ..data.formatting import encode_text_windows
 from ..data.request import DataSpec, ForgetRequest
 from ..errors import ConfigError
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import make_method
 from ..metrics.base import MetricResult
-from ..metrics.mia import auc_result, min_k_scores
+from ..metrics.mia import auc_result, min_k_scores, text_scores
 from ..metrics.muse import knowledge_memorization, verbatim_memorization
 from ..metrics.privacy import privleak
 from ..metrics.result import EvalResult
 from ..models.loading import DEFAULT_MODEL, load_model, load_tokenizer
-from ..models.scoring import scored_logits
 from ..report.bench import text_table
 from ..teaching import teach
 from ..unlearner import Unlearner, save_model
@@ -106,17 +101,9 @@ def fingerprint(mini: MuseMini) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
-@torch.no_grad()
 def text_min_k_scores(model, tokenizer, texts: list[str], batch_size: int = 16) -> list[float]:
     """Min-K% (k = 0.4) score of each text as a whole (`mia.min_k_scores`: lower = more likely a member)."""
-    examples = [encode_text_windows(tokenizer, text, 1 << 16)[0] for text in texts]
-    device = next(model.parameters()).device
-    scores: list[float] = []
-    for start in range(0, len(examples), batch_size):
-        batch = collate(examples[start : start + batch_size], tokenizer.pad_token_id)
-        logits, labels = scored_logits(model, to_device(batch, device))
-        scores += min_k_scores(logits.float(), labels).tolist()
-    return scores
+    return text_scores(model, tokenizer, texts, min_k_scores, batch_size)
 
 
 def evaluate_muse(model, tokenizer, mini: MuseMini, retain_eval: EvalResult | None = None, batch_size: int = 16,

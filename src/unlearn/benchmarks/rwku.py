@@ -37,7 +37,7 @@ from ..io import sha256_json, unlearn_home
 from ..methods import make_method
 from ..metrics.base import MetricResult, mean_result
 from ..metrics.generation import generate_answers, sample_answers
-from ..metrics.mcq import format_question, mcq_accuracy, option_logprobs
+from ..metrics.mcq import format_question, mcq_accuracy, mmlu_header, option_logprobs
 from ..metrics.result import EvalResult
 from ..metrics.rwku import rwku_rouge_l_recall, text_losses
 from ..models.loading import load_model, weights_digest
@@ -52,7 +52,6 @@ FB_PROMPT = "Please complete the blank in the following question.\nQuestion: {qu
 QA_PROMPT = "Please briefly answer the following question.\nQuestion: {query}\n"
 ICL_PROMPT = "Please briefly answer the following question.\n{query}\n"
 ANSWER_CUE = "Answer:"
-MMLU_HEADER = "The following are multiple choice questions (with answers) about {task}.\n\n"
 MMLU_ASK = "Please following the previous examples and answer the given question.\n"  # RWKU's wording, as published
 BIOGRAPHY_PROMPT = "Please write a short biography of {target}."
 NO_ANSWER = "NOANSWER"  # what RWKU scores when the model says nothing
@@ -116,7 +115,7 @@ def mmlu_chat_prompt(tokenizer, item) -> str:
     in one user turn, then "Answer:"; the choice is the letter continuation with the highest likelihood."""
     shots = "".join(format_question(s, with_answer=True) for s in item.shots)
     question = format_question(item.question).removesuffix("Answer:").rstrip("\n")
-    text = MMLU_HEADER.format(task=item.task.replace("_", " ")) + shots + MMLU_ASK + question + "\n"
+    text = mmlu_header(item.task) + shots + MMLU_ASK + question + "\n"
     return prompt_text(tokenizer, text) + ANSWER_CUE
 
 

@@ -41,10 +41,12 @@ def mmlu_prompt(q: MCQuestion, subject: str | None = None, shots: Sequence[MCQue
     """Zero- or few-shot MMLU prompt for `q` (see the module docstring)."""
     if len(q.choices) > len(LETTERS):
         raise ConfigError(f"at most {len(LETTERS)} choices are supported, got {len(q.choices)}")
-    header = ""
-    if subject:
-        header = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
+    header = mmlu_header(subject) if subject else ""
     return header + "".join(format_question(s, with_answer=True) for s in shots) + format_question(q)
+
+
+def mmlu_header(subject: str) -> str:
+    return f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
 
 
 @torch.no_grad()

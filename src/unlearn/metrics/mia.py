@@ -156,6 +156,28 @@ def min_k_plus_plus_scores(
     return -lowest_k_mean(z, mask, k)
 
 
+@torch.no_grad()
+def text_scores(model, tokenizer, texts: Sequence[str], score, batch_size: int = 16,
+                max_length: int = 1 << 16) -> list[float]:
+    """`score(logits, labels)` (one of the attacks above) of each text scored alone, without a chat template, on
+    its first `max_length` tokens; NaN for a text too short to predict a token."""
+    from ..data.collate import collate, to_device
+    from ..data.formatting import encode_text_windows
+    from ..models.scoring import scored_logits
+
+    windows = [encode_text_windows(tokenizer, text, max_length)[:1] for text in texts]
+    scored = [i for i, w in enumerate(windows) if w]
+    device = next(model.parameters()).device
+    values = [NAN] * len(texts)
+    for start in range(0, len(scored), batch_size):
+        rows = scored[start : start + batch_size]
+        logits, labels = scored_logits(model, to_device(collate([windows[i][0] for i in rows], tokenizer.pad_token_id),
+                                                        device))
+        for i, value in zip(rows, score(logits.float(), labels).tolist(), strict=True):
+            values[i] = value
+    return values
+
+
 def reference_scores(target_losses: torch.Tensor, reference_losses: torch.Tensor) -> torch.Tensor:
     """Reference-model attack: LOSS of the target model minus LOSS of a reference model, per example.
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-
 from .base import MetricResult, mean_result, metric
+from .mia import loss_scores, text_scores
 
 
 def sentences(text: str) -> list[list[str]]:
@@ -69,24 +68,7 @@ def rwku_mia_loss(text_losses: Sequence[float]) -> MetricResult:
     return mean_result(text_losses)
 
 
-@torch.no_grad()
 def text_losses(model, tokenizer, texts: Sequence[str], batch_size: int = 8, max_length: int = 512) -> list[float]:
-    """Mean next-token NLL of each text, scored alone (no chat template, cut to `max_length` tokens); NaN for a
-    text too short to predict a token."""
-    from ..data.collate import collate
-    from ..data.formatting import encode_text_windows
-    from ..models.logprobs import token_logprobs
-
-    windows = [encode_text_windows(tokenizer, text, max_length)[:1] for text in texts]
-    scored = [i for i, w in enumerate(windows) if w]
-    device = next(model.parameters()).device
-    losses = [float("nan")] * len(texts)
-    for start in range(0, len(scored), batch_size):
-        rows = scored[start : start + batch_size]
-        batch = collate([windows[i][0] for i in rows], tokenizer.pad_token_id)
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
-        logp, mask = token_logprobs(logits, batch["labels"].to(device))
-        nll = -(logp * mask).sum(1) / mask.sum(1).clamp(min=1)
-        for i, value in zip(rows, nll.tolist(), strict=True):
-            losses[i] = value
-    return losses
+    """Mean next-token NLL of each text, scored alone (no chat template, cut to `max_length` tokens): the LOSS
+    attack's score (`mia.loss_scores`); NaN for a text too short to predict a token."""
+    return text_scores(model, tokenizer, texts, loss_scores, batch_size, max_length)
