@@ -337,6 +337,38 @@ def test_audit_reuses_what_it_computed_on_the_same_reference_models(taught, tiny
                  progress=False).reused_reference_results == []
 
 
+def test_audit_takes_the_audited_models_answers_from_the_run_that_made_it(taught, tiny_model, tokenizer):
+    from unlearn.auditing import reusable_evaluation
+    from unlearn.metrics.probes import evaluate_request
+    from unlearn.run_report import RunReport
+
+    data = audit_request_dict()
+    for probe in data["probes"]["forget"]:
+        probe["distractors"] = DISTRACTORS[probe["answer"]]
+    request = request_from_dict(data)
+    cfg = AuditConfig(attacks=["paraphrase"], max_new_tokens=6, cache_references=False)
+    fresh = audit(taught, tokenizer, request, original=taught, retain=tiny_model, config=cfg, progress=False)
+    evaluation = evaluate_request(taught, tokenizer, request, 16, 6)
+    report = RunReport(kind="run", created="", title="", request={}, method={}, model={},
+                       config={"eval": {"max_new_tokens": 6}}, roles=["unlearned"], evaluations={"unlearned": evaluation},
+                       training=None, timings={})
+    assert reusable_evaluation(report, cfg) is evaluation
+    report.config = {"eval": {"max_new_tokens": 32}}  # answers of another length: asked again
+    assert reusable_evaluation(report, cfg) is None
+
+    reused = audit(taught, tokenizer, request, original=taught, retain=tiny_model, config=cfg, progress=False,
+                   evaluated=evaluation)
+    assert {"unlearned:plain (the run's evaluation)", "unlearned:likelihood (the run's evaluation)"} <= set(
+        reused.reused_reference_results)
+    for key in ("plain", "likelihood", "headline", "verdict", "checks"):
+        assert getattr(reused, key) == getattr(fresh, key), key
+    # an evaluation of other probes is not taken: the audit asks the model itself
+    other = copy.deepcopy(evaluation)
+    other.groups["forget"].examples[0]["question"] = "Who is Ada Quill?"
+    again = audit(taught, tokenizer, request, original=taught, config=cfg, progress=False, evaluated=other)
+    assert not any(r.startswith("unlearned:") for r in again.reused_reference_results)
+
+
 def test_request_without_forget_probes_is_refused(taught, tokenizer):
     data = tiny_request_dict()
     del data["probes"]["forget"]

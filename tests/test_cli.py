@@ -118,6 +118,16 @@ def test_validate_and_ls(request_file, capsys):
     assert "probe_accuracy" in capsys.readouterr().out
 
 
+def test_a_closed_output_pipe_ends_the_command_quietly():
+    """`unlearn ls methods | head -1`: the reader stops early; no traceback, the SIGPIPE status."""
+    proc = subprocess.Popen([sys.executable, "-m", "unlearn", "ls", "methods"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+    proc.stdout.close()  # the reader goes away before the command prints
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
 def test_ls_settings_prints_a_config_that_loads_back_as_the_defaults(tmp_path, capsys):
     from unlearn.config import RunConfig, load_run_config
 

@@ -1,5 +1,6 @@
 """Logits of the scored positions only: same values as the full forward pass, fewer positions."""
 
+import pytest
 import torch
 
 from unlearn.data.collate import collate
@@ -52,3 +53,72 @@ def test_models_without_logits_to_keep_are_cut_after_the_forward_pass(tiny_model
     expected, expected_labels = scored_logits(tiny_model, batch)
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
     assert torch.equal(labels, expected_labels)
+
+
+def _shared_examples(tokenizer):
+    """Two questions with three answers each, one question alone, and a plain-text continuation."""
+    from unlearn.metrics.knowledge import encode_continuation
+
+    pairs = [("Who wrote it?", a) for a in ("Ann", "Bob wrote it in 1990", "Cy")]
+    pairs += [("A much longer question about where the book was written?", a) for a in ("Oslo", "Lima, in a cafe", "Rome")]
+    pairs += [("Alone?", "Yes")]
+    examples = [encode_qa(tokenizer, q, a, 128) for q, a in pairs]
+    return examples + [encode_continuation(tokenizer, "Ada Quill was born in", " Oslo.", 128)]
+
+
+def test_pack_prefix_groups_shares_each_prompt_and_keeps_batches_small(tokenizer):
+    from unlearn.models.scoring import pack_prefix_groups
+
+    examples = _shared_examples(tokenizer)
+    batches = pack_prefix_groups(examples, batch_size=4)
+    groups = [members for batch in batches for _, members in batch]
+    assert sorted(i for members in groups for i in members) == list(range(len(examples)))
+    assert [0, 1, 2] in groups and [3, 4, 5] in groups and [6] in groups and [7] in groups
+    assert all(sum(len(m) for _, m in batch) <= 4 for batch in batches)
+    split = pack_prefix_groups(examples, batch_size=2)  # a group larger than a batch is split
+    assert all(sum(len(m) for _, m in batch) <= 2 for batch in split)
+    assert sorted(i for batch in split for _, m in batch for i in m) == list(range(len(examples)))
+
+
+def test_prefix_shared_logits_give_the_full_forward_passs_log_probabilities(tiny_model, tokenizer):
+    from unlearn.models.logprobs import answer_lengths, token_logprobs
+    from unlearn.models.scoring import pack_prefix_groups, prefix_shared_logits
+
+    examples = _shared_examples(tokenizer)
+    expected = {}
+    for i, e in enumerate(examples):  # one unpadded sequence at a time
+        batch = collate([e], tokenizer.pad_token_id)
+        full = tiny_model(input_ids=batch["input_ids"]).logits
+        logp, mask = token_logprobs(full, batch["labels"])
+        expected[i] = logp[mask]
+    computed_tokens = 0
+    seen = []
+    with torch.no_grad():
+        for chunks in pack_prefix_groups(examples, batch_size=4):
+            rows, logits, labels, computed = prefix_shared_logits(tiny_model, examples, chunks, tokenizer.pad_token_id)
+            computed_tokens += computed
+            logp, mask = token_logprobs(logits, labels)
+            for r, i in enumerate(rows):
+                torch.testing.assert_close(logp[r][mask[r]], expected[i], rtol=1e-4, atol=1e-4)
+                assert int(answer_lengths(labels)[r]) == len(expected[i])
+            seen += rows
+    assert sorted(seen) == list(range(len(examples)))
+    # each prompt computed once: fewer tokens than the examples hold
+    assert computed_tokens < sum(len(e.input_ids) for e in examples)
+
+
+def test_example_logprobs_are_the_same_whether_prompts_are_shared_or_not(tiny_model, tokenizer):
+    from unlearn.metrics.likelihood import example_logprobs
+    from unlearn.models.scoring import can_share_prompts, score_plan
+
+    examples = _shared_examples(tokenizer)
+    assert can_share_prompts(tiny_model) and not can_share_prompts(_NoKeep(tiny_model))
+    assert score_plan(examples, 4)[0][0][0] is not None  # shared
+    assert all(chunk[0] is None for batch in score_plan(examples, 4, share_prefix=False) for chunk in batch)
+    distinct = [encode_qa(tokenizer, q, "Ann", 128) for q in ("Who?", "Where?", "When?")]
+    assert all(chunk[0] is None for batch in score_plan(distinct, 4) for chunk in batch)  # nothing to share
+    shared = example_logprobs(tiny_model, examples, tokenizer.pad_token_id, batch_size=4)
+    whole = example_logprobs(_NoKeep(tiny_model), examples, tokenizer.pad_token_id, batch_size=4)
+    assert [n for _, n in shared] == [n for _, n in whole] and all(n > 0 for _, n in shared)
+    for (a, _), (b, _) in zip(shared, whole, strict=True):
+        assert a == pytest.approx(b, abs=1e-4)

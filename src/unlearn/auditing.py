@@ -19,7 +19,9 @@ attack's floor) depends only on their weights, the request and the settings, so 
 $UNLEARN_HOME/audit/references/, keyed by a hash of all of them (every weight value included): auditing the next
 method on the same request attacks only the audited model (a reference that is the audited model itself is
 computed afresh). Values computed on another machine or thread count may differ at float-rounding level.
-`cache_references=false` recomputes everything.
+`cache_references=false` recomputes everything. Likewise the audited model's own greedy answers and likelihood
+test are taken from the evaluation of the run that made it (`evaluated`, with the audit's answer length; the
+replies are judged again by the audit's judge) instead of being asked again.
 
 When the forget probes have distractors (listed, or from the request's generator), the audit also runs the
 likelihood knowledge test (metrics/knowledge.py) on each model's weights, and on the weights after the
@@ -54,7 +56,7 @@ from .metrics.judge import ROUGE_THRESHOLD, answered
 from .metrics.probes import ask_groups
 
 __all__ = ["AuditConfig", "AuditReport", "AttackResult", "audit", "audit_config", "audit_summary_text", "read_audit",
-           "write_audit", "recovery"]
+           "reusable_evaluation", "write_audit", "recovery"]
 
 
 @dataclass
@@ -131,13 +133,36 @@ def plain_evaluation(subject: Subject, groups: dict[str, list[Probe]], rouge_thr
     """Greedy replies to every probe group in one batched pass; per probe whether the answer is given."""
     replies = ask_groups(lambda questions: subject.respond([user(q) for q in questions], progress=progress),
                          {name: [p.question for p in probes] for name, probes in groups.items()})
+    return {name: judged_group(probes, replies[name], rouge_threshold) for name, probes in groups.items()}
+
+
+def judged_group(probes: Sequence[Probe], replies: Sequence[str], rouge_threshold: float) -> dict[str, Any]:
+    """One probe group's replies judged: accuracy, whether each probe was answered, and the examples."""
+    hits = [float(answered(r, probe_answers(p), rouge_threshold)) for p, r in zip(probes, replies, strict=True)]
+    return {"n": len(probes), "accuracy": sum(hits) / len(hits) if hits else float("nan"), "per_probe": hits,
+            "examples": [{"question": p.question, "answer": p.answer, "reply": r, "correct": bool(h)}
+                         for p, r, h in zip(probes, replies, hits, strict=True)]}
+
+
+def plain_from_evaluation(evaluation, groups: dict[str, list[Probe]], rouge_threshold: float) -> dict[str, Any] | None:
+    """`plain_evaluation`'s result from a run's evaluation of the same model (a `RequestEvaluation`): its greedy
+    replies judged by the audit's judge. None when a group is missing or asked other questions."""
     out: dict[str, Any] = {}
     for name, probes in groups.items():
-        hits = [float(answered(r, probe_answers(p), rouge_threshold)) for p, r in zip(probes, replies[name], strict=True)]
-        out[name] = {"n": len(probes), "accuracy": sum(hits) / len(hits) if hits else float("nan"), "per_probe": hits,
-                     "examples": [{"question": p.question, "answer": p.answer, "reply": r, "correct": bool(h)}
-                                  for p, r, h in zip(probes, replies[name], hits, strict=True)]}
+        group = evaluation.groups.get(name)
+        if group is None or [e["question"] for e in group.examples] != [p.question for p in probes]:
+            return None
+        out[name] = judged_group(probes, [e["generation"] for e in group.examples], rouge_threshold)
     return out
+
+
+def reusable_evaluation(run_report, cfg: AuditConfig):
+    """The unlearned model's evaluation in a run report (`RunReport`), when its answers were generated as the audit
+    generates them (the same answer length); otherwise None, and the audit asks again."""
+    evaluation = run_report.evaluations.get("unlearned")
+    if evaluation is None or run_report.config.get("eval", {}).get("max_new_tokens") != cfg.max_new_tokens:
+        return None
+    return evaluation
 
 
 def audit_groups(request: ForgetRequest) -> dict[str, list[Probe]]:
@@ -307,7 +332,7 @@ def verdict_of(forget_accuracy: float, attacks: dict[str, AttackResult], likelih
 
 
 def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, config: AuditConfig | None = None,
-          progress: bool = True, guard=None, names: dict[str, str] | None = None) -> AuditReport:
+          progress: bool = True, guard=None, names: dict[str, str] | None = None, evaluated=None) -> AuditReport:
     """Audit `model` (the unlearned one) on `request`; `original` / `retain` are models (optional).
     `guard`: a prompt filter placed in front of the audited model (see attacks.base.Subject).
     Returns the report (an AuditReport; `.to_json()` is schema unlearn.audit/1); write it with `write_audit`.
@@ -315,7 +340,11 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
     With `config.stop_at_failure` (the quick audit, `--quick`), no attack runs after the first one whose
     recovery exceeds `max_recovery` (relearning runs first): the verdict can then only be 'fail'. The attacks
     not run are reported as skipped and the worst case is a lower bound; a model that passes runs every
-    attack, as in the full audit."""
+    attack, as in the full audit.
+
+    `evaluated`: the run's evaluation of `model` (a `RequestEvaluation` from `evaluate_request`, answers of at most
+    `config.max_new_tokens` tokens; see `reusable_evaluation`): its replies and likelihood test stand for the
+    audited model's plain answers and plain likelihood test. Ignored behind a guard."""
     from tqdm.auto import tqdm
 
     from .data.distractors import with_distractors
@@ -346,8 +375,20 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
               for role in ("original", "retain") if role in subjects and subjects[role].weights is not model}
     reused: list[str] = []
 
+    given: dict[str, Any] = {}
+    if evaluated is not None and guard is None:
+        from_run = plain_from_evaluation(evaluated, groups, cfg.rouge_threshold)
+        if from_run is not None:
+            given["plain"] = from_run
+            if evaluated.likelihood is not None:
+                given["likelihood"] = evaluated.likelihood
+
     def once(role: str, name: str, compute):
-        """`compute()` for the audited model; for a reference model, from its cache when there."""
+        """`compute()` for the audited model (unless the run evaluated it); for a reference model, from its cache
+        when there."""
+        if role == "unlearned" and name in given:
+            reused.append(f"unlearned:{name} (the run's evaluation)")
+            return given[name]
         cache = caches.get(role)
         if cache is not None and cache.get(name) is not None:
             reused.append(f"{role}:{name}")

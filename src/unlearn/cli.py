@@ -374,7 +374,7 @@ def cmd_run(args) -> int:
     config = _run_config(args, args.method)
     method = make_method(config.method)
     if args.audit:
-        from .auditing import audit_config, audit_groups
+        from .auditing import audit_config, audit_groups, reusable_evaluation
 
         audit_cfg = audit_config(overrides=AUDIT_PROFILES[args.audit])
         audit_groups(request)  # fail before unlearning when the audit could not run
@@ -389,17 +389,19 @@ def cmd_run(args) -> int:
 
         original, tokenizer = load_model(config.model.name, config.model.dtype)
         return _audit_and_print(report.unlearned_model, tokenizer, request, audit_cfg, out / "audit", not args.quiet,
-                                {"audited": str(out / "model"), "original": config.model.name}, original=original)
+                                {"audited": str(out / "model"), "original": config.model.name}, original=original,
+                                evaluated=reusable_evaluation(report, audit_cfg))
     return 0
 
 
 def _audit_and_print(model, tokenizer, request, cfg, out: Path, progress: bool, names: dict[str, str],
-                     original=None, retain=None) -> int:
-    """Audit, write report.json / report.html into `out`, print the summary; exit 0 only when it passes."""
+                     original=None, retain=None, evaluated=None) -> int:
+    """Audit, write report.json / report.html into `out`, print the summary; exit 0 only when it passes.
+    `evaluated`: the run's evaluation of `model` (see `auditing.audit`)."""
     from .auditing import audit, audit_summary_text, write_audit
 
     report = audit(model, tokenizer, request, original=original, retain=retain, config=cfg, progress=progress,
-                   names=names)
+                   names=names, evaluated=evaluated)
     json_path, html_path = write_audit(report, out)
     print(audit_summary_text(report, {"report": str(html_path), "json": str(json_path)}))
     return 0 if report.passed else 1
@@ -533,7 +535,7 @@ def cmd_demo(args) -> int:
 
     cfg = None
     if args.audit:
-        from .auditing import audit_config
+        from .auditing import audit_config, reusable_evaluation
 
         cfg = audit_config(overrides=AUDIT_PROFILES[args.audit])
     spec = DemoSpec(base_model=args.model)
@@ -548,7 +550,8 @@ def cmd_demo(args) -> int:
     retain = load_model(str(retain_dir))[0]
     names = {"audited": str(Path(args.out) / "model"), "original": str(deployed_dir), "retain": str(retain_dir)}
     return _audit_and_print(report.unlearned_model, tokenizer, demo_request(spec), cfg, Path(args.out) / "audit",
-                            not args.quiet, names, original=deployed, retain=retain)
+                            not args.quiet, names, original=deployed, retain=retain,
+                            evaluated=reusable_evaluation(report, cfg))
 
 
 def cmd_bench_muse(args) -> int:
@@ -886,13 +889,19 @@ def main(argv: list[str] | None = None) -> int:
                                f"{', '.join(f'`unlearn {c}`' for c in MULTI_PROCESS_COMMANDS)} shares its training "
                                "over processes")
         with remembered_interrupts():
-            return COMMANDS[args.command](args)
+            status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a reader that went away is seen here, not at interpreter exit
+        return status
     except UnlearnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: nothing was written (outputs are written atomically)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`unlearn ls | head`): stop quietly, as a Unix tool does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that flushing stdout at exit raises nothing more
+        return 128 + 13  # killed by SIGPIPE
 
 
 if __name__ == "__main__":

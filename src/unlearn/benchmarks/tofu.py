@@ -73,6 +73,13 @@ def _rouge_recall(model, tokenizer, rows, batch_size: int, max_new_tokens: int, 
     return mean_result([rouge_l(g.text, r.answer)[1] for g, r in zip(generations, rows, strict=True)])
 
 
+def _score_split(cache: AnswerStatsCache, rows, paraphrased: bool, progress: str | None) -> None:
+    """Score every answer the split's metrics read in one call, so that a question's answer, paraphrased answer
+    and perturbed answers share the computation of its prompt."""
+    cache.get([(r.question, a) for r in rows
+               for a in (r.answer, *((r.paraphrased_answer,) if paraphrased else ()), *r.perturbed_answer)], progress)
+
+
 def _para_pert(cache: AnswerStatsCache, rows, paraphrased: bool, progress: str | None):
     """(correct avg losses, perturbed avg losses (examples x answers)) for a truth ratio on `rows`."""
     correct = [(r.question, r.paraphrased_answer if paraphrased else r.answer) for r in rows]
@@ -87,6 +94,7 @@ def perturbed_split_metrics(model, tokenizer, cache: AnswerStatsCache, rows, agg
                             progress: str | None = None) -> dict[str, MetricResult]:
     """Q_A_Prob, Q_A_PARA_Prob, Q_A_PERT_Prob, Truth_Ratio (paraphrased vs perturbed, `aggregation`) and
     Q_A_ROUGE on a forgetXX_perturbed / retain_perturbed split."""
+    _score_split(cache, rows, True, progress)
     prob = probability(cache.avg_losses([(r.question, r.answer) for r in rows], progress))
     para, pert = _para_pert(cache, rows, True, progress)
     return {
@@ -102,6 +110,7 @@ def options_split_metrics(model, tokenizer, cache: AnswerStatsCache, rows, gener
                           progress: str | None = None) -> dict[str, MetricResult]:
     """Q_A_Prob_normalised, Truth_Ratio (answer vs wrong options, true_better) and Q_A_ROUGE on a
     real_authors_perturbed / world_facts_perturbed split."""
+    _score_split(cache, rows, False, progress)
     correct, wrong = _para_pert(cache, rows, False, progress)
     return {
         "Q_A_Prob_normalised": probability_over_options(correct, wrong),

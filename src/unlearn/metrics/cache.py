@@ -3,9 +3,9 @@
 One forward pass of a pair gives everything the likelihood metrics need: the average loss
 (probability, truth ratio, probability over options), the greedy token matches (exact memorization,
 extraction strength) and, when asked for, the membership-inference scores (LOSS, zlib, Min-K%,
-Min-K%++; `mia.py`). Pairs are deduplicated, sorted by length and run
-in padded batches, so a truth ratio's five perturbed answers and a probability over the same answers
-cost one pass each, not one per metric.
+Min-K%++; `mia.py`). Pairs are deduplicated, so a truth ratio's five perturbed answers and a probability over
+the same answers cost one pass each, not one per metric; the answers of one question share its prompt, computed
+once (`models.scoring.score_plan`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.collate import collate, to_device
 from ..data.formatting import encode_qa
 from ..models.logprobs import answer_lengths, sequence_logprob
-from ..models.scoring import scored_logits
+from ..models.scoring import batch_logits, can_share_prompts, score_plan
 from .memorization import greedy_matches
 from .mia import counted_texts, loss_scores, min_k_plus_plus_scores, min_k_scores, zlib_scores
 
@@ -76,19 +75,15 @@ class AnswerStatsCache:
         from tqdm.auto import tqdm
 
         examples = [encode_qa(self.tokenizer, q, a, self.max_length) for q, a in pairs]
-        order = sorted(range(len(pairs)), key=lambda i: len(examples[i].input_ids))
-        device = next(self.model.parameters()).device
-        starts = range(0, len(order), self.batch_size)
-        for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
-            rows = order[start : start + self.batch_size]
-            batch = collate([examples[i] for i in rows], self.tokenizer.pad_token_id)
-            logits, labels = scored_logits(self.model, to_device(batch, device))
+        plan = score_plan(examples, self.batch_size, can_share_prompts(self.model))  # the answers of one question share its prompt
+        for batch in tqdm(plan, desc=progress, disable=progress is None or len(plan) < 2, leave=False):
+            rows, logits, labels, computed = batch_logits(self.model, examples, batch, self.tokenizer.pad_token_id)
             lengths = answer_lengths(labels)
             avg = (-sequence_logprob(logits, labels) / lengths.clamp(min=1)).tolist()
             avg = [a if n > 0 else float("nan") for a, n in zip(avg, lengths.tolist(), strict=True)]
             matches = greedy_matches(logits, labels)
             scores = self._mia(logits, labels) if mia else [()] * len(rows)
-            self.tokens_scored += int(batch["attention_mask"].sum())
+            self.tokens_scored += computed
             for r, i in enumerate(rows):
                 self._stats[pairs[i]] = AnswerStats(avg[r], int(lengths[r]), tuple(matches[r]), scores[r])
 

@@ -152,21 +152,12 @@ def candidates_of(tokenizer, probes: Sequence[Probe], forget_qa: Sequence[QA] = 
 
 def score_candidates(model, tokenizer, candidates: Sequence[Candidate], batch_size: int = 16,
                      progress: str | None = None) -> list[float]:
-    """Summed answer log-likelihood of each candidate, in padded batches sorted by length."""
-    from tqdm.auto import tqdm
-
+    """Summed answer log-likelihood of each candidate; the candidates of one wording share its prompt, which is
+    computed once (`metrics.likelihood.example_logprobs`)."""
     from .likelihood import example_logprobs
 
-    order = sorted(range(len(candidates)), key=lambda k: len(candidates[k].example.input_ids))
-    scores = [0.0] * len(candidates)
-    chunk = max(batch_size, 1) * 8
-
-    for start in tqdm(range(0, len(order), chunk), desc=progress or "", disable=progress is None, leave=False):
-        part = order[start : start + chunk]
-        results = example_logprobs(model, [candidates[k].example for k in part], tokenizer.pad_token_id, batch_size)
-        for k, (total, _) in zip(part, results, strict=True):
-            scores[k] = total
-    return scores
+    results = example_logprobs(model, [c.example for c in candidates], tokenizer.pad_token_id, batch_size, progress)
+    return [total for total, _ in results]
 
 
 def score_rows(candidates: Sequence[Candidate], scores: Sequence[float]) -> dict[tuple[int, str, int], list[float]]:

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import torch
 
-from ..data.collate import collate, to_device
 from ..data.formatting import Example, encode_qa
 from ..models.logprobs import answer_lengths, sequence_logprob
-from ..models.scoring import scored_logits
+from ..models.scoring import batch_logits, can_share_prompts, score_plan
 
 
 @torch.no_grad()
-def example_logprobs(model, examples: list[Example], pad_id: int, batch_size: int = 16) -> list[tuple[float, int]]:
-    """(sum of answer-token log-probs, number of answer tokens) for each example."""
-    device = next(model.parameters()).device
-    out: list[tuple[float, int]] = []
-    for start in range(0, len(examples), batch_size):
-        batch = collate(examples[start : start + batch_size], pad_id)
-        logits, labels = scored_logits(model, to_device(batch, device))
-        sums, lengths = sequence_logprob(logits, labels), answer_lengths(labels)
-        out += list(zip(sums.tolist(), lengths.tolist(), strict=True))
+def example_logprobs(model, examples: list[Example], pad_id: int, batch_size: int = 16,
+                     progress: str | None = None) -> list[tuple[float, int]]:
+    """(sum of answer-token log-probs, number of answer tokens) for each example; examples that share their
+    prompt are scored on one computation of it (`models.scoring.score_plan`)."""
+    from tqdm.auto import tqdm
+
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
+    plan = score_plan(examples, batch_size, can_share_prompts(model))
+    for batch in tqdm(plan, desc=progress or "", disable=progress is None or len(plan) < 2, leave=False):
+        rows, logits, labels, _ = batch_logits(model, examples, batch, pad_id)
+        for r, total, length in zip(rows, sequence_logprob(logits, labels).tolist(), answer_lengths(labels).tolist(),
+                                    strict=True):
+            out[r] = (total, length)
     return out
 
 
