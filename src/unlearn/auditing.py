@@ -69,7 +69,8 @@ class AuditConfig:
     max_forget_knowledge: float = 0.25
     min_removed: float = 0.1
     rouge_threshold: float = ROUGE_THRESHOLD  # the judge (metrics/judge.py), as in EvalConfig
-    batch_size: int = 16
+    batch_size: int = 16  # texts per scored batch (the likelihood tests)
+    generation_batch_size: int = 64  # prompts per generation batch (sequences, when sampling)
     max_new_tokens: int = 32
     attack_retain: bool = True  # also attack the retain model (when given) for the floor
     likelihood_margin: float = 0.05  # likelihood top-1 may exceed the retain model's (or chance) by this much
@@ -189,7 +190,7 @@ class ReferenceCache:
         key = sha256_json({"v": REFERENCE_CACHE_VERSION, "schema": SCHEMA, "weights": weights_digest(model, None),
                            "tokenizer": getattr(tokenizer, "name_or_path", ""), "vocab": len(tokenizer),
                            "request": request.to_dict(), "judge": [cfg.rouge_threshold, cfg.batch_size,
-                                                                   cfg.max_new_tokens]})
+                                                                   cfg.generation_batch_size, cfg.max_new_tokens]})
         self.path = unlearn_home() / "audit" / "references" / f"{key[:24]}.json"
         if self.path.is_file():
             import json
@@ -364,7 +365,7 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
     timings: dict[str, float] = {}
 
     def subject_of(m, g=None) -> Subject:
-        return Subject(m, tokenizer, cfg.batch_size, cfg.max_new_tokens, g)
+        return Subject(m, tokenizer, cfg.generation_batch_size, cfg.max_new_tokens, g)
 
     subjects = {"unlearned": subject_of(model, guard)}
     if original is not None:

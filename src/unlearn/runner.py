@@ -55,7 +55,7 @@ def evaluate(model, tokenizer, request: ForgetRequest, config: RunConfig | None 
     `model` on `request`; `.to_json()` is the form a report keeps."""
     cfg = (config or RunConfig()).eval
     return evaluate_request(model, tokenizer, request, cfg.batch_size, cfg.max_new_tokens, progress=progress,
-                            rouge_threshold=cfg.rouge_threshold)
+                            rouge_threshold=cfg.rouge_threshold, generation_batch_size=cfg.generation_batch_size)
 
 
 def _headline(before: RequestEvaluation, after: RequestEvaluation) -> dict[str, dict[str, float]]:

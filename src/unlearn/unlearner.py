@@ -138,7 +138,7 @@ class Unlearner:
         ecfg = self.config.eval
 
         def check(model) -> float:
-            results, _ = evaluate_probe_groups(model, self.tokenizer, groups, ecfg.batch_size, ecfg.max_new_tokens,
+            results, _ = evaluate_probe_groups(model, self.tokenizer, groups, ecfg.generation_batch_size, ecfg.max_new_tokens,
                                                rouge_threshold=ecfg.rouge_threshold)
             return results["forget"].accuracy
 

@@ -211,7 +211,8 @@ def evaluate_all(model, tokenizer, request: ForgetRequest, spec: DemoSpec, confi
     from ..metrics.probes import evaluate_request
 
     result = evaluate_request(model, tokenizer, request, config.eval.batch_size, config.eval.max_new_tokens,
-                              rouge_threshold=config.eval.rouge_threshold)
+                              rouge_threshold=config.eval.rouge_threshold,
+                              generation_batch_size=config.eval.generation_batch_size)
     result.groups["all_facts"] = merge_groups(result.groups, ["forget", "neighbour"])
     return result
 

@@ -162,12 +162,13 @@ def evaluate_probe_groups(
 def evaluate_request(
     model, tokenizer, request: ForgetRequest, batch_size: int = 16, max_new_tokens: int = 32,
     logprob_sets: tuple[str, ...] = ("forget", "retain"), progress: str | None = None,
-    rouge_threshold: float | None = ROUGE_THRESHOLD,
+    rouge_threshold: float | None = ROUGE_THRESHOLD, generation_batch_size: int | None = None,
 ) -> RequestEvaluation:
     """The first evaluation of a model on a request: probe accuracy/ROUGE per group, answer
     log-probabilities on the QA pairs of `logprob_sets`, the fluency of all generations and, when the forget
     probes have distractors (listed or from the request's generator), the likelihood knowledge test (of the
-    weights, under any guards)."""
+    weights, under any guards). Probes are answered in batches of `generation_batch_size` (default
+    `batch_size`), texts scored in batches of `batch_size`."""
     from ..data.distractors import with_distractors
     from .knowledge import likelihood_knowledge
 
@@ -177,7 +178,7 @@ def evaluate_request(
     generations: list[Generation] = []
     if groups:
         results, generations = evaluate_probe_groups(
-            model, tokenizer, groups, batch_size, max_new_tokens, progress=progress, rouge_threshold=rouge_threshold
+            model, tokenizer, groups, generation_batch_size or batch_size, max_new_tokens, progress=progress, rouge_threshold=rouge_threshold
         )
     logprobs = {}
     for name, spec in (("forget", request.forget), ("retain", request.retain)):

@@ -84,7 +84,7 @@ def evaluate_sequence_probes(model, tokenizer, groups: dict[str, list[Probe]], e
     asked = {("group", name): [p.question for p in probes] for name, probes in groups.items()}
     asked |= {("earlier", request_id): [s["question"] for s in sealed] for request_id, sealed in earlier.items()}
     texts = ask_groups(lambda questions: [g.text for g in generate_answers(
-        model, tokenizer, questions, cfg.batch_size, cfg.max_new_tokens, progress=progress)], asked)
+        model, tokenizer, questions, cfg.generation_batch_size, cfg.max_new_tokens, progress=progress)], asked)
     result = SequenceEvaluation({}, {})
     for name, probes in groups.items():
         replies = texts[("group", name)]
