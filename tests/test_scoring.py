@@ -80,7 +80,7 @@ def test_pack_prefix_groups_shares_each_prompt_and_keeps_batches_small(tokenizer
     assert sorted(i for batch in split for _, m in batch for i in m) == list(range(len(examples)))
 
 
-def test_prefix_shared_logits_give_the_full_forward_passs_log_probabilities(tiny_model, tokenizer):
+def test_prefix_shared_logits_give_the_log_probabilities_of_a_full_forward_pass(tiny_model, tokenizer):
     from unlearn.models.logprobs import answer_lengths, token_logprobs
     from unlearn.models.scoring import pack_prefix_groups, prefix_shared_logits
 
@@ -117,6 +117,10 @@ def test_example_logprobs_are_the_same_whether_prompts_are_shared_or_not(tiny_mo
     assert all(chunk[0] is None for batch in score_plan(examples, 4, share_prefix=False) for chunk in batch)
     distinct = [encode_qa(tokenizer, q, "Ann", 128) for q in ("Who?", "Where?", "When?")]
     assert all(chunk[0] is None for batch in score_plan(distinct, 4) for chunk in batch)  # nothing to share
+    from unlearn.data.formatting import Example
+
+    unscored = Example(examples[0].input_ids, (IGNORE,) * len(examples[0].input_ids))  # no counted token
+    assert all(chunk[0] is None for batch in score_plan([*examples, unscored], 4) for chunk in batch)
     shared = example_logprobs(tiny_model, examples, tokenizer.pad_token_id, batch_size=4)
     whole = example_logprobs(_NoKeep(tiny_model), examples, tokenizer.pad_token_id, batch_size=4)
     assert [n for _, n in shared] == [n for _, n in whole] and all(n > 0 for _, n in shared)

@@ -153,11 +153,12 @@ def prefix_shared_logits(model, examples: Sequence, chunks: list[Chunk], pad_id:
 
 def score_plan(examples: Sequence, batch_size: int, share_prefix: bool = True) -> list[list[Chunk]]:
     """The batches in which to score `examples`: prompts shared (`pack_prefix_groups`) when `share_prefix`, some
-    examples share a prompt and every example has one before its first counted label; otherwise padded batches
-    sorted by length (one chunk per batch, prefix None)."""
+    examples share a prompt and every example has one before its first counted label (and a counted label);
+    otherwise padded batches sorted by length (one chunk per batch, prefix None)."""
     starts = [first_label(e.labels) for e in examples]
     prompts = {tuple(e.input_ids[:t]) for e, t in zip(examples, starts, strict=True)}
-    if share_prefix and len(prompts) < len(examples) and all(starts):
+    if share_prefix and len(prompts) < len(examples) and all(
+            0 < t < len(e.input_ids) for e, t in zip(examples, starts, strict=True)):
         return pack_prefix_groups(examples, batch_size)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
     return [[(None, order[k: k + batch_size])] for k in range(0, len(order), max(batch_size, 1))]
