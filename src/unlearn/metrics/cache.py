@@ -16,7 +16,7 @@ import torch
 
 from ..data.formatting import encode_qa
 from ..models.logprobs import answer_lengths, sequence_logprob
-from ..models.scoring import batch_logits, can_share_prompts, score_plan
+from ..models.scoring import batch_logits, can_share_prompts, plan_openings, score_plan
 from .memorization import greedy_matches
 from .mia import counted_texts, loss_scores, min_k_plus_plus_scores, min_k_scores, zlib_scores
 
@@ -76,8 +76,11 @@ class AnswerStatsCache:
 
         examples = [encode_qa(self.tokenizer, q, a, self.max_length) for q, a in pairs]
         plan = score_plan(examples, self.batch_size, can_share_prompts(self.model))  # the answers of one question share its prompt
+        openings = plan_openings(self.model, examples, plan)
+        self.tokens_scored += sum(len(o.tokens) for o in openings.values())
         for batch in tqdm(plan, desc=progress, disable=progress is None or len(plan) < 2, leave=False):
-            rows, logits, labels, computed = batch_logits(self.model, examples, batch, self.tokenizer.pad_token_id)
+            rows, logits, labels, computed = batch_logits(self.model, examples, batch, self.tokenizer.pad_token_id,
+                                                          openings)
             lengths = answer_lengths(labels)
             avg = (-sequence_logprob(logits, labels) / lengths.clamp(min=1)).tolist()
             avg = [a if n > 0 else float("nan") for a, n in zip(avg, lengths.tolist(), strict=True)]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.formatting import prompt_text
+from ..models.decoding import greedy_decode, plain_greedy
 from ..models.logprobs import token_entropy
 
 
@@ -64,9 +65,15 @@ def generate_answers(
     prompts: list[str] | None = None, progress: str | None = None,
 ) -> list[Generation]:
     """Greedy answers to `questions` (chat-formatted), in padded batches sorted by length.
-    `progress`: a description to show a progress bar with, or None for none."""
+    `progress`: a description to show a progress bar with, or None for none. Plain Hugging Face models decode
+    with `greedy_decode` (the prompts' common prefix computed once, finished answers dropped from the batch);
+    others (guards, models with logits processors) through their own `generate`."""
     prompts = prompts if prompts is not None else [prompt_text(tokenizer, q) for q in questions]
     eos = _eos_ids(model, tokenizer)
+    if prompts and plain_greedy(model):
+        encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        decoded = greedy_decode(model, encoded, max_new_tokens, eos, tokenizer.pad_token_id, batch_size, progress)
+        return [_generation(tokenizer, tokens, entropies, eos) for tokens, entropies in decoded]
     results: list[Generation | None] = [None] * len(prompts)
     for rows, ids, mask in _batches(model, tokenizer, prompts, batch_size, progress):
         out = model.generate(
@@ -77,11 +84,15 @@ def generate_answers(
         new = out.sequences[:, ids.shape[1]:].cpu()
         entropy = torch.stack([token_entropy(step) for step in out.logits], dim=1).cpu() if out.logits else None
         for r, i in enumerate(rows):
-            kept = _cut_at_eos(new[r].tolist(), eos)
-            ents = entropy[r, : max(len(kept), 1)].tolist() if entropy is not None else []
-            text = tokenizer.decode(kept, skip_special_tokens=True).strip()
-            results[i] = Generation(text, kept, ents)
+            results[i] = _generation(tokenizer, new[r].tolist(), entropy[r].tolist() if entropy is not None else [], eos)
     return results  # type: ignore[return-value]
+
+
+def _generation(tokenizer, tokens: list[int], entropies: list[float], eos: set[int]) -> Generation:
+    """The answer up to its first end token, with the entropies of its tokens (at least the first step's)."""
+    kept = _cut_at_eos(tokens, eos)
+    return Generation(tokenizer.decode(kept, skip_special_tokens=True).strip(), kept,
+                      entropies[: max(len(kept), 1)])
 
 
 @torch.no_grad()

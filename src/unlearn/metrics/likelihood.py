@@ -6,7 +6,7 @@ import torch
 
 from ..data.formatting import Example, encode_qa
 from ..models.logprobs import answer_lengths, sequence_logprob
-from ..models.scoring import batch_logits, can_share_prompts, score_plan
+from ..models.scoring import batch_logits, can_share_prompts, plan_openings, score_plan
 
 
 @torch.no_grad()
@@ -18,8 +18,9 @@ def example_logprobs(model, examples: list[Example], pad_id: int, batch_size: in
 
     out: list[tuple[float, int]] = [(0.0, 0)] * len(examples)
     plan = score_plan(examples, batch_size, can_share_prompts(model))
+    openings = plan_openings(model, examples, plan)
     for batch in tqdm(plan, desc=progress or "", disable=progress is None or len(plan) < 2, leave=False):
-        rows, logits, labels, _ = batch_logits(model, examples, batch, pad_id)
+        rows, logits, labels, _ = batch_logits(model, examples, batch, pad_id, openings)
         for r, total, length in zip(rows, sequence_logprob(logits, labels).tolist(), answer_lengths(labels).tolist(),
                                     strict=True):
             out[r] = (total, length)
