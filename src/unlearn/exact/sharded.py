@@ -419,9 +419,11 @@ def apply_exact(request: ForgetRequest, state_dir: str | Path, progress: bool = 
                  "retrain_seconds": round(spent, 2), "wall_seconds": round(seconds, 2),
                  "full_retrain_seconds": round(full, 2), "cost_fraction": round(spent / full, 4) if full else None}
         if evaluate and request.probes.groups():
+            from ..config import EvalConfig
             from ..metrics.probes import evaluate_request
 
-            result = evaluate_request(model, tokenizer, request, progress="evaluating" if progress else None)
+            result = evaluate_request(model, tokenizer, request, progress="evaluating" if progress else None,
+                                      generation_batch_size=EvalConfig().generation_batch_size)
             entry["evaluation"] = {g: round(r.accuracy, 4) for g, r in result.groups.items()}
             if result.likelihood:
                 entry["evaluation"]["likelihood_top1"] = result.likelihood.get("top1")
