@@ -422,6 +422,67 @@ class FixedLeaks(Attack):
         return AttackOutcome({"fixed": [float(x) for x in self.leaks]})
 
 
+def test_stored_reference_models_are_loaded_only_when_the_cache_lacks_a_result(taught, tiny_model, tokenizer,
+                                                                               tmp_path, monkeypatch):
+    from unlearn.models.stored import StoredModel
+
+    monkeypatch.setenv("UNLEARN_HOME", str(tmp_path / "home"))
+    for model, name in ((taught, "original"), (tiny_model, "retain")):
+        model.save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+    request = request_from_dict(audit_request_dict())
+    cfg = AuditConfig(attacks=["relearn", "paraphrase"], max_new_tokens=6, settings={"relearn": FAST["relearn"]})
+    audited = copy.deepcopy(taught)
+    with torch.no_grad():
+        next(audited.parameters()).mul_(0.9)
+    in_memory = audit(audited, tokenizer, request, original=taught, retain=tiny_model, config=cfg, progress=False)
+    original, retain = StoredModel(tmp_path / "original"), StoredModel(tmp_path / "retain")
+    first = audit(audited, tokenizer, request, original=original, retain=retain, config=cfg, progress=False)
+    assert original.loaded and retain.loaded and first.reused_reference_results == []  # keyed by the files
+    original, retain = StoredModel(tmp_path / "original"), StoredModel(tmp_path / "retain")
+    second = audit(audited, tokenizer, request, original=original, retain=retain, config=cfg, progress=False)
+    assert not original.loaded and not retain.loaded  # everything came from the cache
+    for report in (first, second):
+        assert report.roles == ["unlearned", "original", "retain"]
+        for key in ("plain", "headline", "verdict", "checks"):
+            assert getattr(report, key) == getattr(in_memory, key), key
+    # other retain weights on disk: loaded and computed again
+    with torch.no_grad():
+        next(tiny_model.parameters()).add_(0.01)
+    tiny_model.save_pretrained(tmp_path / "retain")
+    retain = StoredModel(tmp_path / "retain")
+    third = audit(audited, tokenizer, request, original=original, retain=retain, config=cfg, progress=False)
+    assert retain.loaded and not original.loaded
+    assert not any(r.startswith("retain:") for r in third.reused_reference_results)
+
+
+def test_directory_digest_reads_files_once_and_sees_changes(tmp_path, monkeypatch):
+    import os
+
+    from unlearn.models.stored import DIGESTS_FILE, directory_digest
+
+    monkeypatch.setenv("UNLEARN_HOME", str(tmp_path / "home"))
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights-1")
+    (model / "config.json").write_text("{}")
+    (model / "README.md").write_text("not part of the digest")
+    first = directory_digest(model)
+    assert (tmp_path / "home" / DIGESTS_FILE).is_file() and directory_digest(model) == first
+    (model / "README.md").write_text("changed")
+    assert directory_digest(model) == first
+    (model / "model.safetensors").write_bytes(b"weights-2")
+    stat = (model / "model.safetensors").stat()
+    os.utime(model / "model.safetensors", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert directory_digest(model) != first
+    (tmp_path / "home" / DIGESTS_FILE).write_text("{damaged")  # a damaged memo is rebuilt
+    assert directory_digest(model) == directory_digest(model)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no model weights"):
+        directory_digest(empty)
+
+
 def test_quick_audit_stops_after_the_first_attack_over_max_recovery(taught, tiny_model, tokenizer, audit_request, monkeypatch):
     """The original answers all four forget probes, the audited model answers `answered` of them plainly; the
     attacks bring back what `leaks` says. Quick: no attack after the first one over max_recovery."""
@@ -457,6 +518,63 @@ def test_quick_audit_stops_after_the_first_attack_over_max_recovery(taught, tiny
     answered["n"] = 0
     passing = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False, config=quick_cfg)
     assert passing.headline.skipped_attacks == [] and passing.verdict == "pass"  # a pass runs every attack
+
+
+@dataclass
+class Staged(Attack):
+    """An attack that asks in stages (as relearning asks per step budget) and ends when `ctx.enough` says so."""
+
+    stages: list = field(default_factory=list)
+
+    def run(self, subject, ctx):
+        outcome = AttackOutcome({})
+        for k, leaks in enumerate(self.stages):
+            outcome.per_variant[f"stage{k}"] = [float(x) for x in leaks]
+            if ctx.enough is not None and ctx.enough(outcome):
+                break
+        return outcome
+
+
+def test_quick_audit_ends_a_staged_attack_once_everything_removed_is_back(taught, tiny_model, tokenizer,
+                                                                         audit_request, monkeypatch):
+    import unlearn.auditing as auditing
+
+    def plain(subject, groups, rouge_threshold, progress):
+        per_probe = [1.0] * 4 if subject.model is taught else [0.0] * 4
+        out = {g: {"n": len(p), "accuracy": 1.0, "per_probe": [1.0] * len(p), "examples": []} for g, p in groups.items()}
+        out["forget"] = {"n": 4, "accuracy": sum(per_probe) / 4, "per_probe": per_probe,
+                         "examples": [{"reply": ""} for _ in per_probe]}
+        return out
+
+    stages = [[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]]
+    monkeypatch.setattr(auditing, "plain_evaluation", plain)
+    monkeypatch.setattr(auditing, "make_attack", lambda spec: Staged(stages))
+    full = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False,
+                 config=AuditConfig(attacks=["s"], cache_references=False))
+    quick = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False,
+                  config=AuditConfig(attacks=["s"], stop_at_failure=True, cache_references=False))
+    assert list(full.attacks["s"].variants) == ["stage0", "stage1", "stage2"]
+    assert list(quick.attacks["s"].variants) == ["stage0", "stage1"]  # recovery 1.0 at stage 1: nothing can exceed it
+    assert quick.headline.worst_recovery == full.headline.worst_recovery == 1.0
+
+    stages[1] = [1, 1, 1, 0]  # never everything back: every stage is asked
+    quick = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False,
+                  config=AuditConfig(attacks=["s"], stop_at_failure=True, cache_references=False))
+    assert list(quick.attacks["s"].variants) == ["stage0", "stage1", "stage2"]
+
+
+def test_relearning_ends_at_the_budget_the_audit_calls_enough(taught, tokenizer, audit_request):
+    attack = make_attack({"name": "relearn", **FAST["relearn"], "steps": [1, 2, 3]})
+    subject = Subject(taught, tokenizer, 8, 6)
+    asked = []
+    ctx = context(audit_request, subject)
+    ctx.enough = lambda outcome: asked.append(sorted(outcome.per_variant)) or True
+    outcome = attack.run(subject, ctx)
+    assert asked == [["held_out@1", "relearned@1"]] and sorted(outcome.per_variant) == ["held_out@1", "relearned@1"]
+    assert outcome.likelihood == {} and "stopped after 1 of 3 steps" in " ".join(outcome.notes)
+    ctx.enough = None
+    every = {f"{kind}@{k}" for kind in ("held_out", "relearned") for k in (1, 2, 3)}
+    assert set(attack.run(subject, ctx).per_variant) == every  # without the rule, every budget
 
 
 def test_a_damaged_audit_report_names_what_is_wrong(tmp_path):

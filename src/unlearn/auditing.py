@@ -54,6 +54,7 @@ from .io import atomic_write_json
 from .metrics.checks import check, passes
 from .metrics.judge import ROUGE_THRESHOLD, answered
 from .metrics.probes import ask_groups
+from .models.stored import StoredModel
 
 __all__ = ["AuditConfig", "AuditReport", "AttackResult", "audit", "audit_config", "audit_summary_text", "read_audit",
            "reusable_evaluation", "write_audit", "recovery"]
@@ -187,7 +188,8 @@ class ReferenceCache:
         from .io import sha256_json, unlearn_home
         from .models.loading import weights_digest
 
-        key = sha256_json({"v": REFERENCE_CACHE_VERSION, "schema": SCHEMA, "weights": weights_digest(model, None),
+        weights = f"files:{model.digest()}" if isinstance(model, StoredModel) else weights_digest(model, None)
+        key = sha256_json({"v": REFERENCE_CACHE_VERSION, "schema": SCHEMA, "weights": weights,
                            "tokenizer": getattr(tokenizer, "name_or_path", ""), "vocab": len(tokenizer),
                            "request": request.to_dict(), "judge": [cfg.rouge_threshold, cfg.batch_size,
                                                                    cfg.generation_batch_size, cfg.max_new_tokens]})
@@ -334,14 +336,16 @@ def verdict_of(forget_accuracy: float, attacks: dict[str, AttackResult], likelih
 
 def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, config: AuditConfig | None = None,
           progress: bool = True, guard=None, names: dict[str, str] | None = None, evaluated=None) -> AuditReport:
-    """Audit `model` (the unlearned one) on `request`; `original` / `retain` are models (optional).
+    """Audit `model` (the unlearned one) on `request`; `original` / `retain` are models or `StoredModel`s (loaded
+    only when a result is not in the reference cache), optional.
     `guard`: a prompt filter placed in front of the audited model (see attacks.base.Subject).
     Returns the report (an AuditReport; `.to_json()` is schema unlearn.audit/1); write it with `write_audit`.
 
     With `config.stop_at_failure` (the quick audit, `--quick`), no attack runs after the first one whose
     recovery exceeds `max_recovery` (relearning runs first): the verdict can then only be 'fail'. The attacks
     not run are reported as skipped and the worst case is a lower bound; a model that passes runs every
-    attack, as in the full audit.
+    attack, as in the full audit. Each attack's retain floor is then taken first, and an attack that asks in
+    stages (relearning's step budgets) ends as soon as its recovery is 1.0, which nothing later can raise.
 
     `evaluated`: the run's evaluation of `model` (a `RequestEvaluation` from `evaluate_request`, answers of at most
     `config.max_new_tokens` tokens; see `reusable_evaluation`): its replies and likelihood test stand for the
@@ -367,13 +371,19 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
     def subject_of(m, g=None) -> Subject:
         return Subject(m, tokenizer, cfg.generation_batch_size, cfg.max_new_tokens, g)
 
+    references = {role: m for role, m in (("original", original), ("retain", retain)) if m is not None}
+    roles = ["unlearned", *references]
     subjects = {"unlearned": subject_of(model, guard)}
-    if original is not None:
-        subjects["original"] = subject_of(original)
-    if retain is not None:
-        subjects["retain"] = subject_of(retain)
-    caches = {role: ReferenceCache(subjects[role].weights, tokenizer, request, cfg, cfg.cache_references)
-              for role in ("original", "retain") if role in subjects and subjects[role].weights is not model}
+
+    def subject(role: str) -> Subject:
+        """The role's subject; a reference stored on disk (`StoredModel`) is loaded only when asked for."""
+        if role not in subjects:
+            m = references[role]
+            subjects[role] = subject_of(m.load() if isinstance(m, StoredModel) else m)
+        return subjects[role]
+
+    caches = {role: ReferenceCache(m, tokenizer, request, cfg, cfg.cache_references)
+              for role, m in references.items() if m is not model}
     reused: list[str] = []
 
     given: dict[str, Any] = {}
@@ -400,17 +410,17 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
         return value
 
     plain: dict[str, dict] = {}
-    for role, subject in subjects.items():
+    for role in roles:
         t = time.perf_counter()
-        plain[role] = once(role, "plain", lambda subject=subject, role=role: plain_evaluation(
-            subject, groups, cfg.rouge_threshold, f"asking the {role} model" if progress else None))
+        plain[role] = once(role, "plain", lambda role=role: plain_evaluation(
+            subject(role), groups, cfg.rouge_threshold, f"asking the {role} model" if progress else None))
         timings[f"plain_{role}_s"] = time.perf_counter() - t
     likelihood: dict[str, dict] = {}
     if any(p.distractors for p in request.probes.forget):
-        for role, subject in subjects.items():  # on the weights: a guard does not change what they know
+        for role in roles:  # on the weights: a guard does not change what they know
             t = time.perf_counter()
-            likelihood[role] = once(role, "likelihood", lambda subject=subject, role=role: likelihood_knowledge(
-                subject.weights, tokenizer, request.probes.forget, request.forget.qa, cfg.batch_size,
+            likelihood[role] = once(role, "likelihood", lambda role=role: likelihood_knowledge(
+                subject(role).weights, tokenizer, request.probes.forget, request.forget.qa, cfg.batch_size,
                 progress=f"likelihood test, {role} model" if progress else None))
             timings[f"likelihood_{role}_s"] = time.perf_counter() - t
     keep = request.probes.neighbour or request.probes.general
@@ -422,24 +432,35 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
     forget_plain = {role: plain[role]["forget"]["per_probe"] for role in plain}
     results: dict[str, AttackResult] = {}
     stopped: str | None = None
+    def floor_of(name: str, attack) -> tuple[AttackOutcome | None, str | None, float]:
+        """The retain model under the attack: from its cache, else run (and cached)."""
+        cache, key = caches.get("retain"), ReferenceCache.attack_key(name, attack)
+        cached = cache.attack(key) if cache is not None else None
+        if cached is not None:
+            reused.append(f"retain:{name}")
+            return cached
+        found = run_attack(attack, subject("retain"), context("retain"))
+        if cache is not None:
+            cache.put_attack(key, *found)
+        return found
+
+    floors = "retain" in references and cfg.attack_retain
     bar = tqdm(attacks.items(), desc="attacks", disable=not progress, leave=False)
     for name, attack in bar:
         if stopped:
             results[name] = AttackResult("skipped", attack.kind, 0.0, _settings(attack), reason=stopped)
             continue
         bar.set_postfix_str(name)
-        outcome, error, seconds = run_attack(attack, subjects["unlearned"], context("unlearned"))
+        ctx = context("unlearned")
+        floor: tuple[AttackOutcome | None, str | None, float] | None = None
+        if cfg.stop_at_failure:  # the floor first, so that the attack can end once it can bring back no more
+            floor = floor_of(name, attack) if floors else (None, None, 0.0)
+            ctx.enough = lambda partial, name=name, attack=attack, retain=floor[0]: (attack_summary(
+                name, attack, partial, None, 0.0, forget_plain, retain, cfg).recovery or 0.0) >= 1.0
+        outcome, error, seconds = run_attack(attack, subject("unlearned"), ctx)
         retain_outcome = None
-        if outcome is not None and "retain" in subjects and cfg.attack_retain:
-            cache, key = caches.get("retain"), ReferenceCache.attack_key(name, attack)
-            cached = cache.attack(key) if cache is not None else None
-            if cached is None:
-                retain_outcome, retain_error, retain_seconds = run_attack(attack, subjects["retain"], context("retain"))
-                if cache is not None:
-                    cache.put_attack(key, retain_outcome, retain_error, retain_seconds)
-            else:
-                retain_outcome, retain_error, retain_seconds = cached
-                reused.append(f"retain:{name}")
+        if outcome is not None and floors:
+            retain_outcome, retain_error, retain_seconds = floor if floor is not None else floor_of(name, attack)
             seconds += retain_seconds
             if retain_error:
                 outcome.notes.append(f"the attack failed on the retain model ({retain_error}); no floor")
@@ -452,7 +473,7 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
 
     verdict, checks = verdict_of(plain["unlearned"]["forget"]["accuracy"], results, likelihood, cfg)
     return AuditReport(
-        created=now_iso(), title=f"Audit: {request.target}", request=request.summary(), roles=list(subjects),
+        created=now_iso(), title=f"Audit: {request.target}", request=request.summary(), roles=roles,
         config=_config_dict(cfg), plain=plain, attacks=results, headline=AuditHeadline.of(results),
         verdict=verdict, checks=checks, models=names or {}, guarded=guard is not None, likelihood=likelihood,
         forget_probes=[{"question": p.question, "answer": p.answer} for p in request.probes.forget],

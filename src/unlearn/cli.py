@@ -543,11 +543,11 @@ def cmd_demo(args) -> int:
                       progress=not args.quiet, spec=spec)
     if cfg is None:
         return 0
-    from .models.loading import load_model
+    from .models.loading import load_tokenizer
+    from .models.stored import StoredModel
 
     deployed_dir, retain_dir = taught_model("deployed", spec), taught_model("retain", spec)
-    deployed, tokenizer = load_model(str(deployed_dir))
-    retain = load_model(str(retain_dir))[0]
+    deployed, retain, tokenizer = StoredModel(deployed_dir), StoredModel(retain_dir), load_tokenizer(str(deployed_dir))
     names = {"audited": str(Path(args.out) / "model"), "original": str(deployed_dir), "retain": str(retain_dir)}
     return _audit_and_print(report.unlearned_model, tokenizer, demo_request(spec), cfg, Path(args.out) / "audit",
                             not args.quiet, names, original=deployed, retain=retain,

@@ -133,7 +133,9 @@ def probe_answers(probe: Probe) -> tuple[str, ...]:
 @dataclass
 class AuditContext:
     """What attacks may read: the request, the forget probes they attack (in order), the attacked subject's
-    plain greedy replies to them, probes that must still be answered, and the judge's threshold."""
+    plain greedy replies to them, probes that must still be answered, the judge's threshold and, when the audit
+    allows it (the quick audit), `enough`: given the outcome so far, whether the attack may end early because
+    nothing it could still ask would raise its recovery (an attack that asks in stages checks it after each)."""
 
     request: ForgetRequest
     probes: list[Probe]
@@ -141,6 +143,7 @@ class AuditContext:
     keep_probes: list[Probe] = field(default_factory=list)
     rouge_threshold: float = ROUGE_THRESHOLD
     progress: bool = False
+    enough: Callable[[AttackOutcome], bool] | None = None
 
     def bar(self, text: str) -> str | None:
         return text if self.progress else None

@@ -15,7 +15,9 @@ lr 2e-5, constant, batch 4, all parameters; the probes are asked after 1, 2, 3, 
 where a never-taught model has not yet learned the shown facts). With `data`, the model relearns that file
 instead and every probe counts as held out. After the last budget, the held-out probes that have distractors
 also take the likelihood knowledge test (metrics/knowledge.py): whether relearning some facts makes the
-weights rank the others' true values first again.
+weights rank the others' true values first again. When the audit allows it (`AuditContext.enough`, the quick
+audit) and a budget already brings back everything that was removed (recovery 1.0, which no later budget can
+exceed), relearning ends there: the later budgets and the likelihood test are not run.
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ def held_out_likelihood(model, tokenizer, ctx: AuditContext, held_out: list[int]
                                 progress=ctx.bar("likelihood test after relearning"))
 
 
+STOP_TRAINING = -2.0  # below the training loop's early-stop threshold (-1.0): training ends after this step
+
+
 @ATTACKS.register("relearn")
 @dataclass
 class Relearn(Attack):
@@ -170,6 +175,10 @@ class Relearn(Attack):
                     tested = held_out_likelihood(current, subject.tokenizer, ctx, held_out)
                     if tested is not None:
                         outcome.likelihood[f"held_out@{done[0]}"] = tested
+                elif ctx.enough is not None and ctx.enough(outcome):
+                    outcome.notes.append(f"stopped after {done[0]} of {budgets[-1]} steps: everything removed was "
+                                         "back (the quick audit); later budgets and the likelihood test not run")
+                    return STOP_TRAINING
             return 1.0
 
         train(model, FineTune(retain_weight=0.0), TrainingData(examples), cfg, subject.tokenizer.pad_token_id,
