@@ -385,13 +385,25 @@ def cmd_run(args) -> int:
         return 0
     print(summary_text(report.to_json(), {"report": str(out / "report.html"), "model": str(out / "model")}))
     if args.audit:
-        from .models.loading import load_model
+        from .models.loading import load_tokenizer
 
-        original, tokenizer = load_model(config.model.name, config.model.dtype)
+        original, tokenizer = _reference_model(config.model.name, config.model.dtype), load_tokenizer(config.model.name)
         return _audit_and_print(report.unlearned_model, tokenizer, request, audit_cfg, out / "audit", not args.quiet,
                                 {"audited": str(out / "model"), "original": config.model.name}, original=original,
                                 evaluated=reusable_evaluation(report, audit_cfg))
     return 0
+
+
+def _reference_model(name: str, dtype: str = "float32"):
+    """A reference model for an audit: a `StoredModel` (loaded only when its results are not cached) when `name`
+    is a model directory, else the loaded model."""
+    from .models.loading import load_model, resolve_model_path
+    from .models.stored import StoredModel
+
+    source = resolve_model_path(name)
+    if isinstance(source, Path) and source.is_dir():
+        return StoredModel(source, dtype)
+    return load_model(name, dtype)[0]
 
 
 def _audit_and_print(model, tokenizer, request, cfg, out: Path, progress: bool, names: dict[str, str],
@@ -419,8 +431,8 @@ def cmd_audit(args) -> int:
     specs = _guard_specs(args)
     audit_groups(request)  # a request without forget probes fails here
     model, tokenizer = load_model(args.model)
-    original = load_model(args.original)[0] if args.original else (model if specs else None)
-    retain = load_model(args.retain)[0] if args.retain else None
+    original = _reference_model(args.original) if args.original else (model if specs else None)
+    retain = _reference_model(args.retain) if args.retain else None
     audited = _guarded_label(args.model, specs)
     names = {"audited": audited, **({"original": args.original or args.model} if original is not None else {}),
              **({"retain": args.retain} if args.retain else {})}
