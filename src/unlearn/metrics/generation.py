@@ -9,6 +9,7 @@ import torch
 from ..data.formatting import prompt_text
 from ..models.decoding import greedy_decode, plain_greedy
 from ..models.logprobs import token_entropy
+from ..models.scoring import left_padded
 
 
 @dataclass
@@ -28,18 +29,6 @@ def _eos_ids(model, tokenizer) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def _left_padded(encoded: list[list[int]], rows: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Input ids and attention mask of `rows`, padded on the left so every prompt ends at the last column."""
-    width = max(len(encoded[i]) for i in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for r, i in enumerate(rows):
-        n = len(encoded[i])
-        ids[r, width - n :] = torch.tensor(encoded[i])
-        mask[r, width - n :] = 1
-    return ids, mask
-
-
 def _cut_at_eos(tokens: list[int], eos: set[int]) -> list[int]:
     return tokens[: next((k for k, t in enumerate(tokens) if t in eos), len(tokens))]
 
@@ -55,7 +44,7 @@ def _batches(model, tokenizer, prompts: list[str], size: int, progress: str | No
     starts = range(0, len(order), size)
     for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2, leave=False):
         rows = order[start : start + size]
-        ids, mask = _left_padded(encoded, rows, tokenizer.pad_token_id)
+        ids, mask = left_padded([encoded[i] for i in rows], tokenizer.pad_token_id)
         yield rows, ids.to(device), mask.to(device)
 
 
