@@ -432,6 +432,7 @@ def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, 
     forget_plain = {role: plain[role]["forget"]["per_probe"] for role in plain}
     results: dict[str, AttackResult] = {}
     stopped: str | None = None
+
     def floor_of(name: str, attack) -> tuple[AttackOutcome | None, str | None, float]:
         """The retain model under the attack: from its cache, else run (and cached)."""
         cache, key = caches.get("retain"), ReferenceCache.attack_key(name, attack)
