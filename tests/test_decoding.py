@@ -97,3 +97,52 @@ def test_greedy_decode_rejects_an_empty_prompt_and_allows_no_new_tokens(tiny_mod
     with pytest.raises(ValueError, match="empty prompt"):
         greedy_decode(tiny_model, [[5, 6], []], 4, {3}, 0)
     assert greedy_decode(tiny_model, [[5, 6]], 0, {3}, 0) == [([], [])]
+
+
+def test_nucleus_logits_keep_the_smallest_set_over_top_p():
+    from unlearn.models.decoding import nucleus_logits
+
+    logits = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    kept = nucleus_logits(logits, 1.0, 0.7)  # 0.05 and 0.15 (together 0.2 <= 0.3) go; 0.3 and 0.5 stay
+    assert torch.isinf(kept[0, 2:]).all() and torch.isfinite(kept[0, :2]).all()
+    assert kept[0, :2].softmax(-1).tolist() == pytest.approx([0.5 / 0.8, 0.3 / 0.8])
+    assert torch.equal(nucleus_logits(logits, 2.0, 1.0), logits / 2.0)  # temperature only
+    only_top = nucleus_logits(logits, 1.0, 0.01)
+    assert torch.isfinite(only_top).tolist() == [[True, False, False, False]]  # the most likely always stays
+
+
+def test_sample_decode_is_seeded_draws_from_the_model_and_leaves_the_global_state(varied_model, tokenizer):
+    from unlearn.models.decoding import sample_decode
+
+    prompts = [tokenizer(prompt_text(tokenizer, q), add_special_tokens=False)["input_ids"] for q in QUESTIONS[:3]]
+    state = torch.random.get_rng_state()
+    first = sample_decode(varied_model, prompts, 4, 6, {3}, tokenizer.pad_token_id, seed=7, batch_size=8)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert [len(row) for row in first] == [4, 4, 4]
+    assert all(len(s) == 6 or (0 < len(s) < 6 and s[-1] == 3 and 3 not in s[:-1]) for row in first for s in row)
+    assert first == sample_decode(varied_model, prompts, 4, 6, {3}, tokenizer.pad_token_id, seed=7, batch_size=8)
+    assert first != sample_decode(varied_model, prompts, 4, 6, {3}, tokenizer.pad_token_id, seed=8, batch_size=8)
+    # near zero temperature: every draw is the greedy answer
+    greedy = greedy_decode(varied_model, prompts, 6, {3}, tokenizer.pad_token_id)
+    cold = sample_decode(varied_model, prompts, 2, 6, {3}, tokenizer.pad_token_id, temperature=1e-4, batch_size=2)
+    assert cold == [[tokens, tokens] for tokens, _ in greedy]
+    # the first token's frequencies over many draws follow the model's next-token distribution
+    with torch.no_grad():
+        probs = varied_model(input_ids=torch.tensor([prompts[0]])).logits[0, -1].softmax(-1)
+    draws = sample_decode(varied_model, prompts[:1], 3000, 1, {3}, tokenizer.pad_token_id, seed=1, batch_size=3000)
+    counts = torch.bincount(torch.tensor([s[0] for s in draws[0]]), minlength=len(probs)).float() / 3000
+    likely = probs > 0.02
+    assert likely.sum() >= 5  # a spread-out distribution, so that a wrong sampler would show
+    spread = 4 * (probs * (1 - probs) / 3000).sqrt()  # four standard deviations of a frequency
+    assert ((counts - probs).abs()[likely] < spread[likely]).all()
+
+
+def test_sample_answers_fall_back_to_generate_for_other_models(varied_model, tokenizer, monkeypatch):
+    import unlearn.metrics.generation as generation
+
+    prompts = [prompt_text(tokenizer, q) for q in QUESTIONS[:2]]
+    greedy = [g.text for g in generation.generate_answers(varied_model, tokenizer, QUESTIONS[:2], max_new_tokens=5)]
+    fast = generation.sample_answers(varied_model, tokenizer, prompts, 2, temperature=1e-4, max_new_tokens=5)
+    monkeypatch.setattr(generation, "plain_sampling", lambda model: False)
+    slow = generation.sample_answers(varied_model, tokenizer, prompts, 2, temperature=1e-4, max_new_tokens=5)
+    assert fast == slow == [[text, text] for text in greedy]

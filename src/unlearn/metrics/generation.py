@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.formatting import prompt_text
-from ..models.decoding import greedy_decode, plain_greedy
+from ..models.decoding import greedy_decode, plain_greedy, plain_sampling, sample_decode
 from ..models.logprobs import token_entropy
 from ..models.scoring import left_padded
 
@@ -90,10 +90,18 @@ def sample_answers(
     batch_size: int = 16, max_new_tokens: int = 32, seed: int = 0, progress: str | None = None,
 ) -> list[list[str]]:
     """`n` sampled answers to each already-formatted prompt (temperature and nucleus sampling), in padded
-    batches of about `batch_size` sequences; seeded, so the same call gives the same samples."""
+    batches of about `batch_size` sequences; seeded, so the same call gives the same samples. Plain Hugging Face
+    models sample with `sample_decode` (each prompt computed once for its `n` answers); others through their own
+    `generate`."""
     if n < 1 or temperature <= 0 or not 0 < top_p <= 1:
         raise ValueError(f"sampling needs n >= 1, temperature > 0 and 0 < top_p <= 1 (got {n}, {temperature}, {top_p})")
     eos = _eos_ids(model, tokenizer)
+    if prompts and plain_sampling(model):
+        encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        drawn = sample_decode(model, encoded, n, max_new_tokens, eos, tokenizer.pad_token_id, temperature, top_p,
+                              seed, batch_size, progress)
+        return [[tokenizer.decode(_cut_at_eos(tokens, eos), skip_special_tokens=True).strip() for tokens in row]
+                for row in drawn]
     results: list[list[str]] = [[] for _ in prompts]
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
