@@ -173,7 +173,7 @@ def audit_groups(request: ForgetRequest) -> dict[str, list[Probe]]:
     return request.probes.groups()
 
 
-REFERENCE_CACHE_VERSION = "1"  # bump when what an attack or the plain evaluation computes changes
+REFERENCE_CACHE_VERSION = "2"  # bump when what an attack or the plain evaluation computes changes (2: own sampler)
 
 
 class ReferenceCache:
