@@ -65,6 +65,15 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def sha256_json(obj: Any) -> str:
     """Hash of a JSON-serialisable object, independent of key order."""
     return sha256_text(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str))

@@ -174,7 +174,7 @@ def _eval_identity(spec: RwkuBenchSpec) -> dict:
 def evaluated_once(model, tokenizer, targets: list[RwkuTarget], spec: RwkuBenchSpec, progress: bool = True) -> EvalResult:
     """`evaluate_rwku` of a model, cached under $UNLEARN_HOME/bench/rwku/ by its weights, the targets' files and
     the settings that change the numbers."""
-    from ..requests.checkpoints import file_sha256
+    from ..io import file_sha256
 
     files = {str(t.index): {p.name: file_sha256(p) for p in sorted(t.directory.glob("*.json"))} for t in targets}
     key = sha256_json({"weights": weights_digest(model, sample=None), "files": files, "spec": _eval_identity(spec)})[:16]

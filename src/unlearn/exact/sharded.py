@@ -35,13 +35,12 @@ import torch
 from ..config import TrainableConfig, TrainConfig, from_dict, to_dict
 from ..data.request import QA, DataSpec, ForgetRequest
 from ..errors import UnlearnError
-from ..io import atomic_write_json, sha256_json
+from ..io import atomic_write_json, file_sha256, sha256_json
 from ..models.loading import weights_digest
 from ..requests.checkpoints import (
     add_deltas,
     dense_deltas,
     dense_update,
-    file_sha256,
     load_checkpoint,
     lora_update,
     save_checkpoint,

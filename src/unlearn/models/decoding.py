@@ -19,7 +19,14 @@ from collections.abc import Callable, Sequence
 import torch
 
 from .logprobs import token_entropy
-from .scoring import accepts_logits_to_keep, cache_argument, can_share_prompts, left_padded, run_opening
+from .scoring import (
+    accepts_logits_to_keep,
+    cache_argument,
+    can_share_prompts,
+    common_opening,
+    left_padded,
+    run_opening,
+)
 
 # Generation-config fields that make `generate` process the logits of greedy search, with their neutral values.
 NEUTRAL_GREEDY_SETTINGS: dict[str, tuple] = {
@@ -66,11 +73,7 @@ def common_prefix(sequences: Sequence[Sequence[int]]) -> list[int]:
     prompt still has a last position of its own to continue from)."""
     if not sequences:
         return []
-    shortest = min(len(s) for s in sequences)
-    n = 0
-    while n < shortest - 1 and all(s[n] == sequences[0][n] for s in sequences):
-        n += 1
-    return list(sequences[0][:n])
+    return list(common_opening(sequences, min(len(s) for s in sequences) - 1))
 
 
 def _forward(model, ids, mask, positions, cache, name, last_only: bool):

@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..io import atomic_write_json, unlearn_home
+from ..io import atomic_write_json, file_sha256, unlearn_home
 
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf", "*.pt", "config.json")
 DIGESTS_FILE = "digests.json"
@@ -19,14 +19,6 @@ DIGESTS_FILE = "digests.json"
 
 def _weight_files(directory: Path) -> list[Path]:
     return sorted({f for pattern in WEIGHT_FILES for f in directory.glob(pattern) if f.is_file()})
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def directory_digest(directory: str | Path) -> str:
@@ -49,7 +41,7 @@ def directory_digest(directory: str | Path) -> str:
         key, stamp = str(f), [stat.st_size, stat.st_mtime_ns]
         entry = memo.get(key)
         if not (isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str)):
-            entry = {"stamp": stamp, "sha256": _file_sha256(f)}
+            entry = {"stamp": stamp, "sha256": file_sha256(f)}
             memo[key] = entry
             changed = True
         overall.update(f"{f.name}|{entry['sha256']}|".encode())

@@ -9,7 +9,6 @@ SHA-256 is recorded in the ledger; a file whose checksum does not match is refus
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,17 +16,10 @@ from pathlib import Path
 import torch
 
 from ..errors import UnlearnError
+from ..io import file_sha256
 from .faults import kill_point
 
 DENSE, LORA_A, LORA_B = "dense:", "lora_A:", "lora_B:"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_dir(directory: Path) -> None:
