@@ -45,3 +45,19 @@ def test_check_grid_checks_every_point_and_grid_errors():
     with pytest.raises(ConfigError, match="key=value1,value2"):
         parse_grid(["train.lr"])
     assert run_label("npo", ["method.beta=0.5", "train.lr=1e-5"]) == "npo beta=0.5 lr=1e-5"
+
+def test_a_grid_point_of_one_times_the_defaults_reuses_the_default_run(tmp_path):
+    calls = []
+
+    def run_one(method, overrides):
+        calls.append(tuple(overrides))
+        return {"status": "ok", "summary": {"lr": overrides}}
+
+    sweep_runs(["npo"], [[]], tmp_path, run_one, lambda m, o, e: {}, echo=lambda _: None)
+    runs = sweep_runs(["npo"], parse_grid(["train.lr=x1,x3"]), tmp_path, run_one, lambda m, o, e: {},
+                      echo=lambda _: None)
+    assert calls == [(), ("train.lr=x3",)]  # x1 is the default run, read back
+    assert [r["label"] for r in runs] == ["npo lr=x1", "npo lr=x3"]
+    assert run_file(tmp_path, "npo", ["train.lr=x1.0", "method.beta=0.5"]) == run_file(tmp_path, "npo",
+                                                                                          ["method.beta=0.5"])
+    assert run_file(tmp_path, "npo", ["train.lr=x10"]) != run_file(tmp_path, "npo", [])

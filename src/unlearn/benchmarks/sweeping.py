@@ -22,6 +22,7 @@ from ..config import (
     TrainConfig,
     apply_overrides,
     from_dict,
+    multiplier,
     parse_override,
     to_dict,
 )
@@ -68,8 +69,15 @@ def check_grid(methods: list[str], points: list[list[str]], check: Callable[[str
         check(method, overrides)
 
 
+def effective_overrides(overrides: list[str]) -> list[str]:
+    """The overrides that change something: 'train.lr=x1' (one times the method's own value) is dropped, so a
+    grid's x1 point is the same run as the method at its defaults and reuses that run's file."""
+    return [o for o in overrides if multiplier(o.partition("=")[2]) != 1.0]
+
+
 def run_file(out: Path, method: str, overrides: list[str], key: str = "") -> Path:
-    return out / "runs" / f"{method}-{sha256_json(overrides)[:8]}{'-' + key if key else ''}.json"
+    digest = sha256_json(effective_overrides(overrides))[:8]
+    return out / "runs" / f"{method}-{digest}{'-' + key if key else ''}.json"
 
 
 def sweep_runs(methods: list[str], points: list[list[str]], out: Path,
