@@ -29,6 +29,7 @@ import torch
 
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE, token_logprobs
+from ..models.scoring import accepts_logits_to_keep
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
 from .common import (
     check_retain_loss,
@@ -66,13 +67,17 @@ def top_targets(positions: list[int], deltas: list[float], target_ratio: float) 
 def suffix_nll_with_blanks(model, input_ids: torch.Tensor, suffix: list[int], blanks: list[int]) -> torch.Tensor:
     """Mean NLL of the tokens at `suffix` positions of one unpadded row (1-D ids): first as it is, then with the
     input embedding at each of `blanks` set to zero (one row each). Shape (1 + len(blanks),)."""
+    model = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     embed = model.get_input_embeddings()(input_ids.unsqueeze(0))
     rows = embed.repeat(1 + len(blanks), 1, 1)
     for row, position in enumerate(blanks, start=1):
         rows[row, position] = 0.0
-    logits = model(inputs_embeds=rows).logits.float()
+    first = suffix[0] - 1  # the logits before it are not read
+    keep = rows.shape[1] - first
+    extra = {"logits_to_keep": keep} if first > 0 and accepts_logits_to_keep(model) else {}
+    logits = model(inputs_embeds=rows, **extra).logits[:, -keep:].float()
     targets = input_ids[suffix]
-    logp = torch.log_softmax(logits[:, [s - 1 for s in suffix]], dim=-1)
+    logp = torch.log_softmax(logits[:, [s - 1 - first for s in suffix]], dim=-1)
     return -logp.gather(-1, targets.expand(rows.shape[0], -1).unsqueeze(-1)).squeeze(-1).mean(dim=1)
 
 
