@@ -145,3 +145,10 @@ def test_dto_refuses_bad_settings(settings):
 def test_catnip_refuses_a_non_positive_beta():
     with pytest.raises(ConfigError):
         make_method({"name": "catnip", "beta": 0.0}).validate()
+
+
+def test_blanked_rows_computed_in_several_passes_give_the_same_scores(tiny_model):
+    ids = torch.tensor([2, 10, 11, 12, 13, 14, 15, 16])
+    whole = suffix_nll_with_blanks(tiny_model, ids, [6, 7], [1, 2, 3, 4, 5])
+    in_pairs = suffix_nll_with_blanks(tiny_model, ids, [6, 7], [1, 2, 3, 4, 5], rows_per_pass=2)
+    torch.testing.assert_close(in_pairs, whole, rtol=1e-5, atol=1e-5)

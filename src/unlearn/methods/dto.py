@@ -64,21 +64,29 @@ def top_targets(positions: list[int], deltas: list[float], target_ratio: float) 
 
 
 @torch.no_grad()
-def suffix_nll_with_blanks(model, input_ids: torch.Tensor, suffix: list[int], blanks: list[int]) -> torch.Tensor:
+def suffix_nll_with_blanks(model, input_ids: torch.Tensor, suffix: list[int], blanks: list[int],
+                           rows_per_pass: int = 32) -> torch.Tensor:
     """Mean NLL of the tokens at `suffix` positions of one unpadded row (1-D ids): first as it is, then with the
-    input embedding at each of `blanks` set to zero (one row each). Shape (1 + len(blanks),)."""
+    input embedding at each of `blanks` set to zero (one row each), `rows_per_pass` rows per forward pass (a long
+    answer has many). Shape (1 + len(blanks),)."""
     model = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
     embed = model.get_input_embeddings()(input_ids.unsqueeze(0))
-    rows = embed.repeat(1 + len(blanks), 1, 1)
-    for row, position in enumerate(blanks, start=1):
-        rows[row, position] = 0.0
     first = suffix[0] - 1  # the logits before it are not read
-    keep = rows.shape[1] - first
+    keep = embed.shape[1] - first
     extra = {"logits_to_keep": keep} if first > 0 and accepts_logits_to_keep(model) else {}
-    logits = model(inputs_embeds=rows, **extra).logits[:, -keep:].float()
-    targets = input_ids[suffix]
-    logp = torch.log_softmax(logits[:, [s - 1 - first for s in suffix]], dim=-1)
-    return -logp.gather(-1, targets.expand(rows.shape[0], -1).unsqueeze(-1)).squeeze(-1).mean(dim=1)
+    picks = [s - 1 - first for s in suffix]
+    variants: list[int | None] = [None, *blanks]
+    values = []
+    for chunk in range(0, len(variants), rows_per_pass):
+        part = variants[chunk: chunk + rows_per_pass]
+        rows = embed.repeat(len(part), 1, 1)
+        for row, position in enumerate(part):
+            if position is not None:
+                rows[row, position] = 0.0
+        logp = torch.log_softmax(model(inputs_embeds=rows, **extra).logits[:, -keep:][:, picks].float(), dim=-1)
+        targets = input_ids[suffix].expand(len(part), -1).unsqueeze(-1)
+        values.append(-logp.gather(-1, targets).squeeze(-1).mean(dim=1))
+    return torch.cat(values)
 
 
 def answer_region(labels: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
