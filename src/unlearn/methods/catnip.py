@@ -6,9 +6,9 @@ answer token of the step (a token average, not a sequence average: no length bia
 Each token's gradient is 2 p^beta / (p^beta + (1 - p)^beta) times gradient ascent's: it grows with the model's
 confidence in the token (at beta = 1 it is 2 p_t) and fades as the token is forgotten.
 Source: Yang, Zhong, Hong, Zhu 2026, "CATNIP: LLM Unlearning via Calibrated and Tokenized Negative Preference
-Alignment" (arXiv 2602.02824). The paper's equations were not available here: the loss is reconstructed from its
-abstract and the public ICLR 2026 reviews (reference 1 - pi_theta, token-wise average, no retain data); beta = 1
-and the rates are this project's choices (docs/paper_index.md).
+Alignment" (arXiv 2602.02824). A reconstruction from the paper's abstract and its public ICLR 2026 reviews, not
+from its equations (reference 1 - pi_theta, token-wise average, no retain data); beta = 1 and the rates are this
+project's choices (docs/paper_index.md).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ are the targets T (at least one); every other answer token is a non-target N. Th
 With `selection: labels` the counted answer tokens are the targets as given (the request's `focus` spans) and the
 answer tokens between and after them are the non-targets, so `focus` is optional: without it DTO picks the tokens.
 Source: Lee, Liu, Xiong 2025, "Direct Token Optimization: A Self-contained Approach to Large Language Model
-Unlearning" (arXiv 2510.00125). The paper's equations were not available here: the delta-score, the split and
-the loss are reconstructed from its abstract and the public ICLR 2026 reviews (targets by how perturbing a prefix
+Unlearning" (arXiv 2510.00125). A reconstruction from the paper's abstract and its public ICLR 2026 reviews, not
+from its equations: the delta-score, the split and the loss follow them (targets by how perturbing a prefix
 token changes the suffix's loss, top k%, gradient ascent on them, KL to the original model on the others, no
 retain data); the blanking perturbation and the defaults are this project's choices (docs/paper_index.md).
 """
