@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..models.logprobs import token_logprobs
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
-from .common import check_retain_loss, logits_of, token_share, with_optional_retain
+from .common import check_retain_loss, logits_of, masked_token_mean, token_share, with_optional_retain
 
 
 def reverse_reference(logp: torch.Tensor) -> torch.Tensor:
@@ -33,7 +33,7 @@ def reverse_reference(logp: torch.Tensor) -> torch.Tensor:
 def catnip_loss(logp: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
     """Mean over counted tokens of -(2/beta) log sigmoid(-beta (log p_t - log(1 - p_t)))."""
     per_token = -(2.0 / beta) * F.logsigmoid(-beta * (logp - reverse_reference(logp)))
-    return torch.where(mask, per_token, torch.zeros_like(per_token)).sum() / mask.sum().clamp(min=1)
+    return masked_token_mean(per_token, mask)
 
 
 @METHODS.register("catnip")

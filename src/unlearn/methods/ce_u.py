@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
-from .common import check_retain_loss, logits_of, token_share, with_optional_retain
+from .common import check_retain_loss, logits_of, masked_token_mean, token_share, with_optional_retain
 
 
 def skip_first_answer_tokens(mask: torch.Tensor, n: int) -> torch.Tensor:
@@ -35,7 +35,7 @@ def ce_u_loss(logits: torch.Tensor, labels: torch.Tensor, skip_first: int = 1) -
     target = F.softmax(without_true, dim=-1)
     logq = F.log_softmax(logits, dim=-1)
     ce = -torch.where(target > 0, target * logq, torch.zeros_like(logq)).sum(-1)  # 0 * -inf would be nan
-    return torch.where(mask, ce, torch.zeros_like(ce)).sum() / mask.sum().clamp(min=1)
+    return masked_token_mean(ce, mask)
 
 
 @METHODS.register("ce_u")

@@ -43,6 +43,12 @@ def seq_logprob(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return sequence_logprob(*logits_of(model, batch))
 
 
+def masked_token_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` over the positions where `mask` is true (0 when none is); other positions are ignored
+    even when they hold inf or NaN."""
+    return torch.where(mask, values, torch.zeros_like(values)).sum() / mask.sum().clamp(min=1)
+
+
 def kl_on_answers(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean over answer positions of KL(p_ref || p_model) of the next-token distributions."""
     mask = labels[:, 1:] != IGNORE
@@ -50,14 +56,14 @@ def kl_on_answers(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.
     logq = F.log_softmax(ref_logits[:, :-1].float(), dim=-1)
     q = logq.exp()
     kl = (torch.special.xlogy(q, q) - torch.where(q > 0, q * logp, torch.zeros_like(q))).sum(-1)
-    return torch.where(mask, kl, torch.zeros_like(kl)).sum() / mask.sum().clamp(min=1)
+    return masked_token_mean(kl, mask)
 
 
 def weighted_token_ascent(logp: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean over counted tokens of weight_t * log p_t, the weight held fixed (no gradient through it): minimising
     it lowers each token's log-prob in proportion to its weight (weight 1: gradient ascent)."""
     weighted = weight.detach() * logp
-    return torch.where(mask, weighted, torch.zeros_like(weighted)).sum() / mask.sum().clamp(min=1)
+    return masked_token_mean(weighted, mask)
 
 
 def check_retain_loss(kind: str) -> None:

@@ -17,7 +17,7 @@ import torch
 
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
-from .common import check_retain_loss, logits_of, token_share, with_optional_retain
+from .common import check_retain_loss, logits_of, masked_token_mean, token_share, with_optional_retain
 
 
 def inverted_hinge_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -29,7 +29,7 @@ def inverted_hinge_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     p_true = probs.gather(-1, safe).squeeze(-1)
     p_best_other = probs.scatter(-1, safe, -1.0).max(dim=-1).values  # the true token cannot be its own rival
     hinge = 1.0 + p_true - p_best_other
-    return torch.where(mask, hinge, torch.zeros_like(hinge)).sum() / mask.sum().clamp(min=1)
+    return masked_token_mean(hinge, mask)
 
 
 @METHODS.register("ihl")

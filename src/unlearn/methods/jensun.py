@@ -25,7 +25,7 @@ import torch
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE, shift
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import logits_of, reference_logits, retain_term, token_share
+from .common import logits_of, masked_token_mean, reference_logits, retain_term, token_share
 
 LN2 = math.log(2.0)
 
@@ -46,7 +46,7 @@ def jsd(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return torch.where(mask, values, torch.zeros_like(values)).sum() / mask.sum().clamp(min=1)
+    return masked_token_mean(values, mask)
 
 
 def forget_jsd(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE, shift
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import logits_of, retain_term, seq_logprob, spliced_batch, token_share
+from .common import logits_of, masked_token_mean, retain_term, seq_logprob, spliced_batch, token_share
 
 
 def max_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -32,7 +32,7 @@ def max_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     mask = labels != IGNORE
     logp = torch.log_softmax(logits.float(), dim=-1)
     kl = (logp.exp() * logp).sum(dim=-1) + math.log(logits.shape[-1])
-    return torch.where(mask, kl, torch.zeros_like(kl)).sum() / mask.sum().clamp(min=1)
+    return masked_token_mean(kl, mask)
 
 
 def answer_preservation_loss(refusal_logp: torch.Tensor, answer_logp: torch.Tensor, beta: float) -> torch.Tensor:

@@ -22,14 +22,14 @@ import torch
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term, token_share
+from .common import check_retain_loss, logits_of, masked_token_mean, retain_term, token_share
 
 
 def logit_margin_flattening(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean over answer positions of (max logit - mean logit)^2 (labels shifted as everywhere)."""
     logits, mask = logits[:, :-1].float(), labels[:, 1:] != IGNORE
     margin = (logits.max(-1).values - logits.mean(-1)) ** 2
-    return torch.where(mask, margin, torch.zeros_like(margin)).sum() / mask.sum().clamp(min=1)
+    return masked_token_mean(margin, mask)
 
 
 def dual_update(multiplier: float, retain_loss: float, bound: float, step_size: float) -> float:
