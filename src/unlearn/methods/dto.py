@@ -127,16 +127,13 @@ class DTO(OptionalRetain, LossMethod):
         if self.kl_weight < 0 or self.forget_weight < 0:
             raise ConfigError("dto: forget_weight and kl_weight must be >= 0")
 
-    def setup(self, model, reference) -> None:
+    def setup(self, model, reference) -> None:  # a fresh cache of target positions for each training
         self._targets: dict[tuple[tuple[int, ...], tuple[int, ...]], list[int]] = {}
 
     def row_targets(self, reference, input_ids: torch.Tensor, labels: torch.Tensor) -> list[int]:
         """Target positions of one unpadded row (cached by its tokens and labels: each example is scored once)."""
-        ids, row_labels = input_ids, labels
-        key = (tuple(ids.tolist()), tuple(row_labels.tolist()))
-        cache = getattr(self, "_targets", None)
-        if cache is None:
-            cache = self._targets = {}
+        key = (tuple(input_ids.tolist()), tuple(labels.tolist()))
+        cache = self._targets
         if key not in cache:
             positions = [i for i, label in enumerate(key[1]) if label != IGNORE]
             if self.selection == "labels":
@@ -146,7 +143,7 @@ class DTO(OptionalRetain, LossMethod):
                 deltas = [0.0] * len(prefix)
                 if suffix:
                     with reference.active() as model:
-                        nll = suffix_nll_with_blanks(model, ids, suffix, prefix)
+                        nll = suffix_nll_with_blanks(model, input_ids, suffix, prefix)
                     deltas = (nll[1:] - nll[0]).tolist()
                 cache[key] = top_targets(prefix, deltas, self.target_ratio)
         return cache[key]
@@ -171,7 +168,7 @@ class DTO(OptionalRetain, LossMethod):
         kl_value = torch.zeros((), device=logp.device)
         if self.kl_weight > 0 and bool(others.any()):
             ref_logits, _ = reference_logits(reference, forget_batch)
-            kl_labels = torch.where(others, forget_batch["input_ids"], torch.full_like(labels[:1, :1], IGNORE))
+            kl_labels = forget_batch["input_ids"].masked_fill(~others, IGNORE)
             kl_value = kl_on_answers(logits, ref_logits, kl_labels[:, start:]) * share
         loss, retain_value = with_optional_retain(self.forget_weight * forget + self.kl_weight * kl_value, 1.0,
                                                   self.retain_weight, self.retain_loss, model, batch.retain, reference)
