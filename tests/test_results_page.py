@@ -85,11 +85,29 @@ def test_tofu_rows_get_the_bar_from_the_ceiling_and_the_target():
     rows += results_page.tofu_row(tofu_result("exact_sharded", 0.9, 0.29, taught=True))
     rows += results_page.tofu_row(tofu_result("undial", 0.4, 0.20, ["train.lr=1e-4"]))
     rows = results_page.merge_rows(rows, results_page.tofu_row(tofu_result("npo", 0.02, 0.31)))  # replaces npo
-    table = [line for line in results_page.tofu_tables(rows) if line.startswith("| ")][1:]
+    lines = results_page.tofu_tables(rows)
+    every = lines.index("Every run:")
+    table = [line for line in lines[every:] if line.startswith("| ")][1:]
     names = [line.split(" | ")[0][2:] for line in table]
+    # npo keeps the utility the bar asks for (0.31 ≥ 0.285), undial does not (0.20): npo ranks first despite its FQ
     assert names == ["*target*", "*retain model (gold)*", "*ceiling: retain model, another seed*", "**exact_sharded**",
-                     "undial train.lr=1e-4", "npo", "exact_sharded (as taught, before the removal)"]
-    assert sum(1 for r in rows if r["label"] == "npo") == 1 and "0.020" in table[5]
+                     "npo", "undial train.lr=1e-4", "exact_sharded (as taught, before the removal)"]
+    assert sum(1 for r in rows if r["label"] == "npo") == 1 and "0.020" in table[4]
+    best = [line.split(" | ")[:3] for line in lines[:every] if line.startswith("| ")][1:]
+    assert best == [["| **exact_sharded**", "1", "1"], ["| npo", "1", "0"], ["| undial", "1", "0"]]
+
+
+def test_best_runs_pick_per_method_and_count_the_runs_that_meet_the_bar():
+    bar = results_page.tofu_bar({"target": {"forget_quality": 0.001, "model_utility": 0.30},
+                                 "ceiling": {"forget_quality": 0.9, "model_utility": 0.30}})
+    seeds = [results_page.tofu_row(tofu_result("rmu", fq, mu, [f"method.seed={i}"]))[0]
+             for i, (fq, mu) in enumerate([(0.8, 0.29), (0.2, 0.30), (0.6, 0.20)])]
+    lr = [results_page.tofu_row(tofu_result("npo", fq, mu, [f"train.lr={x}"]))[0]
+          for x, fq, mu in (("x1", 0.01, 0.31), ("x10", 0.9, 0.05), ("x3", 0.05, 0.30))]
+    best = results_page.best_runs(seeds + lr, bar)
+    # rmu: seed 0 meets the bar (0.8 ≥ 0.464, 0.29 ≥ 0.285); npo: x3 keeps utility, x10's higher FQ does not count
+    assert [(row["label"], runs, meeting) for row, runs, meeting in best] == [
+        ("rmu method.seed=0", 3, 1), ("npo train.lr=x3", 3, 0)]
 
 
 def test_muse_rows_keep_failed_runs_and_bold_only_what_meets_the_reading():
