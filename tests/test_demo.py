@@ -39,6 +39,18 @@ def test_taught_model_cache_key_ignores_settings_teaching_never_uses():
     assert cache_key(DemoSpec(), "retain") != base
 
 
+def test_demo_spec_overrides_change_what_is_taught_and_refuse_misspelt_keys():
+    from unlearn.benchmarks.demo import cache_key, make_demo_spec
+    from unlearn.errors import ConfigError
+
+    spec = make_demo_spec(["teach.lr=3e-5", "n_people=4"], base_model="some-model")
+    assert (spec.teach.lr, spec.n_people, spec.base_model, spec.teach.epochs) == (3e-5, 4, "some-model", 8)
+    assert cache_key(spec, "deployed") != cache_key(make_demo_spec(base_model="some-model"), "deployed")
+    assert make_demo_spec() == DemoSpec()
+    with pytest.raises(ConfigError, match="Did you mean 'lr'"):
+        make_demo_spec(["teach.lrr=1"])
+
+
 def test_complete_sentences():
     assert complete_sentences("Paris is big. It has a riv") == "Paris is big."
     assert complete_sentences("No full stop here") == "No full stop here"

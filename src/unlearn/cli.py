@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default="default", help="base model to teach (default: the embedded SmolLM2-135M-Instruct)")
     demo.add_argument("--method", default=None, help="unlearning method (default: the demo's chosen method; see `unlearn ls methods`)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. --set train.max_steps=20")
+    demo.add_argument("--spec", dest="spec_overrides", action="append", default=[], metavar="KEY=VALUE",
+                      help="override what is taught and how (DemoSpec), e.g. --spec teach.lr=3e-5 --spec n_people=4; "
+                      "the taught models are cached per spec")
     demo.add_argument("--overwrite", action="store_true", help="replace an output directory that holds a different run")
     demo.add_argument("--audit", nargs="?", const="full", choices=AUDIT_PROFILES, default=None,
                       help="then attack the result (every attack, against the deployed and retain models) and write "
@@ -543,14 +546,14 @@ def cmd_validate(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .benchmarks.demo import DemoSpec, demo_request, run_demo, taught_model
+    from .benchmarks.demo import demo_request, make_demo_spec, run_demo, taught_model
 
     cfg = None
     if args.audit:
         from .auditing import audit_config, reusable_evaluation
 
         cfg = audit_config(overrides=AUDIT_PROFILES[args.audit])
-    spec = DemoSpec(base_model=args.model)
+    spec = make_demo_spec(args.spec_overrides, base_model=args.model)
     report = run_demo(out=Path(args.out), method=args.method, overrides=args.overrides, overwrite=args.overwrite,
                       progress=not args.quiet, spec=spec)
     if cfg is None:

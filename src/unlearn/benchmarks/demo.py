@@ -72,6 +72,12 @@ class DemoSpec:
     replay_loss: str = "kl"  # "kl" to the original model's distributions on the replay answers, or "nll" on them
 
 
+def make_demo_spec(overrides: list[str] | None = None, **fields) -> DemoSpec:
+    """A spec from keyword fields, then `a.b=c` overrides of any field (e.g. teach.lr=3e-5); misspelt keys are
+    errors that suggest the right name."""
+    return from_dict(DemoSpec, apply_overrides(to_dict(DemoSpec(**fields)), list(overrides or [])), "demo spec")
+
+
 REQUEST_ONLY_FIELDS = ("retain_replay", "fact_focus")
 LIKELIHOOD_DISTRACTORS = 9  # per forget fact: chance top-1 is 1/10
 
