@@ -308,8 +308,8 @@ def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None, m
                 "TOFU protocol (forget quality: KS-test p-value of forget truth ratios against the retain model; "
                 "model utility: harmonic mean of nine retain, real-author and world-fact scores). The ceiling row is "
                 "a second retain model, another seed of the same recipe: what an exact method can reach. Only runs whose "
-                "result.json was kept have a row (add one with `--add-tofu`); six methods of the earlier sweep at their "
-                "defaults (grad_diff, npo, simnpo, idk_dpo, rmu, undial), whose files were not kept, are in "
+                "result.json was kept have a row (add one with `--add-tofu`); five methods of the earlier sweep at their "
+                "defaults (npo, simnpo, idk_dpo, rmu, undial), whose files were not kept, are in "
                 "benchmarks.md.", ""]
         out += tofu_tables(tofu)
     if muse:
