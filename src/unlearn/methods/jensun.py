@@ -45,17 +45,13 @@ def jsd(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
     return 0.5 * (kl_pm + kl_qm)
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return masked_token_mean(values, mask)
-
-
 def forget_jsd(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean over the counted answer tokens of JSD(model's next-token distribution || the answer token)."""
     logits, labels = shift(logits, labels)
     mask = labels != IGNORE
     logp = torch.log_softmax(logits.float(), dim=-1)
     p_target = logp.gather(-1, labels.masked_fill(~mask, 0).unsqueeze(-1)).squeeze(-1).exp()
-    return masked_mean(jsd_to_target(p_target), mask)
+    return masked_token_mean(jsd_to_target(p_target), mask)
 
 
 def retain_jsd(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -64,7 +60,7 @@ def retain_jsd(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Ten
     ref_logits = ref_logits[:, :-1, :]
     mask = labels != IGNORE
     values = jsd(torch.log_softmax(logits.float(), dim=-1), torch.log_softmax(ref_logits.float(), dim=-1))
-    return masked_mean(values, mask)
+    return masked_token_mean(values, mask)
 
 
 RETAIN_LOSSES = ("jsd", "nll", "kl")

@@ -24,14 +24,14 @@ import torch
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE, nll, token_entropy
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term
+from .common import check_retain_loss, logits_of, masked_token_mean, retain_term
 
 
 def neg_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """−mean entropy of the next-token distributions at the answer positions (logits[t] predicts labels[t+1])."""
     mask = labels[:, 1:] != IGNORE
     entropy = token_entropy(logits[:, :-1])
-    return -(entropy * mask).sum() / mask.sum().clamp(min=1)
+    return -masked_token_mean(entropy, mask)
 
 
 def disruption_mask(unlearn_grad: torch.Tensor, retain_momentum: torch.Tensor) -> torch.Tensor:

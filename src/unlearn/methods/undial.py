@@ -17,7 +17,14 @@ import torch.nn.functional as F
 
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, reference_logits, token_share, with_optional_retain
+from .common import (
+    check_retain_loss,
+    logits_of,
+    masked_token_mean,
+    reference_logits,
+    token_share,
+    with_optional_retain,
+)
 
 
 def undial_loss(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor, strength: float) -> torch.Tensor:
@@ -27,7 +34,7 @@ def undial_loss(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Te
     onehot = F.one_hot(labels.masked_fill(~mask, 0), ref_logits.shape[-1]).to(ref_logits.dtype)
     target = F.softmax(ref_logits - strength * onehot, dim=-1)
     ce = -(target * F.log_softmax(logits, dim=-1)).sum(-1)
-    return (ce * mask).sum() / mask.sum().clamp(min=1)
+    return masked_token_mean(ce, mask)
 
 
 @METHODS.register("undial")
