@@ -33,7 +33,7 @@ from unlearn.attacks import DEFAULT_ATTACKS
 from unlearn.attacks.controls import name_refusal_guard
 from unlearn.auditing import AuditReport, audit, audit_config
 from unlearn.benchmarks.demo import DemoSpec, demo_request, demo_unlearn_config, taught_model
-from unlearn.config import RunConfig, apply_overrides, from_dict
+from unlearn.config import RunConfig, with_overrides
 from unlearn.methods import METHODS, make_method
 from unlearn.models.loading import load_model
 from unlearn.unlearner import Unlearner
@@ -121,7 +121,7 @@ def main() -> None:
         suffix = f" ({', '.join(args.method_overrides)})" if args.method_overrides else ""
         runs += [(name + suffix, name, args.method_overrides) for name in args.methods.split(",")]
     for label, name, overrides in runs:
-        config = from_dict(RunConfig, apply_overrides(demo_unlearn_config(name), overrides), "config")
+        config = with_overrides(RunConfig, demo_unlearn_config(name), overrides)
         torch.manual_seed(config.train.seed)
         start = time.perf_counter()
         result = Unlearner(copy.deepcopy(deployed), tokenizer, config, make_method(config.method)).apply(

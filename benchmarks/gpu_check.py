@@ -33,7 +33,7 @@ import traceback
 import torch
 
 from unlearn.benchmarks.demo import DemoSpec, demo_request, demo_unlearn_config
-from unlearn.config import RunConfig, apply_overrides, from_dict
+from unlearn.config import RunConfig, with_overrides
 from unlearn.metrics.likelihood import qa_mean_logprobs
 from unlearn.models.loading import DEVICE_ENV, load_model
 from unlearn.unlearner import Unlearner
@@ -111,8 +111,8 @@ def parity(model_name: str, request) -> dict | str:
 
 def unlearn_steps(model, tokenizer, request, steps: int, setting: str) -> tuple[list[float], float]:
     """(losses, seconds per step) of the demo's NPO run for `steps` steps, early stopping off."""
-    config = from_dict(RunConfig, apply_overrides(demo_unlearn_config("npo"), [
-        f"train.max_steps={steps}", "train.early_stop=false"]), "config")
+    config = with_overrides(RunConfig, demo_unlearn_config("npo"), [f"train.max_steps={steps}",
+                                                                     "train.early_stop=false"])
     torch.manual_seed(config.train.seed)
     result = on_device(setting, lambda: Unlearner(model, tokenizer, config).apply(request, progress=False))
     losses = [h["loss"] for h in result.train.history]

@@ -20,7 +20,7 @@ import argparse
 
 from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, replay_qa, taught_model
 from unlearn.benchmarks.sequential import N_PEOPLE, person_request
-from unlearn.config import RunConfig, apply_overrides, from_dict
+from unlearn.config import RunConfig, with_overrides
 from unlearn.data.people import generate_people
 from unlearn.metrics.generation import generate_answers
 from unlearn.metrics.probes import probe_accuracy
@@ -46,7 +46,7 @@ def main() -> None:
         parser.error(f"--request is 1..{N_PEOPLE - 3}")
     anchor = replay_qa(spec)[: args.anchor_replay] if args.anchor_replay else []
     requests = [person_request(people, k, spec, anchor) for k in range(N_PEOPLE - 3)]
-    config = from_dict(RunConfig, apply_overrides(demo_unlearn_config(args.method), args.overrides), "config")
+    config = with_overrides(RunConfig, demo_unlearn_config(args.method), args.overrides)
     base, tokenizer = load_model(str(taught_model("deployed", spec)), "float32")
     for p in base.parameters():
         p.requires_grad_(False)

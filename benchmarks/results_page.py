@@ -3,13 +3,15 @@
     python benchmarks/results_page.py            # rewrite docs/results.md
     python benchmarks/results_page.py --check    # exit 1 when docs/results.md is not what the rows give
     python benchmarks/results_page.py --add-tofu runs/x/result.json             # a TOFU run's row (then rewrite)
+    python benchmarks/results_page.py --add-tofu-sweep runs/tofu-mini30-forget10-sweep   # every finished sweep run
     python benchmarks/results_page.py --add-tofu-reference target eval-target-forget10.json
     python benchmarks/results_page.py --add-muse runs/muse-mini-sweep/muse.json  # a MUSE sweep's rows
 
 Inputs (each written by a benchmark's --json, then copied here):
   docs/results/demo_methods.json   benchmarks/demo_methods.py rows: every method on the demo request
   docs/results/audit_demo.json     benchmarks/audit_demo.py rows: the audit of a method at the same settings
-  docs/results/tofu.json           rows taken from `unlearn bench tofu run|exact` result.json files (--add-tofu) and
+  docs/results/tofu.json           rows taken from `unlearn bench tofu run|exact` result.json files (--add-tofu), from
+                                   the run files of a `unlearn bench tofu sweep` (--add-tofu-sweep DIR), and
                                    from the setting's cached evaluations of the target, retain and ceiling models
                                    (--add-tofu-reference ROLE FILE)
   docs/results/muse.json           rows taken from an `unlearn bench muse sweep` muse.json (--add-muse FILE): the
@@ -162,6 +164,43 @@ def tofu_row(result: dict, label: str | None = None) -> list[dict]:
         rows.append({**base, "role": "deployed", "label": f"{label} (as taught, before the removal)",
                      "summary": pick(result["taught"])})
     return rows
+
+
+def short_number(value: float) -> str:
+    """1e-05 -> '1e-5', 0.0003 -> '3e-4', 2.5e-05 -> '2.5e-5': a rate as the labels write it."""
+    mantissa, exponent = f"{value:.3e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def sweep_label(run: dict) -> str:
+    """The label of a sweep run: 'npo (TOFU defaults, lr 1e-5)', or for a grid point 'npo lr x10 (1e-4; TOFU's
+    default 1e-5)' and any other override as 'key=value'."""
+    from unlearn.benchmarks.sweeping import effective_overrides
+    from unlearn.config import multiplier
+
+    method, lr = run["method"]["name"], run["config"]["train"]["lr"]
+    overrides = effective_overrides(run.get("overrides") or [])
+    if not overrides:
+        return f"{method} (TOFU defaults, lr {short_number(lr)})"
+    parts = []
+    for override in overrides:
+        key, value = override.split("=", 1)
+        factor = multiplier(value)
+        if key == "train.lr" and factor:
+            parts.append(f"lr {value} ({short_number(lr)}; TOFU's default {short_number(lr / factor)})")
+        else:
+            parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
+    return f"{method} " + ", ".join(parts)
+
+
+def sweep_rows(run_dir: Path) -> list[dict]:
+    """Rows of every finished run file of a `bench tofu sweep` directory (`DIR/runs/*.json`), labelled by
+    `sweep_label`; failed runs have no row."""
+    files = sorted((run_dir / "runs").glob("*.json"))
+    if not files:
+        raise SystemExit(f"no run files in {run_dir / 'runs'}: give the --out directory of `unlearn bench tofu sweep`")
+    runs = [json.loads(f.read_text()) for f in files]
+    return [row for run in runs if run.get("status") == "ok" for row in tofu_row(run, sweep_label(run))]
 
 
 def pick(summary: dict) -> dict:
@@ -336,6 +375,8 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="compare with docs/results.md instead of writing it")
     parser.add_argument("--add-tofu", metavar="RESULT", help="add (or replace) the rows of a TOFU run's result.json")
     parser.add_argument("--label", help="the row's label for --add-tofu (default: method and overrides)")
+    parser.add_argument("--add-tofu-sweep", metavar="DIR", type=Path,
+                        help="add (or replace) a row for every finished run of a `unlearn bench tofu sweep --out DIR`")
     parser.add_argument("--add-tofu-reference", nargs=2, metavar=("ROLE", "EVAL"),
                         help=f"add a reference row ({', '.join(TOFU_ROLES)}) from the setting's cached evaluation file")
     parser.add_argument("--add-muse", metavar="SWEEP", help="replace the MUSE rows with a `bench muse sweep` muse.json")
@@ -344,8 +385,10 @@ def main() -> int:
     args = parser.parse_args()
     from unlearn.methods import METHODS
 
-    if args.add_tofu or args.add_tofu_reference:
-        if args.add_tofu:
+    if args.add_tofu or args.add_tofu_reference or args.add_tofu_sweep:
+        if args.add_tofu_sweep:
+            new = sweep_rows(args.add_tofu_sweep)
+        elif args.add_tofu:
             new = tofu_row(json.loads(Path(args.add_tofu).read_text()), args.label)
         else:
             role, path = args.add_tofu_reference

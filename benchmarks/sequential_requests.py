@@ -42,7 +42,7 @@ from pathlib import Path
 
 from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, facts_probes, replay_qa, taught_model
 from unlearn.benchmarks.sequential import N_PEOPLE, person_request, stealthy_request, untaught_people
-from unlearn.config import RunConfig, apply_overrides, from_dict
+from unlearn.config import RunConfig, with_overrides
 from unlearn.data.people import generate_people
 from unlearn.requests import apply_requests
 from unlearn.requests.state import StateDir
@@ -169,7 +169,7 @@ def main() -> None:
     for item in filter(None, args.configs.split(",")):  # --configs '' with --chance: the chance level alone
         method, technique = item.split(":")
         overrides = [*TECHNIQUE_SETTINGS.get(technique, []), *args.overrides]
-        config = from_dict(RunConfig, apply_overrides(demo_unlearn_config(method), overrides), "config")
+        config = with_overrides(RunConfig, demo_unlearn_config(method), overrides)
         state_dir = root / f"{method}-{technique}"
         print(f"{item}: lr {config.train.lr}, at most {config.train.max_steps} steps, retain "
               f"{config.method.get('retain_loss', 'nll')} x {config.method.get('retain_weight')}, anchor weight "

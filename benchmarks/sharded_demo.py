@@ -35,7 +35,7 @@ from unlearn.benchmarks.demo import (  # noqa: E402
     evaluate_all,
     people_for,
 )
-from unlearn.config import RunConfig, apply_overrides, from_dict, to_dict  # noqa: E402
+from unlearn.config import RunConfig, from_dict, with_overrides  # noqa: E402
 from unlearn.exact import ShardConfig, TeachItem, apply_exact, teach_shards  # noqa: E402
 from unlearn.models.loading import load_model  # noqa: E402
 
@@ -63,7 +63,7 @@ def main() -> None:
     spec = DemoSpec()
     people, person = people_for(spec)
     request = demo_request(spec)
-    config = from_dict(ShardConfig, apply_overrides(to_dict(ShardConfig(shards=args.shards)), args.overrides), "teach")
+    config = with_overrides(ShardConfig, ShardConfig(shards=args.shards), args.overrides, "teach")
     work = Path(args.work)
     deployed_dir, retain_dir = work / f"deployed-k{args.shards}", work / f"retain-k{args.shards}"
     timings = {}

@@ -7,7 +7,16 @@ import json
 import pytest
 import yaml
 
-from unlearn.config import RunConfig, apply_overrides, from_dict, load_run_config, save_yaml, to_dict
+from unlearn.config import (
+    RunConfig,
+    TrainConfig,
+    apply_overrides,
+    from_dict,
+    load_run_config,
+    save_yaml,
+    to_dict,
+    with_overrides,
+)
 from unlearn.data.request import load_request, request_from_dict
 from unlearn.errors import ConfigError
 from unlearn.methods import make_method
@@ -54,6 +63,17 @@ def test_load_run_config_multiplies_the_defaults_and_the_file(tmp_path):
     assert load_run_config(None, ["train.batch_size=x2"]).train.batch_size == 2 * RunConfig().train.batch_size
     (tmp_path / "run.yaml").write_text("train:\n  lr: 1.0e-4\n")
     assert load_run_config(tmp_path / "run.yaml", ["train.lr=x3"]).train.lr == pytest.approx(3e-4)
+
+
+def test_with_overrides_builds_the_class_from_an_instance_or_its_dict_and_names_where_a_key_is_wrong():
+    base = RunConfig(train=TrainConfig(lr=1e-4, epochs=2))
+    config = with_overrides(RunConfig, base, ["train.lr=x3", "method.name=simnpo"])
+    assert isinstance(config, RunConfig)
+    assert (config.train.lr, config.train.epochs, config.method["name"]) == (3e-4, 2, "simnpo")
+    assert base.train.lr == 1e-4  # the base is not changed
+    assert with_overrides(TrainConfig, to_dict(base.train), None) == base.train
+    with pytest.raises(ConfigError, match="shard setting.*Did you mean 'epochs'"):
+        with_overrides(TrainConfig, base.train, ["epocs=3"], "shard setting")
 
 
 def test_unknown_and_mistyped_keys_are_errors():

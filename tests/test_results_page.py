@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("results_page", ROOT / "benchmarks" / "results_page.py")
@@ -127,3 +130,22 @@ def test_muse_rows_keep_failed_runs_and_bold_only_what_meets_the_reading():
     names = [line.split(" | ")[0][2:] for line in table]
     assert names == ["*target*", "*retain model (gold)*", "**npo**", "grad_ascent", "idk_dpo"]
     assert "failed: needs QA forget data" in table[-1] and table[2].endswith("| 61 |")
+
+
+def test_sweep_rows_label_each_finished_run_by_its_rate_and_skip_failed_ones(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name, method, lr, overrides, status in (
+            ("npo-a", "npo", 1e-5, [], "ok"), ("npo-b", "npo", 1e-4, ["train.lr=x10"], "ok"),
+            ("rmu-a", "rmu", 3e-4, ["train.lr=x0.3", "method.seed=2"], "ok"),
+            ("wga-a", "wga", 2.5e-5, ["train.lr=x1", "train.lr=2.5e-5"], "ok"),
+            ("ihl-a", "ihl", 1e-4, ["train.lr=x10"], "failed")):
+        run = tofu_result(method, 0.1, 0.3, overrides) | {"status": status, "config": {"train": {"lr": lr}}}
+        (runs / f"{name}.json").write_text(json.dumps(run))
+    rows = results_page.sweep_rows(tmp_path)
+    assert [r["label"] for r in rows] == [
+        "npo (TOFU defaults, lr 1e-5)", "npo lr x10 (1e-4; TOFU's default 1e-5)",
+        "rmu lr x0.3 (3e-4; TOFU's default 1e-3), seed=2", "wga lr=2.5e-5"]
+    assert all(r["role"] == "method" and r["summary"]["forget_quality"] == 0.1 for r in rows)
+    with pytest.raises(SystemExit, match="no run files"):
+        results_page.sweep_rows(tmp_path / "elsewhere")

@@ -71,7 +71,7 @@ def apply(requests, state, model: str | None = None, method: str | dict | None =
     """Apply `requests` (ForgetRequests or paths), in order, to the state directory `state` (created on first
     use from `model`, default the embedded one); returns one `Outcome` (id, status, message) per request.
     `technique` ('sequential', 'lora', 'task_vector') is fixed when the state directory is created."""
-    from .config import RunConfig, apply_overrides, from_dict, to_dict
+    from .config import RunConfig, to_dict, with_overrides
     from .data.request import ForgetRequest as _FR
     from .data.request import load_request as _load
     from .requests import apply_requests
@@ -84,7 +84,7 @@ def apply(requests, state, model: str | None = None, method: str | dict | None =
     if method:
         data["method"] = {"name": method} if isinstance(method, str) else dict(method)
     overrides = [*([f"sequence.technique={technique}"] if technique else []), *(overrides or [])]
-    cfg = from_dict(RunConfig, apply_overrides(data, overrides), "config")
+    cfg = with_overrides(RunConfig, data, overrides)
     return apply_requests(loaded, state, model, cfg, explicit_sequence(cfg, overrides), retry=retry,
                           progress=progress)
 
@@ -96,7 +96,7 @@ def unlearn(request, method: str | dict = "npo", model: str = "default", out=Non
 
     `report.unlearned_model` is the unlearned model; with `out`, the model and reports are written there.
     """
-    from .config import RunConfig, apply_overrides, from_dict, to_dict
+    from .config import RunConfig, to_dict, with_overrides
     from .data.request import ForgetRequest as _FR
     from .data.request import load_request as _load
     from .runner import run_request
@@ -106,7 +106,7 @@ def unlearn(request, method: str | dict = "npo", model: str = "default", out=Non
     data = to_dict(config or RunConfig())
     data["method"] = {"name": method} if isinstance(method, str) else dict(method)
     data["model"]["name"] = model
-    cfg = from_dict(RunConfig, apply_overrides(data, overrides or []), "config")
+    cfg = with_overrides(RunConfig, data, overrides)
     return run_request(request, cfg, out, overwrite=overwrite, progress=progress)
 
 

@@ -353,7 +353,7 @@ def _version() -> str:
 
 
 def _run_config(args, method: str | None):
-    from .config import RunConfig, apply_overrides, from_dict, load_yaml, to_dict
+    from .config import RunConfig, from_dict, load_yaml, to_dict, with_overrides
 
     # every default written out, so that an override 'key=xN' finds the value it multiplies
     data = to_dict(from_dict(RunConfig, load_yaml(args.config) or {}, str(args.config))
@@ -363,7 +363,7 @@ def _run_config(args, method: str | None):
     model = getattr(args, "model", None)
     if model:
         data.setdefault("model", {})["name"] = model
-    return from_dict(RunConfig, apply_overrides(data, args.overrides), "config")
+    return with_overrides(RunConfig, data, args.overrides)
 
 
 def cmd_run(args) -> int:
@@ -445,7 +445,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .config import RunConfig, apply_overrides, from_dict, to_dict
+    from .config import RunConfig, with_overrides
     from .data.request import load_request
     from .io import atomic_write_json
     from .models.loading import load_model
@@ -458,7 +458,7 @@ def cmd_eval(args) -> int:
     if args.lm_eval is not None and not tasks:
         raise UnlearnError("--lm-eval needs task names, e.g. --lm-eval wmdp_bio_local,mmlu_anatomy_local")
     request = load_request(args.request) if args.request else None
-    config = from_dict(RunConfig, apply_overrides(to_dict(RunConfig()), args.overrides), "config")
+    config = with_overrides(RunConfig, RunConfig(), args.overrides)
     specs = _guard_specs(args)
     if specs and not request:
         raise UnlearnError("--guards guard a request's data: give --request too")
@@ -742,12 +742,12 @@ def cmd_serve(args) -> int:
 
 
 def cmd_teach(args) -> int:
-    from .config import apply_overrides, from_dict, to_dict
+    from .config import with_overrides
     from .exact import ShardConfig, load_teach_data, teach_shards
 
     items = load_teach_data(args.data)
-    data = apply_overrides(to_dict(ShardConfig(shards=args.shards, group_by=args.group_by)), args.overrides)
-    config = from_dict(ShardConfig, data, "teach settings")
+    config = with_overrides(ShardConfig, ShardConfig(shards=args.shards, group_by=args.group_by), args.overrides,
+                            "teach settings")
     teach_shards(items, args.state, args.model, config, progress=not args.quiet)
     return 0
 

@@ -230,8 +230,8 @@ def multiplier(raw: str) -> float | None:
     return float(raw[1:]) if _MULTIPLIER.match(raw) else None
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Return a copy of nested dict `data` with each 'a.b=c' override applied. A value 'xN' multiplies the
+def apply_overrides(data: Any, overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of nested dict (or dataclass) `data` with each 'a.b=c' override applied. A value 'xN' multiplies the
     number the key holds at that point (e.g. `train.lr=x3` after a method's benchmark settings: three times
     that method's rate), so one grid can scale every method's own setting."""
     result = to_dict(data)
@@ -257,6 +257,12 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return result
 
 
+def with_overrides(cls: type[T], base: Any, overrides: list[str] | None, where: str = "config") -> T:
+    """`base` (a `cls` instance or its dict form) with each `a.b=c` override applied, checked as a `cls`:
+    a misspelt key is a ConfigError that suggests the right name."""
+    return from_dict(cls, apply_overrides(base, list(overrides or [])), where)
+
+
 def load_yaml(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
@@ -267,7 +273,7 @@ def load_yaml(path: str | Path) -> Any:
 def load_run_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Load a RunConfig from YAML (or defaults) and apply overrides."""
     data = to_dict(from_dict(RunConfig, (load_yaml(path) if path else None) or {}, str(path or "config")))
-    return from_dict(RunConfig, apply_overrides(data, overrides or []), "config")
+    return with_overrides(RunConfig, data, overrides)
 
 
 def save_yaml(obj: Any, path: str | Path) -> None:

@@ -27,9 +27,9 @@ from ..config import (
     TrainableConfig,
     TrainConfig,
     apply_overrides,
-    from_dict,
     teaching_identity,
     to_dict,
+    with_overrides,
 )
 from ..data.general import general_knowledge, general_split
 from ..data.people import Person, generate_people
@@ -75,7 +75,7 @@ class DemoSpec:
 def make_demo_spec(overrides: list[str] | None = None, **fields) -> DemoSpec:
     """A spec from keyword fields, then `a.b=c` overrides of any field (e.g. teach.lr=3e-5); misspelt keys are
     errors that suggest the right name."""
-    return from_dict(DemoSpec, apply_overrides(to_dict(DemoSpec(**fields)), list(overrides or [])), "demo spec")
+    return with_overrides(DemoSpec, DemoSpec(**fields), overrides, "demo spec")
 
 
 REQUEST_ONLY_FIELDS = ("retain_replay", "fact_focus")
@@ -257,7 +257,7 @@ def run_demo(out: Path, method: str | None = None, overrides: list[str] | None =
 
     spec = spec or DemoSpec()
     method = method or DEFAULT_METHOD
-    config = from_dict(RunConfig, apply_overrides(demo_unlearn_config(method), overrides or []), "config")
+    config = with_overrides(RunConfig, demo_unlearn_config(method), overrides)
     method_obj = make_method(config.method)
     request = demo_request(spec)
     fingerprint = run_fingerprint("demo", request, {"run": to_dict(config), "spec": to_dict(spec)})

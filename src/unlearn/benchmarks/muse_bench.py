@@ -28,10 +28,9 @@ from ..config import (
     RunConfig,
     TrainableConfig,
     TrainConfig,
-    apply_overrides,
-    from_dict,
     teaching_identity,
     to_dict,
+    with_overrides,
 )
 from ..data.request import DataSpec, ForgetRequest
 from ..errors import ConfigError
@@ -85,8 +84,7 @@ class MuseBenchSpec:
 
 def make_spec(overrides: list[str] | None = None, **fields) -> MuseBenchSpec:
     """A spec from keyword fields, then `a.b=c` overrides of any field (misspelt keys suggest the right one)."""
-    data = apply_overrides(to_dict(MuseBenchSpec(**fields)), list(overrides or []))
-    return from_dict(MuseBenchSpec, data, "bench spec")
+    return with_overrides(MuseBenchSpec, MuseBenchSpec(**fields), overrides, "bench spec")
 
 
 def bench_dir(spec: MuseBenchSpec) -> Path:

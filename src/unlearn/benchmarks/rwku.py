@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import RunConfig, TrainConfig, apply_overrides, from_dict, to_dict
+from ..config import RunConfig, TrainConfig, to_dict, with_overrides
 from ..data.formatting import prompt_text
 from ..data.request import DataSpec, ForgetRequest
 from ..errors import ConfigError, UnlearnError
@@ -90,8 +90,7 @@ class RwkuBenchSpec:
 
 
 def make_spec(overrides: list[str] | None = None, **fields) -> RwkuBenchSpec:
-    spec = from_dict(RwkuBenchSpec, apply_overrides(to_dict(RwkuBenchSpec(**fields)), list(overrides or [])),
-                     "bench spec")
+    spec = with_overrides(RwkuBenchSpec, RwkuBenchSpec(**fields), overrides, "bench spec")
     spec.check()
     return spec
 

@@ -20,11 +20,9 @@ from ..config import (
     RunConfig,
     TrainableConfig,
     TrainConfig,
-    apply_overrides,
-    from_dict,
     multiplier,
     parse_override,
-    to_dict,
+    with_overrides,
 )
 from ..errors import ConfigError, UnlearnError
 from ..io import atomic_write_json, sha256_json
@@ -39,7 +37,7 @@ def bench_run_config(benchmark: str, method: str, train: TrainConfig, overrides:
     base = RunConfig(method={"name": method}, trainable=TrainableConfig(mode="layers", layers="-10:"), train=train)
     settings = benchmark_settings(benchmark, method) or (benchmark_settings(fallback, method) if fallback else {})
     items = [f"{k}={v}" for k, v in settings.items()] + list(overrides or [])
-    config = from_dict(RunConfig, apply_overrides(to_dict(base), items), "config")
+    config = with_overrides(RunConfig, base, items)
     make_method(config.method)
     return config
 

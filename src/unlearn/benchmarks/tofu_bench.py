@@ -31,10 +31,9 @@ from ..config import (
     RunConfig,
     TrainableConfig,
     TrainConfig,
-    apply_overrides,
-    from_dict,
     teaching_identity,
     to_dict,
+    with_overrides,
 )
 from ..data.request import QA, DataSpec, ForgetRequest
 from ..errors import ConfigError
@@ -90,8 +89,7 @@ class TofuBenchSpec:
 def make_spec(overrides: list[str] | None = None, **fields) -> TofuBenchSpec:
     """A spec from keyword fields, then `a.b=c` overrides of any field (e.g. teach.epochs=4); misspelt keys
     are errors that suggest the right name."""
-    data = apply_overrides(to_dict(TofuBenchSpec(**fields)), list(overrides or []))
-    return from_dict(TofuBenchSpec, data, "bench spec")
+    return with_overrides(TofuBenchSpec, TofuBenchSpec(**fields), overrides, "bench spec")
 
 
 def check_percent(spec: TofuBenchSpec, percent: int) -> None:

@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from ..config import apply_overrides, from_dict, to_dict
+from ..config import to_dict, with_overrides
 from ..errors import UnlearnError
 from ..exact.data import TeachItem
 from ..exact.sharded import MANIFEST, MODEL, ShardConfig, apply_exact, is_sharded_state, teach_shards
@@ -37,7 +37,7 @@ def exact_shard_config(spec: TofuBenchSpec, shards: int = DEFAULT_SHARDS,
     base = ShardConfig(shards=shards, group_by="source", seed=spec.teach.seed, train=spec.teach,
                        trainable=spec.teach_trainable, replay="self" if spec.replay_weight > 0 else "none",
                        replay_weight=spec.replay_weight if spec.replay_weight > 0 else 1.0)
-    config = from_dict(ShardConfig, apply_overrides(to_dict(base), list(overrides or [])), "shard setting")
+    config = with_overrides(ShardConfig, base, overrides, "shard setting")
     if config.shards < 1:
         raise UnlearnError(f"shards must be at least 1, got {config.shards}")
     if config.group_by != "source":

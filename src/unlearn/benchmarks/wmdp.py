@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import RunConfig, TrainConfig, apply_overrides, from_dict, to_dict
+from ..config import RunConfig, TrainConfig, to_dict, with_overrides
 from ..data.request import DataSpec, ForgetRequest
 from ..errors import ConfigError
 from ..io import sha256_json, unlearn_home
@@ -119,8 +119,7 @@ class WmdpBenchSpec:
 
 
 def make_spec(overrides: list[str] | None = None, **fields) -> WmdpBenchSpec:
-    data = apply_overrides(to_dict(WmdpBenchSpec(**fields)), list(overrides or []))
-    return from_dict(WmdpBenchSpec, data, "bench spec")
+    return with_overrides(WmdpBenchSpec, WmdpBenchSpec(**fields), overrides, "bench spec")
 
 
 def _accuracy(model, tokenizer, questions: list[MCQuestion], subject: str, batch_size: int) -> MetricResult:
