@@ -151,6 +151,25 @@ def test_benchmark_settings_are_valid_run_settings(name):
     assert checked_method(name)[1].registered_name == name
 
 
+def field_names(name: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(METHODS.get(name))}
+
+
+RETAIN_TERM_METHODS = [n for n in METHODS.names() if "retain_loss" in field_names(n)
+                       and n != "jensun"]  # jensun has its own retain losses (jsd by default)
+
+
+@pytest.mark.parametrize("name", RETAIN_TERM_METHODS)
+def test_a_retain_term_checks_its_loss_and_asks_for_the_starting_model_only_as_it_needs(name):
+    from unlearn.errors import ConfigError
+
+    weight = {"retain_weight": 1.0} if "retain_weight" in field_names(name) else {}
+    assert make_method({"name": name, **weight, "retain_loss": "kl"}).needs_reference
+    assert make_method({"name": name, **weight, "retain_loss": "kl"}).needs_retain
+    with pytest.raises(ConfigError, match="retain_loss 'mse' is unknown"):
+        make_method({"name": name, "retain_loss": "mse"})
+
+
 def test_a_method_module_is_registered_by_being_in_the_package():
     """Adding a method is its file (and its test): the package imports every module in it, so no list to edit."""
     import pkgutil

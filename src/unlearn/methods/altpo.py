@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..metrics.text import normalize_answer
-from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, retain_term
+from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .common import retain_term
 from .idk_dpo import preference_over_forget
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def first_alternate(samples: list[str], answer: str, focus: tuple[str, ...]) -> 
 
 @METHODS.register("altpo")
 @dataclass
-class AltPO(LossMethod):
+class AltPO(RetainTerm, LossMethod):
     beta: float = 0.1
     retain_weight: float = 1.0
     retain_loss: str = "nll"  # nll | kl
@@ -84,11 +84,10 @@ class AltPO(LossMethod):
         "tofu": {"train.lr": 1e-5},
     }
     needs_reference = True
-    needs_retain = True
     needs_alternate_answers = True
 
     def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
+        super().validate()
         if self.beta <= 0 or self.tries < 1 or self.temperature <= 0 or self.max_new_tokens < 1:
             raise ConfigError("altpo: beta > 0, tries >= 1, temperature > 0 and max_new_tokens >= 1 are required")
 

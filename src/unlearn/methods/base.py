@@ -10,6 +10,7 @@ import torch
 
 from ..config import TrainableConfig
 from ..registry import Registry, build_registered, dataclass_defaults
+from .common import check_retain_loss
 
 METHODS: Registry[type] = Registry("method")
 FAMILIES = ("loss", "weights", "guard")
@@ -67,9 +68,27 @@ class LossMethod:
         raise NotImplementedError
 
 
+class RetainTerm:
+    """For a method with a retain term (`retain_weight` x the NLL or KL of retain batches, `retain_loss`): it needs
+    retain data, and the starting model only for a KL term. A method that needs the starting model anyway sets
+    `needs_reference = True`; one with more to check calls `super().validate()` first."""
+
+    needs_retain: ClassVar[bool] = True
+
+    def validate(self) -> None:
+        check_retain_loss(self.retain_loss)
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.retain_loss == "kl"
+
+
 class OptionalRetain:
     """For a method whose retain term is off at `retain_weight` 0: it needs retain data only when the term is on,
     and the starting model only for a KL retain term (`retain_loss` 'kl')."""
+
+    def validate(self) -> None:
+        check_retain_loss(self.retain_loss)
 
     @property
     def needs_retain(self) -> bool:  # type: ignore[override]

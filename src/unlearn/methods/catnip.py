@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..models.logprobs import token_logprobs
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
-from .common import check_retain_loss, logits_of, masked_token_mean, token_share, with_optional_retain
+from .common import logits_of, masked_token_mean, token_share, with_optional_retain
 
 
 def reverse_reference(logp: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,7 @@ class CATNIP(OptionalRetain, LossMethod):
     }
 
     def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
+        super().validate()
         if self.beta <= 0:
             raise ConfigError("catnip: beta must be > 0")
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
-from .common import check_retain_loss, logits_of, masked_token_mean, token_share, with_optional_retain
+from .common import logits_of, masked_token_mean, token_share, with_optional_retain
 
 
 def skip_first_answer_tokens(mask: torch.Tensor, n: int) -> torch.Tensor:
@@ -52,7 +52,7 @@ class CEU(OptionalRetain, LossMethod):
     }
 
     def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
+        super().validate()
         if self.skip_first < 0:
             raise ConfigError("ce_u: skip_first must be 0 or more")
 

@@ -32,7 +32,6 @@ from ..models.logprobs import IGNORE, token_logprobs
 from ..models.scoring import accepts_logits_to_keep
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
 from .common import (
-    check_retain_loss,
     kl_on_answers,
     logits_of,
     reference_logits,
@@ -119,7 +118,7 @@ class DTO(OptionalRetain, LossMethod):
         return True  # delta-scores and the KL term are the starting model's
 
     def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
+        super().validate()
         if self.selection not in SELECTIONS:
             raise ConfigError(f"dto: selection '{self.selection}' is unknown; use one of {', '.join(SELECTIONS)}")
         if not 0 < self.target_ratio <= 1 or not 0 < self.suffix_ratio < 1:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import answer_nll, check_retain_loss, retain_term
+from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .common import answer_nll, retain_term
 
 
 def grad_diff_loss(
@@ -23,7 +23,7 @@ def grad_diff_loss(
 
 @METHODS.register("grad_diff")
 @dataclass
-class GradDiff(LossMethod):
+class GradDiff(RetainTerm, LossMethod):
     forget_weight: float = 1.0
     retain_weight: float = 1.0
     retain_loss: str = "nll"  # nll | kl
@@ -32,14 +32,6 @@ class GradDiff(LossMethod):
         "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
         "tofu": {"train.lr": 1e-5},
     }
-    needs_retain = True
-
-    def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
-
-    @property
-    def needs_reference(self) -> bool:  # type: ignore[override]
-        return self.retain_loss == "kl"
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         forget_nll = answer_nll(model, batch.forget)

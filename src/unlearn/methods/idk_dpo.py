@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models.logprobs import sequence_logprob
-from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, reference_logits, retain_term, seq_logprob
+from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .common import reference_logits, retain_term, seq_logprob
 
 
 def dpo_loss(
@@ -36,7 +36,7 @@ def preference_over_forget(model, batch: StepBatch, reference, beta: float) -> t
 
 @METHODS.register("idk_dpo")
 @dataclass
-class IdkDPO(LossMethod):
+class IdkDPO(RetainTerm, LossMethod):
     beta: float = 0.1
     forget_weight: float = 1.0
     retain_weight: float = 1.0
@@ -47,11 +47,7 @@ class IdkDPO(LossMethod):
         "tofu": {"train.lr": 1e-5},
     }
     needs_reference = True
-    needs_retain = True
     needs_alternate_answers = True
-
-    def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         if batch.forget_alt is None:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import answer_nll, check_retain_loss, retain_term
+from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .common import answer_nll, retain_term
 
 
 def idk_nll_loss(refusal_nll: torch.Tensor, retain_value: torch.Tensor, retain_weight: float) -> torch.Tensor:
@@ -25,7 +25,7 @@ def idk_nll_loss(refusal_nll: torch.Tensor, retain_value: torch.Tensor, retain_w
 
 @METHODS.register("idk_nll")
 @dataclass
-class IdkNLL(LossMethod):
+class IdkNLL(RetainTerm, LossMethod):
     retain_weight: float = 1.0
     retain_loss: str = "nll"  # nll | kl
     summary = "fine-tune the forget questions to a refusal answer (+ retain term)"
@@ -33,15 +33,7 @@ class IdkNLL(LossMethod):
         "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},  # the loss family's demo settings, not tuned
         "tofu": {"train.lr": 1e-5},
     }
-    needs_retain = True
     needs_alternate_answers = True
-
-    def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
-
-    @property
-    def needs_reference(self) -> bool:  # type: ignore[override]
-        return self.retain_loss == "kl"
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         if batch.forget_alt is None:

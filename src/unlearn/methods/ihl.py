@@ -17,7 +17,7 @@ import torch
 
 from ..models.logprobs import IGNORE
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
-from .common import check_retain_loss, logits_of, masked_token_mean, token_share, with_optional_retain
+from .common import logits_of, masked_token_mean, token_share, with_optional_retain
 
 
 def inverted_hinge_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -43,9 +43,6 @@ class IHL(OptionalRetain, LossMethod):
         "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},  # the loss family's demo settings, not tuned
         "tofu": {"train.lr": 1e-5},
     }
-
-    def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         forget = inverted_hinge_loss(*logits_of(model, batch.forget)) * token_share(batch.forget)

@@ -31,7 +31,7 @@ from functools import lru_cache
 from ..errors import ConfigError
 from .altpo import repeats_fact, sample_alternates
 from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
-from .common import answer_nll, check_retain_loss, retain_term
+from .common import answer_nll, retain_term
 
 log = logging.getLogger(__name__)
 SELECTIONS = ("largest", "smallest")
@@ -100,7 +100,7 @@ class MEOW(OptionalRetain, LossMethod):
     needs_alternate_answers = True
 
     def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
+        super().validate()
         if self.select not in SELECTIONS:
             raise ConfigError(f"meow: select must be one of {', '.join(SELECTIONS)}, got {self.select!r}")
         if not 1 <= self.top_k <= self.candidates or self.tries < self.candidates:

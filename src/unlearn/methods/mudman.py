@@ -23,8 +23,8 @@ import torch
 
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE, nll, token_entropy
-from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, masked_token_mean, retain_term
+from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .common import logits_of, masked_token_mean, retain_term
 
 
 def neg_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,7 @@ def masked_normalised_update(grads: list[torch.Tensor], masks: list[torch.Tensor
 
 @METHODS.register("mudman")
 @dataclass
-class MUDMAN(LossMethod):
+class MUDMAN(RetainTerm, LossMethod):
     retain_rate: float = 1e-3  # η_r: step size of the retain update (plain gradient step on the momentum)
     retain_momentum: float = 0.9  # β
     adversary_lr: float = 1e-3  # η_a: the simulated relearning attack's step size
@@ -57,19 +57,14 @@ class MUDMAN(LossMethod):
     benchmark_settings = {
         "demo": {"train.lr": 0.2, "method.retain_rate": 0.01},  # lr: the length of each normalised step
     }
-    needs_retain = True
     default_lr = 1e-1  # η: the normalised step's length (source: the authors' unlearning_rate)
 
     def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
+        super().validate()
         if self.fork_every < 1:
             raise ConfigError("mudman: fork_every must be at least 1")
         if not 0.0 <= self.retain_momentum < 1.0:
             raise ConfigError("mudman: retain_momentum must be in [0, 1)")
-
-    @property
-    def needs_reference(self) -> bool:  # type: ignore[override]
-        return self.retain_loss == "kl"
 
     def setup(self, model, reference) -> None:
         self._params = [p for p in model.parameters() if p.requires_grad]

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models.logprobs import sequence_logprob
-from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, reference_logits, retain_term, seq_logprob
+from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .common import reference_logits, retain_term, seq_logprob
 
 
 def npo_loss(logp: torch.Tensor, ref_logp: torch.Tensor, beta: float) -> torch.Tensor:
@@ -25,7 +25,7 @@ def npo_loss(logp: torch.Tensor, ref_logp: torch.Tensor, beta: float) -> torch.T
 
 @METHODS.register("npo")
 @dataclass
-class NPO(LossMethod):
+class NPO(RetainTerm, LossMethod):
     beta: float = 0.1
     forget_weight: float = 1.0
     retain_weight: float = 1.0
@@ -36,10 +36,6 @@ class NPO(LossMethod):
         "tofu": {"train.lr": 1e-5},
     }
     needs_reference = True
-    needs_retain = True
-
-    def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         ref_logp = sequence_logprob(*reference_logits(reference, batch.forget))

@@ -21,8 +21,8 @@ import torch
 
 from ..errors import ConfigError
 from ..models.logprobs import IGNORE
-from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, masked_token_mean, retain_term, token_share
+from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .common import logits_of, masked_token_mean, retain_term, token_share
 
 
 def logit_margin_flattening(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -39,7 +39,7 @@ def dual_update(multiplier: float, retain_loss: float, bound: float, step_size: 
 
 @METHODS.register("pdu")
 @dataclass
-class PDU(LossMethod):
+class PDU(RetainTerm, LossMethod):
     forget_weight: float = 1.0
     retain_weight: float = 1.0  # lambda's starting value
     dual_step_size: float = 1.0
@@ -50,16 +50,11 @@ class PDU(LossMethod):
         "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},  # the loss family's demo settings, not tuned
         "tofu": {"train.lr": 1e-5},
     }
-    needs_retain = True
 
     def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
+        super().validate()
         if self.dual_step_size < 0 or self.retain_weight < 0:
             raise ConfigError("pdu: dual_step_size and retain_weight (the starting multiplier) must be >= 0")
-
-    @property
-    def needs_reference(self) -> bool:  # type: ignore[override]
-        return self.retain_loss == "kl"
 
     def setup(self, model, reference) -> None:
         self.multiplier = self.retain_weight

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from ..models.logprobs import token_logprobs
-from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term, token_share, weighted_token_ascent
+from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .common import logits_of, retain_term, token_share, weighted_token_ascent
 
 
 def satimp_weights(logp: torch.Tensor, beta1: float, beta2: float) -> torch.Tensor:
@@ -30,7 +30,7 @@ def satimp_loss(logp: torch.Tensor, mask: torch.Tensor, beta1: float, beta2: flo
 
 @METHODS.register("satimp")
 @dataclass
-class SatImp(LossMethod):
+class SatImp(RetainTerm, LossMethod):
     beta1: float = 5.0
     beta2: float = 1.0
     forget_weight: float = 1.0
@@ -41,14 +41,6 @@ class SatImp(LossMethod):
         "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},  # the loss family's demo settings, not tuned
         "tofu": {"train.lr": 1e-5},
     }
-    needs_retain = True
-
-    def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
-
-    @property
-    def needs_reference(self) -> bool:  # type: ignore[override]
-        return self.retain_loss == "kl"
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         logp, mask = token_logprobs(*logits_of(model, batch.forget))

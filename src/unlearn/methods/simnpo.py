@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models.logprobs import answer_lengths, sequence_logprob
-from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term
+from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .common import logits_of, retain_term
 
 
 def simnpo_loss(logp: torch.Tensor, lengths: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
@@ -26,7 +26,7 @@ def simnpo_loss(logp: torch.Tensor, lengths: torch.Tensor, beta: float, gamma: f
 
 @METHODS.register("simnpo")
 @dataclass
-class SimNPO(LossMethod):
+class SimNPO(RetainTerm, LossMethod):
     beta: float = 4.5
     gamma: float = 0.0
     forget_weight: float = 0.125
@@ -37,14 +37,6 @@ class SimNPO(LossMethod):
         "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},
         "tofu": {"train.lr": 1e-5},
     }
-    needs_retain = True
-
-    def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
-
-    @property
-    def needs_reference(self) -> bool:  # type: ignore[override]
-        return self.retain_loss == "kl"
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         labels = batch.forget["labels"]

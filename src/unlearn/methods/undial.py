@@ -16,9 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models.logprobs import IGNORE
-from .base import METHODS, LossMethod, LossOutput, StepBatch
+from .base import METHODS, LossMethod, LossOutput, OptionalRetain, StepBatch
 from .common import (
-    check_retain_loss,
     logits_of,
     masked_token_mean,
     reference_logits,
@@ -39,7 +38,7 @@ def undial_loss(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Te
 
 @METHODS.register("undial")
 @dataclass
-class UNDIAL(LossMethod):
+class UNDIAL(OptionalRetain, LossMethod):
     strength: float = 10.0
     forget_weight: float = 1.0
     retain_weight: float = 0.0
@@ -51,13 +50,6 @@ class UNDIAL(LossMethod):
     }
     needs_reference = True
     default_lr = 1e-4
-
-    def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
-
-    @property
-    def needs_retain(self) -> bool:  # type: ignore[override]
-        return self.retain_weight > 0
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         ref, _ = reference_logits(reference, batch.forget)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 
 from ..models.logprobs import token_logprobs
-from .base import METHODS, LossMethod, LossOutput, StepBatch
-from .common import check_retain_loss, logits_of, retain_term, token_share, weighted_token_ascent
+from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .common import logits_of, retain_term, token_share, weighted_token_ascent
 
 
 def wga_weights(logp: torch.Tensor, beta: float) -> torch.Tensor:
@@ -29,7 +29,7 @@ def wga_loss(logp: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tenso
 
 @METHODS.register("wga")
 @dataclass
-class WGA(LossMethod):
+class WGA(RetainTerm, LossMethod):
     beta: float = 1.0
     forget_weight: float = 1.0
     retain_weight: float = 1.0
@@ -39,14 +39,6 @@ class WGA(LossMethod):
         "demo": {"train.lr": 2e-5, "method.retain_weight": 20.0},  # the loss family's demo settings, not tuned
         "tofu": {"train.lr": 1e-5},
     }
-    needs_retain = True
-
-    def validate(self) -> None:
-        check_retain_loss(self.retain_loss)
-
-    @property
-    def needs_reference(self) -> bool:  # type: ignore[override]
-        return self.retain_loss == "kl"
 
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         logp, mask = token_logprobs(*logits_of(model, batch.forget))
