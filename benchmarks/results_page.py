@@ -203,6 +203,24 @@ def sweep_rows(run_dir: Path) -> list[dict]:
     return [row for run in runs if run.get("status") == "ok" for row in tofu_row(run, sweep_label(run))]
 
 
+def run_identity(row: dict) -> tuple:
+    """What makes two rows the same run: setting, split, method, role and the overrides that change something."""
+    from unlearn.benchmarks.sweeping import effective_overrides
+
+    return (row["setting"], row["split"], row["method"], row["role"], tuple(effective_overrides(row["overrides"])))
+
+
+def keep_labels(rows: list[dict], new: list[dict]) -> list[dict]:
+    """`new` with the label and any timing noted by hand (e.g. `paused_s`) of the kept row of the same run, where
+    there is one: adding a sweep again keeps 'ties (NPO and GradDiff merged; ...)' and its pause."""
+    kept = {run_identity(r): r for r in rows}
+    out = []
+    for r in new:
+        old = kept.get(run_identity(r))
+        out.append({**r, "label": old["label"], "timings": {**old.get("timings", {}), **r["timings"]}} if old else r)
+    return out
+
+
 def pick(summary: dict) -> dict:
     return {k: summary.get(k) for k in TOFU_COLUMNS}
 
@@ -347,9 +365,8 @@ def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None, m
                 "TOFU protocol (forget quality: KS-test p-value of forget truth ratios against the retain model; "
                 "model utility: harmonic mean of nine retain, real-author and world-fact scores). The ceiling row is "
                 "a second retain model, another seed of the same recipe: what an exact method can reach. Only runs whose "
-                "result.json was kept have a row (add one with `--add-tofu`); five methods of the earlier sweep at their "
-                "defaults (npo, simnpo, idk_dpo, rmu, undial), whose files were not kept, are in "
-                "benchmarks.md.", ""]
+                "result.json was kept have a row (add one with `--add-tofu`, or every finished run of a sweep with "
+                "`--add-tofu-sweep DIR`).", ""]
         out += tofu_tables(tofu)
     if muse:
         out += ["", "## MUSE-News mini", "",
@@ -387,7 +404,7 @@ def main() -> int:
 
     if args.add_tofu or args.add_tofu_reference or args.add_tofu_sweep:
         if args.add_tofu_sweep:
-            new = sweep_rows(args.add_tofu_sweep)
+            new = keep_labels(load("tofu.json"), sweep_rows(args.add_tofu_sweep))
         elif args.add_tofu:
             new = tofu_row(json.loads(Path(args.add_tofu).read_text()), args.label)
         else:
