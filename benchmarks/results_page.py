@@ -158,6 +158,9 @@ def tofu_row(result: dict, label: str | None = None) -> list[dict]:
     overrides = list(result.get("overrides") or [])
     base = {"setting": result["setting"], "split": result["split"], "method": method, "overrides": overrides,
             "timings": result.get("timings") or {}}
+    lr = ((result.get("config") or {}).get("train") or {}).get("lr")
+    if lr is not None:
+        base["lr"] = lr
     label = label or " ".join([method, *overrides])
     rows = [{**base, "role": "method", "label": label, "summary": pick(result["summary"])}]
     if result.get("taught"):
@@ -249,27 +252,39 @@ def run_rank(row: dict, bar) -> tuple:
     return (not meets_tofu_bar(row, bar), not keeps, -row["summary"]["forget_quality"], row["label"])
 
 
-def best_runs(rows: list[dict], bar) -> list[tuple[dict, int, int]]:
-    """Per method, its best run (by `run_rank`), how many runs it has and how many meet the bar; best method first."""
+def runs_by_method(rows: list[dict]) -> dict[str, list[dict]]:
     by_method: dict[str, list[dict]] = {}
     for r in rows:
         if r["role"] == "method":
             by_method.setdefault(r["method"], []).append(r)
+    return by_method
+
+
+def best_runs(rows: list[dict], bar) -> list[tuple[dict, int, int]]:
+    """Per method, its best run (by `run_rank`), how many runs it has and how many meet the bar; best method first."""
     best = [(min(runs, key=lambda r: run_rank(r, bar)), len(runs), sum(meets_tofu_bar(r, bar) for r in runs))
-            for runs in by_method.values()]
+            for runs in runs_by_method(rows).values()]
     return sorted(best, key=lambda b: run_rank(b[0], bar))
+
+
+def rates_tried(runs: list[dict]) -> str:
+    """The learning rates of a method's runs, lowest first ('–' where no run recorded one)."""
+    rates = sorted({r["lr"] for r in runs if r.get("lr") is not None})
+    return ", ".join(short_number(lr) for lr in rates) or "–"
 
 
 def best_runs_table(rows: list[dict], bar) -> list[str]:
     """One line per method: which method beats which, over every run kept for it (settings and seeds)."""
     out = ["One line per method: its best run among those kept (best: meets the bar, then keeps model utility ≥ the "
            "bar's, then the highest forget quality). \"meet the bar\" counts the runs that do, so a method that "
-           "meets it at one seed of three says so.", "",
-           "| method | runs | meet the bar | best run | forget_quality | model_utility |", "|---|---|---|---|---|---|"]
+           "meets it at one seed of three says so; \"learning rates tried\" is the tuning behind its best run.", "",
+           "| method | runs | meet the bar | learning rates tried | best run | forget_quality | model_utility |",
+           "|---|---|---|---|---|---|---|"]
+    by_method = runs_by_method(rows)
     for row, runs, meeting in best_runs(rows, bar):
         name = f"**{row['method']}**" if meeting else row["method"]
-        out.append(f"| {name} | {runs} | {meeting} | {row['label']} | {f3(row['summary']['forget_quality'])} | "
-                   f"{f3(row['summary']['model_utility'])} |")
+        out.append(f"| {name} | {runs} | {meeting} | {rates_tried(by_method[row['method']])} | {row['label']} | "
+                   f"{f3(row['summary']['forget_quality'])} | {f3(row['summary']['model_utility'])} |")
     return out + [""]
 
 

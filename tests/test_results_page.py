@@ -105,12 +105,14 @@ def test_best_runs_pick_per_method_and_count_the_runs_that_meet_the_bar():
                                  "ceiling": {"forget_quality": 0.9, "model_utility": 0.30}})
     seeds = [results_page.tofu_row(tofu_result("rmu", fq, mu, [f"method.seed={i}"]))[0]
              for i, (fq, mu) in enumerate([(0.8, 0.29), (0.2, 0.30), (0.6, 0.20)])]
-    lr = [results_page.tofu_row(tofu_result("npo", fq, mu, [f"train.lr={x}"]))[0]
-          for x, fq, mu in (("x1", 0.01, 0.31), ("x10", 0.9, 0.05), ("x3", 0.05, 0.30))]
+    lr = [results_page.tofu_row(tofu_result("npo", fq, mu, [f"train.lr={x}"]) | {"config": {"train": {"lr": rate}}})[0]
+          for x, rate, fq, mu in (("x1", 1e-5, 0.01, 0.31), ("x10", 1e-4, 0.9, 0.05), ("x3", 3e-5, 0.05, 0.30))]
     best = results_page.best_runs(seeds + lr, bar)
     # rmu: seed 0 meets the bar (0.8 ≥ 0.45, half the ceiling; 0.29 ≥ 0.285); npo: x3 keeps utility, x10's higher FQ does not count
     assert [(row["label"], runs, meeting) for row, runs, meeting in best] == [
         ("rmu method.seed=0", 3, 1), ("npo train.lr=x3", 3, 0)]
+    table = [line.split(" | ") for line in results_page.best_runs_table(seeds + lr, bar) if line.startswith("| ")]
+    assert [cells[3] for cells in table[1:]] == ["–", "1e-5, 3e-5, 1e-4"]  # the rmu rows recorded no rate
 
 
 def test_muse_rows_keep_failed_runs_and_bold_only_what_meets_the_reading():
