@@ -177,7 +177,7 @@ def short_number(value: float) -> str:
 
 def sweep_label(run: dict) -> str:
     """The label of a sweep run: 'npo (TOFU defaults, lr 1e-5)', or for a grid point 'npo lr x10 (1e-4; TOFU's
-    default 1e-5)' and any other override as 'key=value'."""
+    default 1e-5)' and any other override as given ('method.seed=1')."""
     from unlearn.benchmarks.sweeping import effective_overrides
     from unlearn.config import multiplier
 
@@ -192,7 +192,7 @@ def sweep_label(run: dict) -> str:
         if key == "train.lr" and factor:
             parts.append(f"lr {value} ({short_number(lr)}; TOFU's default {short_number(lr / factor)})")
         else:
-            parts.append(f"{key.rsplit('.', 1)[-1]}={value}")
+            parts.append(override)
     return f"{method} " + ", ".join(parts)
 
 

@@ -148,14 +148,14 @@ def test_sweep_rows_label_each_finished_run_by_its_rate_and_skip_failed_ones(tmp
     rows = results_page.sweep_rows(tmp_path)
     assert [r["label"] for r in rows] == [
         "npo (TOFU defaults, lr 1e-5)", "npo lr x10 (1e-4; TOFU's default 1e-5)",
-        "rmu lr x0.3 (3e-4; TOFU's default 1e-3), seed=2", "wga lr=2.5e-5"]
+        "rmu lr x0.3 (3e-4; TOFU's default 1e-3), method.seed=2", "wga train.lr=2.5e-5"]
     assert all(r["role"] == "method" and r["summary"]["forget_quality"] == 0.1 for r in rows)
     kept = [{**rows[0], "overrides": ["train.lr=x1"], "label": "npo, by hand",  # x1: the same run as the defaults
              "timings": {"unlearn_s": 9.0, "paused_s": 5.0}}]
     relabelled = results_page.keep_labels(kept, rows)
     assert relabelled[0]["timings"] == {"unlearn_s": 1.0, "paused_s": 5.0}
     assert [r["label"] for r in relabelled] == [
-        "npo, by hand", "npo lr x10 (1e-4; TOFU's default 1e-5)", "rmu lr x0.3 (3e-4; TOFU's default 1e-3), seed=2",
-        "wga lr=2.5e-5"]
+        "npo, by hand", "npo lr x10 (1e-4; TOFU's default 1e-5)", "rmu lr x0.3 (3e-4; TOFU's default 1e-3), method.seed=2",
+        "wga train.lr=2.5e-5"]
     with pytest.raises(SystemExit, match="no run files"):
         results_page.sweep_rows(tmp_path / "elsewhere")
