@@ -260,9 +260,9 @@ def runs_by_method(rows: list[dict]) -> dict[str, list[dict]]:
     return by_method
 
 
-def best_runs(rows: list[dict], bar) -> list[tuple[dict, int, int]]:
-    """Per method, its best run (by `run_rank`), how many runs it has and how many meet the bar; best method first."""
-    best = [(min(runs, key=lambda r: run_rank(r, bar)), len(runs), sum(meets_tofu_bar(r, bar) for r in runs))
+def best_runs(rows: list[dict], bar) -> list[tuple[dict, list[dict], int]]:
+    """Per method, its best run (by `run_rank`), all its runs and how many meet the bar; best method first."""
+    best = [(min(runs, key=lambda r: run_rank(r, bar)), runs, sum(meets_tofu_bar(r, bar) for r in runs))
             for runs in runs_by_method(rows).values()]
     return sorted(best, key=lambda b: run_rank(b[0], bar))
 
@@ -280,10 +280,9 @@ def best_runs_table(rows: list[dict], bar) -> list[str]:
            "meets it at one seed of three says so; \"learning rates tried\" is the tuning behind its best run.", "",
            "| method | runs | meet the bar | learning rates tried | best run | forget_quality | model_utility |",
            "|---|---|---|---|---|---|---|"]
-    by_method = runs_by_method(rows)
     for row, runs, meeting in best_runs(rows, bar):
         name = f"**{row['method']}**" if meeting else row["method"]
-        out.append(f"| {name} | {runs} | {meeting} | {rates_tried(by_method[row['method']])} | {row['label']} | "
+        out.append(f"| {name} | {len(runs)} | {meeting} | {rates_tried(runs)} | {row['label']} | "
                    f"{f3(row['summary']['forget_quality'])} | {f3(row['summary']['model_utility'])} |")
     return out + [""]
 

@@ -109,7 +109,7 @@ def test_best_runs_pick_per_method_and_count_the_runs_that_meet_the_bar():
           for x, rate, fq, mu in (("x1", 1e-5, 0.01, 0.31), ("x10", 1e-4, 0.9, 0.05), ("x3", 3e-5, 0.05, 0.30))]
     best = results_page.best_runs(seeds + lr, bar)
     # rmu: seed 0 meets the bar (0.8 ≥ 0.45, half the ceiling; 0.29 ≥ 0.285); npo: x3 keeps utility, x10's higher FQ does not count
-    assert [(row["label"], runs, meeting) for row, runs, meeting in best] == [
+    assert [(row["label"], len(runs), meeting) for row, runs, meeting in best] == [
         ("rmu method.seed=0", 3, 1), ("npo train.lr=x3", 3, 0)]
     table = [line.split(" | ") for line in results_page.best_runs_table(seeds + lr, bar) if line.startswith("| ")]
     assert [cells[3] for cells in table[1:]] == ["–", "1e-5, 3e-5, 1e-4"]  # the rmu rows recorded no rate

@@ -91,7 +91,7 @@ def demo_unlearn_config(method: str) -> dict[str, Any]:
                           early_stop_accuracy=0.0),
     )
     overrides = [f"{k}={v}" for k, v in benchmark_settings("demo", method).items()]
-    return apply_overrides(to_dict(base), overrides)
+    return apply_overrides(base, overrides)
 
 
 def people_for(spec: DemoSpec) -> tuple[list[Person], Person]:
