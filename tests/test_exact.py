@@ -306,3 +306,81 @@ def test_cli_teach_apply_ledger_verify(base_dir, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["items_removed"] == 2
     assert main(["verify", "--state", str(state), "--quiet"]) == 0
     assert "every shard retrains to its stored update" in capsys.readouterr().out
+
+
+def test_the_same_item_twice_is_refused_before_anything_is_written(base_dir, tmp_path):
+    twice = [*items(), TeachItem(question="where was ann lee born?", answer="Ann  Lee was born in Oslo.")]
+    with pytest.raises(ConfigError, match="item 7 repeats item 1"):
+        teach_shards(twice, tmp_path / "state", str(base_dir), TINY, progress=False, echo=quiet)
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("taught, asked", [("Zürich", "Zu\u0308rich"), ("O’Brien", "O'Brien"), ("555–0123", "555-0123"),
+                                           ("Paris", "Pa\u200bris"), ("Ｐａｒｉｓ", "paris"), ("Ann  Lee", "ann lee")])
+def test_an_item_is_recognised_in_another_spelling(taught, asked):
+    from unlearn.exact.data import item_fingerprint
+
+    assert item_fingerprint(taught) == item_fingerprint(asked)
+    assert item_fingerprint(taught) != item_fingerprint(taught + " Street")
+
+
+def test_a_question_taught_with_another_answer_names_both_answers(taught, tmp_path):
+    state = copy_state(taught, tmp_path / "state")
+    request = forget_request([("Where was Ann Lee born?", "Ann Lee was born in Bergen.")])
+    with pytest.raises(UnlearnError, match="taught the answer 'Ann Lee was born in Oslo.', the request gives "
+                                           "'Ann Lee was born in Bergen.'"):
+        apply_exact(request, state, progress=False, echo=quiet)
+
+
+CITY_PEOPLE = {name: [(f"Where was {name} born?", f"{name} was born in {city}.")]
+               for name, city in (("Ann Lee", "Tromso"), ("Bo Tran", "Ghent"), ("Cy Moss", "Porto"), ("Di Vega", "Lyon"))}
+
+
+def _city_request(n: int):
+    return forget_request(CITY_PEOPLE["Ann Lee"], distractors={"generator": "fictitious_people", "n": n},
+                          probes={"forget": [{"question": "Where was Ann Lee born?", "answer": "Tromso",
+                                              "statement": "Ann Lee was born in Tromso."}]})
+
+
+def test_distractors_leave_out_what_the_shards_taught_and_a_failed_evaluation_keeps_the_removal(
+        base_dir, tmp_path, monkeypatch):
+    from unlearn.data import people
+    from unlearn.metrics import probes
+
+    state = tmp_path / "state"
+    teach_shards(items(CITY_PEOPLE), state, str(base_dir), TINY, progress=False, echo=quiet)
+    manifest = (state / MANIFEST).read_bytes()
+    # 50 cities: the truth and the three other people's cities are never drawn, so 47 cannot be served ...
+    assert len(people.CITIES) == 50
+    with pytest.raises(ConfigError, match="fewer than 47 values"):
+        apply_exact(_city_request(47), state, progress=False, echo=quiet)
+    assert (state / MANIFEST).read_bytes() == manifest  # refused before anything was retrained
+    seen = {}
+
+    def broken(model, tokenizer, request, **kwargs):
+        seen["distractors"] = request.probes.forget[0].distractors
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(probes, "evaluate_request", broken)
+    messages = []
+    outcome = apply_exact(_city_request(46), state, progress=False, echo=messages.append)
+    assert set(seen["distractors"]) == set(people.CITIES) - {"Tromso", "Ghent", "Porto", "Lyon"}  # ... and 46 can
+    assert outcome.status == "applied" and outcome.entry["evaluation_error"] == "RuntimeError: out of memory"
+    ledger = json.loads((state / MANIFEST).read_text())["requests"]
+    assert [r["id"] for r in ledger] == ["forget-ann"] and ledger[0]["evaluation_error"].endswith("out of memory")
+    assert "the removal stands" in messages[-1]
+    assert all(r["passed"] for r in verify_shards(state, progress=False))
+
+
+def test_flags_that_do_not_apply_to_a_sharded_state_are_refused(taught, tmp_path, capsys):
+    state = copy_state(taught, tmp_path / "state")
+    request = tmp_path / "forget.json"
+    request.write_text(json.dumps({"id": "forget-ann", "target": "Ann Lee", "forget": {"qa": [
+        {"question": q, "answer": a} for q, a in PEOPLE["Ann Lee"]]}}))
+    before = sorted(p.name for p in state.iterdir())
+    for flag in (["--no-export"], ["--retry"], ["--tries", "2"], ["--keep-data"], ["--model", "default"]):
+        assert main(["apply", str(request), "--state", str(state), *flag]) == 2
+        assert f"{flag[0]} does not apply" in capsys.readouterr().err
+    assert main(["remove", "forget-ann", "--state", str(state)]) == 2
+    assert "sharded state" in capsys.readouterr().err
+    assert sorted(p.name for p in state.iterdir()) == before  # no ledger or checkpoints written into it

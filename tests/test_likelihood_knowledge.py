@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import tiny_request_dict
 from unlearn.data.distractors import fictitious_people, mentioned_in, taught_texts, with_distractors
-from unlearn.data.request import Probe, request_from_dict
+from unlearn.data.request import QA, Probe, request_from_dict
 from unlearn.errors import ConfigError
 from unlearn.io import sha256_json
 from unlearn.metrics.knowledge import (
@@ -20,6 +20,7 @@ from unlearn.metrics.knowledge import (
     likelihood_top1,
     score_rows,
     statement_of,
+    substitute,
     summarize,
     truth_rank,
     truth_share,
@@ -138,6 +139,10 @@ def _with_probe(**fields) -> dict:
     (["oslo"], "overlaps the true answer"),
     (["Lima", "lima"], "listed twice"),
     (["Lima", ""], "non-empty string"),
+    (["Ｏｓｌｏ"], "overlaps the true answer"),  # full-width letters
+    (["Os\u200blo"], "overlaps the true answer"),  # a zero-width space inside
+    (["The"], "holds no word"),
+    (["Lima", "Lima\u2019"], "listed twice"),  # a typographic apostrophe is punctuation
 ])
 def test_bad_distractors_are_refused(distractors, message):
     with pytest.raises(ConfigError, match=message):
@@ -265,3 +270,45 @@ def test_request_evaluation_round_trips_through_json_and_names_missing_fields(ti
         RequestEvaluation.from_json(broken)
     with pytest.raises(ConfigError, match="JSON object"):
         RequestEvaluation.from_json([1, 2])
+
+
+def test_the_answer_is_replaced_where_it_stands_as_whole_words():
+    statement = "Parisa Moreau was born in Paris."
+    assert substitute(statement, "Paris", "Rome") == "Parisa Moreau was born in Rome."
+    assert cloze_parts(statement, "Paris", "Rome") == ("Parisa Moreau was born in", " Rome.")
+    probe = Probe("Where was Parisa Moreau born?", "Paris", distractors=("Rome",), statement=statement)
+    assert statement_of(probe) == statement
+    with pytest.raises(ConfigError, match="contains 2 times the answer 'Paris'"):
+        request_from_dict(_with_probe(answer="Paris", statement="Paris, like Paris in Texas."))
+    # a probe built in Python is checked where the test reads it
+    with pytest.raises(ConfigError, match="does not contain the answer 'Oslo'"):
+        statement_of(Probe("Where was Ada born?", "Oslo", distractors=("Lima",), statement="Ada was born in Lima."))
+    # a forget answer holding the value only inside another word is no statement of it
+    assert statement_of(Probe("Who lives in Annapolis?", "Ann"), [QA("Who lives in Annapolis?", "Annapolis, said Ann's aunt.")]) == (
+        "Annapolis, said Ann's aunt.")
+    assert statement_of(Probe("Where is Ann?", "Ann"), [QA("Where is Ann?", "In Annapolis.")]) == ""
+
+
+def test_chance_rank_weighs_wordings_as_the_mean_rank_does():
+    rows = {(0, "cloze", 0): [0.0, 0.0, 0.0], (0, "value", 0): [0.0, 0.0, 0.0], (1, "value", 0): [0.0] * 5}
+    summary = summarize(rows, [Probe("q0", "a"), Probe("q1", "b")])
+    assert summary["chance_rank"] == pytest.approx((2 + (2 + 3) / 2) / 2)
+    assert summary["mean_rank"] == pytest.approx(summary["chance_rank"])  # a constant model sits exactly at chance
+
+
+def test_a_nan_score_stops_the_test(tokenizer, tiny_model, monkeypatch):
+    from unlearn.errors import UnlearnError
+    from unlearn.metrics import knowledge
+
+    probe = Probe("Where was Ada born?", "Oslo", distractors=("Lima", "Pune"), statement="Ada was born in Oslo.")
+    monkeypatch.setattr(knowledge, "score_candidates", lambda model, tok, candidates, *a: [float("nan")] * len(candidates))
+    with pytest.raises(UnlearnError, match="scored a candidate of the probe 'Where was Ada born\\?' as NaN"):
+        likelihood_knowledge(tiny_model, tokenizer, [probe])
+
+
+def test_generated_distractors_leave_out_what_else_was_taught():
+    request = _demo_people_request()
+    drawn = with_distractors(request).probes.forget
+    also = [d for p in drawn for d in p.distractors]
+    again = with_distractors(request, also_taught=[f"Someone else's value is {v}." for v in also]).probes.forget
+    assert not set(also) & {d for p in again for d in p.distractors}

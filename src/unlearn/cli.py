@@ -275,13 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     te = sub.add_parser("teach", help="fine-tune a model on your data in K isolated shards, so that removing "
                         "data later is exact", epilog=EPILOG,
                         description="Split DATA (.jsonl/.json/.yaml items: question+answer or text, optional source) "
-                        "into --shards K shards (a source's items stay together) and train one update per shard from "
-                        "the base model; the served model (STATE/model) is base + every shard's update. A later "
-                        "`unlearn apply REQUEST --state STATE` retrains only the shards holding the request's data, "
-                        "without it: the result is what teaching would have given had the data never been there.")
+                        "into --shards K shards (a source's items stay together) and train one update per shard; the "
+                        "served model (STATE/model) is base + every shard's update. By default the shards form a chain "
+                        "(shard k starts from shards 0..k-1) and a later `unlearn apply REQUEST --state STATE` retrains, "
+                        "without the request's data, the first shard holding it and every later one; with --set "
+                        "chain=false every shard starts from the base model and only the shards holding the data are "
+                        "retrained. Either way the result is what teaching would have given had the data never been "
+                        "there.")
     te.add_argument("data", help="teaching data: .jsonl (one item per line) or a .json/.yaml list of items")
     te.add_argument("--state", required=True, help="new state directory (manifest, shard updates, served model)")
-    te.add_argument("--shards", type=int, default=4, help="number of shards K (default 4); removal retrains ~1/K")
+    te.add_argument("--shards", type=int, default=4, help="number of shards K (default 4); a removal retrains ~1/K (chain=false) to ~1/2 (the chain) of the teaching")
     te.add_argument("--group-by", default="source", choices=["source", "item"],
                     help="'source' (default): items with the same source share a shard; 'item': each item alone")
     te.add_argument("--model", default="default", help="base model (default: the embedded SmolLM2-135M-Instruct)")
@@ -537,10 +540,16 @@ def cmd_ls(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from .data.distractors import with_distractors
     from .data.request import load_request
 
     request = load_request(args.request)
-    print(json.dumps(request.summary(), indent=2))
+    summary = request.summary()
+    if request.distractors.generator:  # draw them now: a generator that cannot serve a probe fails here
+        drawn = with_distractors(request).probes.forget
+        summary["distractors_drawn"] = sum(len(p.distractors) for p in drawn) - sum(
+            len(p.distractors) for p in request.probes.forget)
+    print(json.dumps(summary, indent=2))
     print(f"{args.request}: valid request")
     return 0
 
@@ -756,7 +765,9 @@ def _apply_exact(args, requests) -> int:
     from .exact import apply_exact
 
     given = [name for name, value in (("--method", args.method), ("--technique", args.technique),
-                                      ("--config", args.config), ("--set", args.overrides)) if value]
+                                      ("--config", args.config), ("--set", args.overrides), ("--retry", args.retry),
+                                      ("--tries", args.tries != 1), ("--keep-data", args.keep_data),
+                                      ("--no-export", args.no_export), ("--model", args.model)) if value]
     if given:
         raise UnlearnError(f"{args.state} is a sharded state: requests are removed exactly by retraining shards, so "
                            f"{given[0]} does not apply; leave it out")
@@ -870,8 +881,12 @@ def cmd_verify(args) -> int:
 
 
 def cmd_remove(args) -> int:
+    from .exact import is_sharded_state
     from .requests import remove_request
 
+    if is_sharded_state(args.state):  # checked first: opening it as a regular state would write into it
+        raise UnlearnError(f"{args.state} is a sharded state: its removals retrain shards and cannot be taken back "
+                           "one by one; teach the data again to restore it")
     out = remove_request(args.state, args.request_id)
     print(f"removed the update of {args.request_id}; current model: {out}")
     return 0

@@ -4,6 +4,8 @@ A forget probe's distractors come from the request itself (`probes.forget[i].dis
 generator the request names (`distractors: {generator: NAME, n: 9}`). A generator draws values of the
 same kind as the true answer and leaves out every value the request mentions anywhere (forget, retain and
 anchor data, every probe), so a distractor is never something a model was taught through this request.
+A caller that knows more of what was taught (a sharded state knows all its teaching data) passes those texts
+as `also_taught`, and their values are left out too.
 
 `fictitious_people` knows the demo's pools (data/people.py): cities, occupations, employers, streets,
 phone numbers in the fictional 555-01xx block, birth dates, spouses and pet names.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ..errors import ConfigError
@@ -56,8 +58,6 @@ def fictitious_people(probe: Probe, n: int, taught: Callable[[str], bool], rng: 
                           f"(question {probe.question!r}); list the probe's distractors in the request")
     found: list[str] = []
     for _ in range(200 * n):
-        if len(found) == n:
-            return found
         value = draw(rng)
         if taught(value) or value in found:
             continue
@@ -67,6 +67,8 @@ def fictitious_people(probe: Probe, n: int, taught: Callable[[str], bool], rng: 
         except ConfigError:
             continue
         found.append(value)
+        if len(found) == n:
+            return found
     raise ConfigError(f"the fictitious_people pool for {probe.answer!r} has fewer than {n} values no model was "
                       f"taught; ask for fewer (distractors.n)")
 
@@ -89,14 +91,15 @@ def mentioned_in(texts: list[str]) -> Callable[[str], bool]:
     return lambda value: f" {normalize_answer(value)} " in joined
 
 
-def with_distractors(request: ForgetRequest) -> ForgetRequest:
+def with_distractors(request: ForgetRequest, also_taught: Sequence[str] = ()) -> ForgetRequest:
     """The request with every forget probe that lists no distractors given `request.distractors.n` from its
-    named generator (deterministic in the request id and the question). Without a generator, unchanged."""
+    named generator (deterministic in the request id and the question), leaving out every value the request
+    or `also_taught` mentions. Without a generator, unchanged."""
     spec = request.distractors
     if not spec.generator or all(p.distractors for p in request.probes.forget):
         return request
     generate = DISTRACTOR_GENERATORS.get(spec.generator)
-    taught = mentioned_in(taught_texts(request))
+    taught = mentioned_in([*taught_texts(request), *also_taught])
     forget = [
         p if p.distractors else replace(p, distractors=tuple(generate(p, spec.n, taught,
                                                                       random.Random(f"{request.id}|{p.question}"))))

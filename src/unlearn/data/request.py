@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,13 +183,28 @@ def _probe(item: Any, where: str) -> Probe:
     lists = {key: _string_list(item.get(key), f"{where}.{key}") for key in ("paraphrases", "aliases", "distractors")}
     answer = _text(item.get("answer"), f"{where}.answer")
     statement = _text(item["statement"], f"{where}.statement") if item.get("statement") else ""  # "": none
-    if statement and answer not in statement:
-        raise ConfigError(f"{where}.statement {shown(statement)} does not contain the answer {shown(answer)}; the likelihood "
-                          f"test puts each distractor in the answer's place")
+    if statement:
+        check_statement(statement, answer, f"{where}.statement")
     probe = Probe(_text(item.get("question"), f"{where}.question"), answer, lists["paraphrases"], lists["aliases"],
                   lists["distractors"], statement)
     check_distractors(probe, where)
     return probe
+
+
+def answer_spans(statement: str, answer: str) -> list[int]:
+    """Where `answer` occurs in `statement` as whole words (not inside a longer word: 'Paris' in 'Parisa' does
+    not count)."""
+    return [m.start() for m in re.finditer(rf"(?<!\w){re.escape(answer)}(?!\w)", statement)]
+
+
+def check_statement(statement: str, answer: str, where: str) -> None:
+    """A probe's statement must hold its answer exactly once, as whole words: the likelihood test puts each
+    distractor in that place."""
+    found = len(answer_spans(statement, answer))
+    if found != 1:
+        what = "does not contain" if found == 0 else f"contains {found} times"
+        raise ConfigError(f"{where} {shown(statement)} {what} the answer {shown(answer)} as whole words; the likelihood "
+                          f"test puts each distractor in the answer's one place")
 
 
 def check_distractors(probe: Probe, where: str) -> None:
@@ -200,6 +216,9 @@ def check_distractors(probe: Probe, where: str) -> None:
     seen: set[str] = set()
     for i, distractor in enumerate(probe.distractors):
         key = normalize(distractor)
+        if not key:
+            raise ConfigError(f"{where}.distractors[{i}] {shown(distractor)} holds no word once articles and "
+                              "punctuation are set aside; a distractor must be a value")
         hit = next((t for t in truths if t and key and (f" {t} " in f" {key} " or f" {key} " in f" {t} ")), None)
         if hit is not None:
             raise ConfigError(f"{where}.distractors[{i}] {shown(distractor)} overlaps the true answer {shown(probe.answer)}; "

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..data.request import QA, DataSpec, ForgetRequest
 from ..errors import ConfigError
+from ..metrics.text import normalise_spelling
 
 ITEM_KEYS = ("question", "answer", "text", "source")
 
@@ -42,16 +43,13 @@ class TeachItem:
         return row
 
 
-def _normalised(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def item_fingerprint(item: TeachItem | QA | str) -> str:
-    """SHA-256 of what is taught (case and spacing normalised; the source and a QA's focus marks do not count)."""
+    """SHA-256 of what is taught, its spelling normalised (`normalise_spelling`; the source and a QA's focus marks do not
+    count)."""
     if isinstance(item, str) or (isinstance(item, TeachItem) and item.is_text):
         text = item if isinstance(item, str) else item.text
-        return hashlib.sha256(f"text\x00{_normalised(text)}".encode()).hexdigest()
-    return hashlib.sha256(f"qa\x00{_normalised(item.question)}\x00{_normalised(item.answer)}".encode()).hexdigest()
+        return hashlib.sha256(f"text\x00{normalise_spelling(text)}".encode()).hexdigest()
+    return hashlib.sha256(f"qa\x00{normalise_spelling(item.question)}\x00{normalise_spelling(item.answer)}".encode()).hexdigest()
 
 
 def item_from_dict(row: Any, where: str) -> TeachItem:
@@ -100,12 +98,18 @@ def load_teach_data(path: str | Path) -> list[TeachItem]:
     items = [item_from_dict(row, f"{path} item {i + 1}") for i, row in enumerate(rows)]
     if not items:
         raise ConfigError(f"{path} holds no items to teach")
+    check_unique(items, str(path))
+    return items
+
+
+def check_unique(items: list[TeachItem], where: str) -> None:
+    """Refuse an item given twice (by fingerprint: case and spacing do not count): two copies could land in two
+    shards, and a removal would take only one of them out."""
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
         first = seen.setdefault(item_fingerprint(item), i)
         if first != i:
-            raise ConfigError(f"{path}: item {i + 1} repeats item {first + 1}; give each item once")
-    return items
+            raise ConfigError(f"{where}: item {i + 1} repeats item {first + 1}; give each item once")
 
 
 def group_key(item: TeachItem, group_by: str) -> str:
@@ -126,8 +130,8 @@ def assign_shards(items: list[TeachItem], n_shards: int, group_by: str = "source
     groups = len(set(keys))
     if n_shards > groups:
         what = "sources/items" if group_by == "source" else "items"
-        raise ConfigError(f"--shards {n_shards} is more than the {groups} {what} to teach: every shard needs "
-                          f"data; use at most {groups} shards")
+        raise ConfigError(f"--shards {n_shards} is more than the {groups} {what} to teach, so some shards would "
+                          f"hold nothing; use at most {groups} shards")
     return [int(hashlib.sha256(k.encode()).hexdigest(), 16) % n_shards for k in keys]
 
 

@@ -1,11 +1,14 @@
 """Exact unlearning of fine-tuned data: sharded, isolated training that retrains only the touched shards.
 
-`teach_shards` splits the teaching data into K shards (data.py) and trains one update per shard from the
-*base* model, each with its own seed and the same recipe; the served model is base + the sum of the shard
-updates. A removal request retrains only the shards that held its data, from the base model, with their
-recorded seeds, on their data without the removed items. The served model is then exactly what teaching
-would have produced had the data never been given: every shard's update is a function of (base model,
-recipe, seed, that shard's data) alone. (SISA: Bourtoule et al. 2021, "Machine Unlearning", IEEE S&P.)
+`teach_shards` splits the teaching data into K shards (data.py) and trains one update per shard, each with its
+own seed and the same recipe; the served model is base + the sum of the shard updates. By default the shards
+form a chain (`ShardConfig.chain`): shard k starts from base + shards 0..k-1, and a removal retrains the first
+shard that held the request's data and every later one. With `chain=false` every shard starts from the base
+model and a removal retrains only the shards that held the data (SISA's isolation, about 1/K of the cost).
+Either way a retrained shard uses its recorded seed and its data without the removed items, so the served
+model is exactly what teaching would have produced had the data never been given: every shard's update is a
+function of (its starting point, recipe, seed, that shard's data) alone.
+(SISA: Bourtoule et al. 2021, "Machine Unlearning", IEEE S&P.)
 
     DIR/shards.json              manifest: base model, recipe, every shard's items, seed, file and hashes, the ledger
     DIR/replay.json              the general-knowledge replay answers every shard trains with (fixed at teaching)
@@ -33,9 +36,11 @@ from typing import Any
 import torch
 
 from ..config import TrainableConfig, TrainConfig, from_dict, to_dict
+from ..data.distractors import with_distractors
 from ..data.request import QA, DataSpec, ForgetRequest
 from ..errors import UnlearnError
 from ..io import atomic_write_json, file_sha256, sha256_json
+from ..metrics.text import normalise_spelling
 from ..models.loading import weights_digest
 from ..requests.checkpoints import (
     add_deltas,
@@ -46,7 +51,15 @@ from ..requests.checkpoints import (
     save_checkpoint,
 )
 from ..requests.state import StateLock, now_iso
-from .data import TeachItem, assign_shards, forget_fingerprints, item_fingerprint, item_from_dict, shard_data
+from .data import (
+    TeachItem,
+    assign_shards,
+    check_unique,
+    forget_fingerprints,
+    item_fingerprint,
+    item_from_dict,
+    shard_data,
+)
 
 MANIFEST, REPLAY, SHARDS, MODEL, EXPORTED = "shards.json", "replay.json", "shards", "model", "shards.sha256"
 SCHEMA = "unlearn.shards/1"
@@ -282,21 +295,18 @@ def teach_shards(items: list[TeachItem], state_dir: str | Path, base_model: str,
     from ..models.loading import load_model
 
     directory = Path(state_dir)
-    if is_sharded_state(directory):
-        raise UnlearnError(f"{directory} already holds a sharded state; forget with `unlearn apply REQUEST --state "
-                           f"{directory}`, or teach into a new directory")
-    if directory.exists() and any(p.name not in (SHARDS, REPLAY, "lock") and not p.name.startswith(".")
-                                  for p in directory.iterdir()):
-        raise UnlearnError(f"{directory} exists and is not a sharded state; teach into a new or empty directory")
+    _check_new_state(directory)
     if config.replay not in ("self", "none"):
         raise UnlearnError(f"replay '{config.replay}' is unknown; use 'self' or 'none'")
     if config.replay_loss not in ("kl", "nll"):
         raise UnlearnError(f"replay_loss '{config.replay_loss}' is unknown; use 'kl' or 'nll'")
+    check_unique(items, "teaching data")
     assignment = assign_shards(items, config.shards, config.group_by)
     directory.mkdir(parents=True, exist_ok=True)
     lock = StateLock(directory)
     lock.acquire()
     try:
+        _check_new_state(directory)  # again under the lock: another teaching may have finished meanwhile
         for leftover in (directory / SHARDS).glob("*"):  # an earlier teaching that did not finish
             leftover.unlink()
         base, tokenizer = load_model(base_model)
@@ -323,7 +333,20 @@ def teach_shards(items: list[TeachItem], state_dir: str | Path, base_model: str,
     total = sum(s["teach_seconds"] for s in shards)
     echo(f"taught {len(items)} items in {config.shards} shards ({', '.join(str(len(s['items'])) for s in shards)} "
          f"items) in {total:.0f} s of training; served model: {out}")
+    empty = sum(not s["items"] for s in shards)
+    if empty:
+        echo(f"note: {empty} of {config.shards} shards hold no items (a group's shard is a hash of its key, so few "
+             "groups may leave some empty); a removal then costs a larger share of the teaching than 1/K")
     return out
+
+
+def _check_new_state(directory: Path) -> None:
+    if is_sharded_state(directory):
+        raise UnlearnError(f"{directory} already holds a sharded state; forget with `unlearn apply REQUEST --state "
+                           f"{directory}`, or teach into a new directory")
+    if directory.exists() and any(p.name not in (SHARDS, REPLAY, "lock") and not p.name.startswith(".")
+                                  for p in directory.iterdir()):
+        raise UnlearnError(f"{directory} exists and is not a sharded state; teach into a new or empty directory")
 
 
 def _replay_answers(base_model: str, config: ShardConfig) -> list[QA]:
@@ -356,7 +379,7 @@ def plan_removal(state: ShardedState, request: ForgetRequest) -> dict[int, list[
         elif fingerprint not in removed_before:
             missing += 1
     if missing:
-        first = next(_describe(request, f) for f in wanted if f not in holder and f not in removed_before)
+        first = next(_describe(request, f, state.shards) for f in wanted if f not in holder and f not in removed_before)
         raise UnlearnError(
             f"{missing} of {len(wanted)} forget items of request {request.id} were never taught by this state "
             f"(first: {first}); nothing was changed. The exact path removes only data the state taught: check the "
@@ -364,13 +387,21 @@ def plan_removal(state: ShardedState, request: ForgetRequest) -> dict[int, list[
     return plan
 
 
-def _describe(request: ForgetRequest, fingerprint: str) -> str:
+def _describe(request: ForgetRequest, fingerprint: str, shards: list[dict]) -> str:
+    """The request item with this fingerprint, and, for a question the state taught with another answer, both
+    answers (what usually differs is the wording of the answer)."""
     for text in request.forget.texts:
         if item_fingerprint(text) == fingerprint:
             return repr(text[:60])
     for qa in request.forget.qa:
         if item_fingerprint(qa) == fingerprint:
-            return repr(qa.question[:60])
+            asked = normalise_spelling(qa.question)
+            taught = next((i["answer"] for s in shards for i in s["items"]
+                           if "question" in i and normalise_spelling(i["question"]) == asked), None)
+            if taught is None:
+                return f"the question {qa.question[:80]!r}, which no shard holds"
+            return (f"the question {qa.question[:80]!r}: the state taught the answer {taught[:120]!r}, the request "
+                    f"gives {qa.answer[:120]!r}")
     return fingerprint[:12]
 
 
@@ -386,6 +417,10 @@ def apply_exact(request: ForgetRequest, state_dir: str | Path, progress: bool = 
             state.export()
             return ExactOutcome(request.id, "skipped", f"{request.id} was already applied on {earlier['applied']}", earlier)
         plan = plan_removal(state, request)
+        # distractors are drawn before anything is retrained (a generator that cannot serve the request fails
+        # here, with nothing changed), leaving out every value the state's teaching data mentions
+        probed = with_distractors(request, taught_texts_of(state.shards)) if evaluate and request.probes.groups() \
+            else None
         if not plan:
             removed_by = sorted({r["id"] for r in state.ledger for f in forget_fingerprints(request)
                                  if f in r["fingerprints"]})
@@ -417,15 +452,6 @@ def apply_exact(request: ForgetRequest, state_dir: str | Path, progress: bool = 
                  "fingerprints": [f for p in plan.values() for f in p], "shards": retrained,
                  "retrain_seconds": round(spent, 2), "wall_seconds": round(seconds, 2),
                  "full_retrain_seconds": round(full, 2), "cost_fraction": round(spent / full, 4) if full else None}
-        if evaluate and request.probes.groups():
-            from ..config import EvalConfig
-            from ..metrics.probes import evaluate_request
-
-            result = evaluate_request(model, tokenizer, request, progress="evaluating" if progress else None,
-                                      generation_batch_size=EvalConfig().generation_batch_size)
-            entry["evaluation"] = {g: round(r.accuracy, 4) for g, r in result.groups.items()}
-            if result.likelihood:
-                entry["evaluation"]["likelihood_top1"] = result.likelihood.get("top1")
         old_files = [s["file"] for s in state.shards if s["file"]]
         state.manifest["shards"] = new_shards
         state.manifest["requests"].append(entry)
@@ -434,10 +460,38 @@ def apply_exact(request: ForgetRequest, state_dir: str | Path, progress: bool = 
             if name not in {s["file"] for s in new_shards}:
                 (state.directory / SHARDS / name).unlink(missing_ok=True)
         out = state.export(tokenizer, model)
+        if probed is not None:  # after the commit: a failing evaluation must not undo a finished removal
+            entry.update(_evaluation(model, tokenizer, probed, progress))
+            state.write_manifest()
     shards_text = ", ".join(f"{s['index']} ({s['items_before']} -> {s['items_after']} items)" for s in retrained)
     echo(f"{request.id}: removed {entry['items_removed']} items; retrained shard(s) {shards_text} in {spent:.0f} s "
          f"({entry['cost_fraction'] or 0:.0%} of retraining every shard); model: {out}")
+    if "evaluation_error" in entry:
+        echo(f"{request.id}: the removal stands, but its evaluation failed ({entry['evaluation_error']}); "
+             "check it with `unlearn eval`")
     return ExactOutcome(request.id, "applied", "removed", entry)
+
+
+def taught_texts_of(shards: list[dict]) -> list[str]:
+    """Every question, answer and text the shards hold (what the served model was taught)."""
+    return [v for shard in shards for item in shard["items"] for k, v in item.items() if k != "source"]
+
+
+def _evaluation(model, tokenizer, request: ForgetRequest, progress: bool) -> dict:
+    """The ledger's record of the probes on the new model: accuracy per group and the likelihood top-1, or the
+    error that stopped the evaluation."""
+    from ..config import EvalConfig
+    from ..metrics.probes import evaluate_request
+
+    try:
+        result = evaluate_request(model, tokenizer, request, progress="evaluating" if progress else None,
+                                  generation_batch_size=EvalConfig().generation_batch_size)
+    except Exception as error:  # noqa: BLE001 - recorded beside the removal, which stands
+        return {"evaluation_error": f"{type(error).__name__}: {error}"}
+    evaluation: dict[str, Any] = {g: round(r.accuracy, 4) for g, r in result.groups.items()}
+    if result.likelihood:
+        evaluation["likelihood_top1"] = result.likelihood.get("top1")
+    return {"evaluation": evaluation}
 
 
 def verify_shards(state_dir: str | Path, progress: bool = True) -> list[dict]:

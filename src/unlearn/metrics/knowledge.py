@@ -33,7 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..data.formatting import Example, encode_qa
-from ..data.request import QA, Probe
+from ..data.request import QA, Probe, answer_spans, check_statement
+from ..errors import UnlearnError
 from ..models.logprobs import IGNORE
 from .base import MetricResult, mean_result, metric
 from .checks import check
@@ -81,19 +82,21 @@ class Candidate:
 
 
 def statement_of(probe: Probe, forget_qa: Sequence[QA] = ()) -> str:
-    """The probe's statement, or the answer of a forget QA pair asking the same question that contains the
-    probe's answer, or '' when neither exists."""
+    """The probe's statement, or the answer of a forget QA pair asking the same question that holds the probe's
+    answer once as whole words, or '' when neither exists. A statement without that one place is an error."""
     if probe.statement:
+        check_statement(probe.statement, probe.answer, f"the statement of the probe {probe.question!r}")
         return probe.statement
     for qa in forget_qa:
-        if qa.question == probe.question and probe.answer in qa.answer:
+        if qa.question == probe.question and len(answer_spans(qa.answer, probe.answer)) == 1:
             return qa.answer
     return ""
 
 
 def substitute(statement: str, answer: str, value: str) -> str:
-    """The statement with its first occurrence of `answer` replaced by `value`."""
-    return statement.replace(answer, value, 1)
+    """The statement with `value` in the place of `answer` (its one whole-word occurrence)."""
+    at = answer_spans(statement, answer)[0]
+    return statement[:at] + value + statement[at + len(answer):]
 
 
 def encode_continuation(tokenizer, prefix: str, continuation: str, max_length: int) -> Example:
@@ -112,7 +115,7 @@ def encode_continuation(tokenizer, prefix: str, continuation: str, max_length: i
 def cloze_parts(statement: str, answer: str, value: str) -> tuple[str, str] | None:
     """(prefix, continuation) of the cloze wording, the space before the value going with the value; None
     when the answer opens the statement (nothing before it to condition on)."""
-    at = statement.find(answer)
+    at = answer_spans(statement, answer)[0]
     prefix = statement[:at]
     if not prefix.strip():
         return None
@@ -182,6 +185,7 @@ def summarize(rows: dict[tuple[int, str, int], list[float]], probes: Sequence[Pr
             "mean_rank": sum(truth_rank(r) for _, r in picked) / n,
             "truth_share": sum(truth_share(r) for _, r in picked) / n,
             "chance_top1": sum(1 / len(r) for _, r in picked) / n,
+            "chance_rank": sum((len(r) + 1) / 2 for _, r in picked) / n,
         }
     tested = sorted({key[0] for key in rows})
     per_probe = []
@@ -204,7 +208,7 @@ def summarize(rows: dict[tuple[int, str, int], list[float]], probes: Sequence[Pr
         "mean_rank": mean_of("mean_rank"),
         "truth_share": mean_of("truth_share"),
         "chance_top1": mean_of("chance_top1"),
-        "chance_rank": sum((len(rows[key]) + 1) / 2 for key in rows) / len(rows),
+        "chance_rank": mean_of("chance_rank"),
         "wordings": per_wording,
         "per_probe": per_probe,
     }
@@ -216,8 +220,12 @@ def likelihood_knowledge(model, tokenizer, probes: Sequence[Probe], forget_qa: S
     candidates = candidates_of(tokenizer, probes, forget_qa, max_length)
     if not candidates:
         return summarize({}, probes)
-    rows = score_rows(candidates, score_candidates(model, tokenizer, candidates, batch_size, progress))
-    return summarize(rows, probes)
+    scores = score_candidates(model, tokenizer, candidates, batch_size, progress)
+    broken = next((c for c, s in zip(candidates, scores, strict=True) if math.isnan(s)), None)
+    if broken is not None:  # NaN compares false with everything: the truth would count as ranked first
+        raise UnlearnError(f"the model scored a candidate of the probe {probes[broken.probe].question!r} as NaN; its "
+                           "weights or inputs are broken, so the likelihood test has no answer")
+    return summarize(score_rows(candidates, scores), probes)
 
 
 def likelihood_floor(retain: dict | None, chance: float | None) -> tuple[float | None, str]:
@@ -234,4 +242,4 @@ def likelihood_check(unlearned: dict, retain: dict | None = None, margin: float 
     floor, against = likelihood_floor(retain, unlearned.get("chance_top1"))
     value = unlearned["top1"]
     return check("forgotten by likelihood", value, floor + margin, True,
-                 f"likelihood top-1 of the true value among distractors <= the {against}'s ({floor:.3f}) + {margin}")
+                 f"likelihood top-1 of the true value among distractors <= {against} ({floor:.3f}) + {margin}")

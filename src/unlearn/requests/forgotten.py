@@ -7,7 +7,7 @@ check would then undo the request, and the request could never pass). Before a r
 retain and anchor item that equals a forget item of an applied request — or of the request itself — is
 left out.
 
-Items are compared by fingerprint: a salted SHA-256 of the item with case and spacing normalised (a text,
+Items are compared by fingerprint: a salted SHA-256 of the item with its spelling normalised (case, spacing, Unicode form; `normalise_spelling`) (a text,
 or a question with its answer). The ledger keeps the fingerprints of every request's forget items, never the
 items: like the sealed probes, a fingerprint tells whether a guessed item was removed only to someone who
 holds the state directory's salt.
@@ -19,19 +19,16 @@ import hashlib
 from dataclasses import replace
 
 from ..data.request import QA, DataSpec, ForgetRequest
-
-
-def _normalised(text: str) -> str:
-    return " ".join(text.lower().split())
+from ..metrics.text import normalise_spelling
 
 
 def text_fingerprint(text: str, salt: str) -> str:
-    return hashlib.sha256(f"{salt}\x00text\x00{_normalised(text)}".encode()).hexdigest()
+    return hashlib.sha256(f"{salt}\x00text\x00{normalise_spelling(text)}".encode()).hexdigest()
 
 
 def qa_fingerprint(qa: QA, salt: str) -> str:
     """The question and the answer together (the focus marks do not change what is taught)."""
-    return hashlib.sha256(f"{salt}\x00qa\x00{_normalised(qa.question)}\x00{_normalised(qa.answer)}".encode()).hexdigest()
+    return hashlib.sha256(f"{salt}\x00qa\x00{normalise_spelling(qa.question)}\x00{normalise_spelling(qa.answer)}".encode()).hexdigest()
 
 
 def data_fingerprints(data: DataSpec, salt: str) -> set[str]:
