@@ -384,3 +384,21 @@ def test_flags_that_do_not_apply_to_a_sharded_state_are_refused(taught, tmp_path
     assert main(["remove", "forget-ann", "--state", str(state)]) == 2
     assert "sharded state" in capsys.readouterr().err
     assert sorted(p.name for p in state.iterdir()) == before  # no ledger or checkpoints written into it
+
+
+def test_the_ledger_keeps_salted_fingerprints_and_never_shows_the_salt(taught, tmp_path, capsys):
+    from unlearn.exact.data import item_fingerprint
+
+    state = copy_state(taught, tmp_path / "state")
+    pair = PEOPLE["Cy Moss"][0]
+    apply_exact(forget_request([pair], "forget-cy"), state, progress=False, echo=quiet)
+    manifest = json.loads((state / MANIFEST).read_text())
+    plain = item_fingerprint(TeachItem(question=pair[0], answer=pair[1]))
+    assert len(manifest["salt"]) == 32 and manifest["requests"][0]["fingerprints"] != [plain]
+    assert plain not in (state / MANIFEST).read_text()  # a guess of the removed item cannot be checked without the salt
+    assert main(["ledger", "--state", str(state), "--json"]) == 0
+    assert manifest["salt"] not in capsys.readouterr().out
+    # the salted prints still tell a repeated removal and pass verification's "removed items absent"
+    again = apply_exact(forget_request([pair], "forget-cy-again"), state, progress=False, echo=quiet)
+    assert again.status == "skipped" and "(by forget-cy)" in again.message
+    assert verify_shards(state, progress=False)[0]["passed"]

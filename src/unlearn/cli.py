@@ -818,7 +818,7 @@ def _sharded_ledger(args) -> int:
             print(json.dumps(entry, indent=2))
             return 0
         if args.json:
-            print(json.dumps({k: v for k, v in state.manifest.items() if k != "shards"}
+            print(json.dumps({k: v for k, v in state.manifest.items() if k not in ("shards", "salt")}
                              | {"shards": [{k: v for k, v in s.items() if k != "items"} | {"items": len(s["items"])}
                                            for s in state.shards]}, indent=2))
             return 0

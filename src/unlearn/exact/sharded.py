@@ -11,6 +11,7 @@ function of (its starting point, recipe, seed, that shard's data) alone.
 (SISA: Bourtoule et al. 2021, "Machine Unlearning", IEEE S&P.)
 
     DIR/shards.json              manifest: base model, recipe, every shard's items, seed, file and hashes, the ledger
+                                 (salted fingerprints of the removed items); keep the directory private
     DIR/replay.json              the general-knowledge replay answers every shard trains with (fixed at teaching)
     DIR/shards/shard-K-*.safetensors   one update per shard (dense deltas or LoRA factors)
     DIR/model/                   the served model as a Hugging Face folder
@@ -26,6 +27,7 @@ shard: forgetting it needs an approximate method (`unlearn apply --method ...` o
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import secrets
 import time
@@ -136,6 +138,13 @@ class ShardedState:
     @property
     def ledger(self) -> list[dict]:
         return self.manifest["requests"]
+
+    def seal(self, fingerprint: str) -> str:
+        """The ledger's form of an item fingerprint: salted with the state's secret, so a ledger shown or copied
+        elsewhere does not let anyone test guesses of what was removed (a state taught before states had a salt
+        keeps plain fingerprints)."""
+        salt = self.manifest.get("salt")
+        return hashlib.sha256(f"{salt}\x00{fingerprint}".encode()).hexdigest() if salt else fingerprint
 
     def replay(self) -> list[QA]:
         path = self.directory / REPLAY
@@ -322,7 +331,8 @@ def teach_shards(items: list[TeachItem], state_dir: str | Path, base_model: str,
         shards = train_shards(lambda: load_model(base_model), directory, base_model, config, planned,
                               list(range(config.shards)), replay, progress, "teaching")
         manifest = {"schema": SCHEMA, "created": now_iso(), "base_model": base_model, "base_digest": digest,
-                    "config": to_dict(config), "replay_sha256": replay_sha, "shards": shards, "requests": []}
+                    "config": to_dict(config), "replay_sha256": replay_sha, "shards": shards, "requests": [],
+                    "salt": secrets.token_hex(16)}
         atomic_write_json(directory / MANIFEST, manifest)
         # still under the lock: export from the base model in memory (opening the state for changes would
         # load and assemble it a second time)
@@ -370,16 +380,17 @@ def plan_removal(state: ShardedState, request: ForgetRequest) -> dict[int, list[
     if not wanted:
         raise UnlearnError(f"request {request.id} has no forget data to remove")
     holder = {item_fingerprint(item_from_dict(i, "shard item")): s["index"] for s in state.shards for i in s["items"]}
-    removed_before = {f: r["id"] for r in state.ledger for f in r["fingerprints"]}
+    removed_before = {f for r in state.ledger for f in r["fingerprints"]}
     plan: dict[int, list[str]] = {}
     missing = 0
     for fingerprint in wanted:
         if fingerprint in holder:
             plan.setdefault(holder[fingerprint], []).append(fingerprint)
-        elif fingerprint not in removed_before:
+        elif state.seal(fingerprint) not in removed_before:
             missing += 1
     if missing:
-        first = next(_describe(request, f, state.shards) for f in wanted if f not in holder and f not in removed_before)
+        first = next(_describe(request, f, state.shards) for f in wanted
+                     if f not in holder and state.seal(f) not in removed_before)
         raise UnlearnError(
             f"{missing} of {len(wanted)} forget items of request {request.id} were never taught by this state "
             f"(first: {first}); nothing was changed. The exact path removes only data the state taught: check the "
@@ -423,7 +434,7 @@ def apply_exact(request: ForgetRequest, state_dir: str | Path, progress: bool = 
             else None
         if not plan:
             removed_by = sorted({r["id"] for r in state.ledger for f in forget_fingerprints(request)
-                                 if f in r["fingerprints"]})
+                                 if state.seal(f) in r["fingerprints"]})
             return ExactOutcome(request.id, "skipped", f"every forget item of {request.id} was already removed (by "
                                 f"{', '.join(removed_by)})")
         replay = state.replay()
@@ -449,7 +460,7 @@ def apply_exact(request: ForgetRequest, state_dir: str | Path, progress: bool = 
         entry = {"id": request.id, "hash": request.content_hash(), "target": request.target, "kind": request.kind,
                  "applied": now_iso(), "items_removed": sum(len(p) for p in plan.values()),
                  "items_requested": len(forget_fingerprints(request)),
-                 "fingerprints": [f for p in plan.values() for f in p], "shards": retrained,
+                 "fingerprints": [state.seal(f) for p in plan.values() for f in p], "shards": retrained,
                  "retrain_seconds": round(spent, 2), "wall_seconds": round(seconds, 2),
                  "full_retrain_seconds": round(full, 2), "cost_fraction": round(spent / full, 4) if full else None}
         old_files = [s["file"] for s in state.shards if s["file"]]
@@ -500,7 +511,7 @@ def verify_shards(state_dir: str | Path, progress: bool = True) -> list[dict]:
     rows = []
     with ShardedState(state_dir) as state:
         replay = state.replay()
-        held = {item_fingerprint(item_from_dict(i, "shard item")) for s in state.shards for i in s["items"]}
+        held = {state.seal(item_fingerprint(item_from_dict(i, "shard item"))) for s in state.shards for i in s["items"]}
         removed = [f for r in state.ledger for f in r["fingerprints"]]
         rows.append({"check": "removed items absent", "passed": not any(f in held for f in removed),
                      "detail": f"{len(removed)} removed items, {sum(f in held for f in removed)} still in a shard"})
