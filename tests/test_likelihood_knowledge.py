@@ -283,6 +283,8 @@ def test_the_answer_is_replaced_where_it_stands_as_whole_words():
     # a probe built in Python is checked where the test reads it
     with pytest.raises(ConfigError, match="does not contain the answer 'Oslo'"):
         statement_of(Probe("Where was Ada born?", "Oslo", distractors=("Lima",), statement="Ada was born in Lima."))
+    with pytest.raises(ConfigError, match="overlaps the true answer"):
+        candidates_of(None, [Probe("Where was Ada born?", "Oslo", distractors=("Lima", "OSLO"))])
     # a forget answer holding the value only inside another word is no statement of it
     assert statement_of(Probe("Who lives in Annapolis?", "Ann"), [QA("Who lives in Annapolis?", "Annapolis, said Ann's aunt.")]) == (
         "Annapolis, said Ann's aunt.")

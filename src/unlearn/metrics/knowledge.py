@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..data.formatting import Example, encode_qa
-from ..data.request import QA, Probe, answer_spans, check_statement
+from ..data.request import QA, Probe, answer_spans, check_distractors, check_statement
 from ..errors import UnlearnError
 from ..models.logprobs import IGNORE
 from .base import MetricResult, mean_result, metric
@@ -145,6 +145,7 @@ def candidates_of(tokenizer, probes: Sequence[Probe], forget_qa: Sequence[QA] = 
     for i, probe in enumerate(probes):
         if not probe.distractors:
             continue
+        check_distractors(probe, f"the probe {probe.question!r}")  # probes built in Python were never loaded
         statement = statement_of(probe, forget_qa)
         for j, value in enumerate((probe.answer, *probe.distractors)):
             out += [Candidate(i, wording, variant, j, example)
