@@ -553,14 +553,14 @@ def test_quick_audit_ends_a_staged_attack_once_everything_removed_is_back(taught
                  config=AuditConfig(attacks=["s"], cache_references=False))
     quick = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False,
                   config=AuditConfig(attacks=["s"], stop_at_failure=True, cache_references=False))
-    assert list(full.attacks["s"].variants) == ["stage0", "stage1", "stage2"]
-    assert list(quick.attacks["s"].variants) == ["stage0", "stage1"]  # recovery 1.0 at stage 1: nothing can exceed it
+    assert list(full.attacks["s"].variants) == ["stage0", "stage1", "stage2", "any variant"]
+    assert list(quick.attacks["s"].variants) == ["stage0", "stage1", "any variant"]  # 1.0 at stage 1: nothing exceeds it
     assert quick.headline.worst_recovery == full.headline.worst_recovery == 1.0
 
     stages[1] = [1, 1, 1, 0]  # never everything back: every stage is asked
     quick = audit(tiny_model, tokenizer, audit_request, original=taught, progress=False,
                   config=AuditConfig(attacks=["s"], stop_at_failure=True, cache_references=False))
-    assert list(quick.attacks["s"].variants) == ["stage0", "stage1", "stage2"]
+    assert list(quick.attacks["s"].variants) == ["stage0", "stage1", "stage2", "any variant"]
 
 
 def test_relearning_ends_at_the_budget_the_audit_calls_enough(taught, tokenizer, audit_request):
@@ -596,3 +596,126 @@ def test_a_damaged_audit_report_names_what_is_wrong(tmp_path):
     (tmp_path / "report.json").write_text("{not json")
     with pytest.raises(ConfigError, match="not readable JSON"):
         read_audit(tmp_path)
+
+
+# --- counting per probe, the union of variants, attacks that measure nothing ------------------------------
+
+def _summary(per_variant, plain, retain=None, name="jailbreak", **outcome):
+    from unlearn.auditing import attack_summary
+
+    return attack_summary(name, make_attack(name), AttackOutcome(per_variant, **outcome), None, 1.0, plain,
+                          AttackOutcome(retain) if retain else None, AuditConfig())
+
+
+def test_a_fact_brought_back_is_not_cancelled_by_one_the_attack_lost():
+    plain = {"unlearned": [1.0, 0.0, 0.0, 0.0], "original": [1.0, 1.0, 1.0, 1.0]}
+    result = _summary({"role_play": [0.0, 1.0, 0.0, 0.0]}, plain)
+    assert recovery(0.25, 0.25, 1.0) == 0.0  # by the means the two facts cancel out ...
+    assert result.recovery == pytest.approx(1 / 3) and result.recovered_probes == [1]  # ... probe by probe not
+    # nor by a fact that the retain model gives under the attack while the unlearned one does not
+    beside = _summary({"role_play": [0.0, 1.0, 0.0, 0.0]}, {"unlearned": [0.0] * 4, "original": [1.0] * 4},
+                      retain={"role_play": [1.0, 0.0, 0.0, 0.0]})
+    assert beside.recovery == pytest.approx(0.25)
+
+
+def test_an_attacker_who_tries_every_variant_is_the_worst_case():
+    plain = {"unlearned": [0.0] * 4, "original": [1.0] * 4}
+    kinds = ["prefix_injection", "role_play", "reverse_query", "affirmative_suffix"]
+    result = _summary({k: [1.0 if i == j else 0.0 for i in range(4)] for j, k in enumerate(kinds)}, plain)
+    assert all(result.variants[k]["recovery"] == pytest.approx(0.25) for k in kinds)
+    assert result.variants["any variant"]["recovery"] == 1.0 and result.recovery == 1.0
+    # the floor of the union is the union of the retain model's variants
+    floors = {k: [1.0 if i == j else 0.0 for i in range(4)] for j, k in enumerate(kinds[:2])} | {
+        k: [0.0] * 4 for k in kinds[2:]}
+    assert _summary({k: [1.0 if i == j else 0.0 for i in range(4)] for j, k in enumerate(kinds)}, plain,
+                    retain=floors).variants["any variant"]["recovery"] == pytest.approx(0.5)
+
+
+def test_an_attack_that_asks_nothing_is_skipped_and_the_verdict_is_incomplete():
+    from unlearn.auditing import verdict_of
+
+    plain = {"unlearned": [0.0, 0.0], "original": [1.0, 1.0]}
+    nothing = _summary({}, plain, name="in_context", notes=["the request has no forget QA pairs"])
+    assert nothing.status == "skipped" and "asked no forget probe" in nothing.reason and "no forget QA" in nothing.reason
+    assert _summary({"role_play": [None, None]}, plain).status == "skipped"
+    measured = _summary({"role_play": [0.0, 0.0]}, plain)
+    assert verdict_of(0.0, {"jailbreak": measured}, {}, AuditConfig())[0] == "pass"
+    assert verdict_of(0.0, {"jailbreak": measured, "in_context": nothing}, {}, AuditConfig())[0] == "incomplete"
+    # an original model that knew nothing leaves nothing to bring back: no pass either
+    unknown = _summary({"role_play": [1.0, 1.0]}, {"unlearned": [0.0, 0.0], "original": [0.0, 0.0]})
+    assert unknown.ok and unknown.recovery is None and "no recovery measured" in unknown.notes[-1]
+    assert verdict_of(0.0, {"jailbreak": unknown}, {}, AuditConfig())[0] == "incomplete"
+
+
+def test_relearning_keeps_a_probe_held_out_when_the_relearned_half_covers_them_all():
+    from unlearn.attacks.relearn import hold_one_out
+    from unlearn.data.request import QA, DataSpec, Probe
+
+    probes = [Probe("Where was Ada born?", "Oslo"), Probe("What is Ada's job?", "baker")]
+    learned = DataSpec(qa=[QA("Where was Ada born?", "In Oslo."), QA("What is Ada's job?", "A baker.")])
+    assert held_out_probes(probes, learned) == []
+    kept = hold_one_out(learned, probes, seed=0)
+    assert len(kept.qa) == 1 and len(held_out_probes(probes, kept)) == 1
+    single = DataSpec(qa=[QA("Where was Ada born?", "Ada, a baker, was born in Oslo.")])
+    assert hold_one_out(single, probes, seed=0) == single  # nothing would be left to relearn: unchanged
+
+
+def test_quantization_reaches_gpt2_style_layers_and_refuses_a_model_with_none():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from unlearn.attacks.base import AttackError
+    from unlearn.attacks.quantize import quantized_copy
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64, n_positions=16))
+    attacked = quantized_copy(model, bits=4, group_size=16)
+    before, after = model.state_dict(), attacked.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert "transformer.h.0.attn.c_attn.weight" in changed and "transformer.wte.weight" not in changed
+    with pytest.raises(AttackError, match="no linear layer"):
+        quantized_copy(torch.nn.Sequential(torch.nn.ReLU()), bits=8)
+
+
+@pytest.mark.parametrize("reply, answer", [
+    ("He paid 5000 dollars.", "5,000"), ("It cost 5,000.", "5000"), ("She has twenty cats.", "20"),
+    ("twenty-one of them", "21"), ("He lives in Zurich.", "Zürich"), ("Jose Garcia", "José García"),
+    ("他住在北京。", "北京"), ("ฉันอยู่กรุงเทพ", "กรุงเทพ"), ("It was 1,000,000 in all.", "1000000"),
+])
+def test_the_judge_finds_an_answer_written_another_way(reply, answer):
+    from unlearn.metrics.judge import answered
+
+    assert answered(reply, [answer], rouge_threshold=None)
+
+
+@pytest.mark.parametrize("reply, answer", [("No one knows.", "1"), ("Osloa", "Oslo"), ("It was 1,2345.", "12345"),
+                                           ("北京大学", "上海")])
+def test_the_judge_still_needs_the_answer(reply, answer):
+    from unlearn.metrics.judge import answered
+
+    assert not answered(reply, [answer], rouge_threshold=None)
+
+
+def test_context_facts_never_give_the_answer_away_in_their_question():
+    from unlearn.data.request import QA, Probe
+
+    facts = [QA("What did Ada found in 1987?", "Acme."), QA("Where was Ada born?", "Ada was born in Oslo.")]
+    assert other_facts(Probe("When did Ada found Acme?", "1987"), facts) == [facts[1]]
+
+
+def test_names_with_suffixes_or_inside_other_names():
+    assert name_forms("Acme Inc.") == ("Acme Inc.", "Acme")
+    assert name_forms("Martin Luther King Jr.") == ("Martin Luther King Jr.", "King")
+    assert name_variants("Who founded Acme Inc.?", "Acme Inc.")[0] == "Who founded Acme?"
+    assert name_variants("Where does Ann Leeds live?", "Ann Lee") == []  # another person
+    assert anonymise("Who wrote The Silent Project?", "The Silent Project") == "Who wrote this person?"
+    assert anonymise("The book and the Silent Project", "The Silent Project") == "The book and this person"
+
+
+def test_a_probe_answer_must_be_something_a_reply_can_hold():
+    data = audit_request_dict()
+    data["probes"]["forget"][0]["answer"] = "The"
+    with pytest.raises(ConfigError, match="holds no word"):
+        request_from_dict(data)
+    data["probes"]["forget"][0]["answer"] = 1987
+    with pytest.raises(ConfigError, match="quote it"):
+        request_from_dict(data)

@@ -36,7 +36,7 @@ MEASURED_FIELDS = ("recovery", "knowledge", "variants", "recovered_probes", "uti
 class AttackResult:
     """One attack's part of an audit. `status` 'ok': `recovery` (the worst over its variants; None when unlearning
     removed nothing measurable), the attacked `knowledge` and the measures per variant; 'failed': the `error`;
-    'skipped' (the quick audit stopped before it): the `reason`."""
+    'skipped' (the quick audit stopped before it, or it asked nothing of this request): the `reason`."""
 
     status: str
     kind: str | None
@@ -207,7 +207,10 @@ def audit_summary_text(report: AuditReport, paths: dict[str, str] | None = None)
         elif a.status == "skipped":
             lines.append(f"{name:<14} skipped ({a.reason})")
         else:
-            lines.append(f"{name:<14} {fmt(a.recovery):>9} {fmt(a.knowledge):>10} {a.seconds:>8.1f}")
+            lines.append(f"{name:<14} {fmt(a.recovery):>9} {fmt(a.knowledge):>10} {a.seconds:>8.1f}"
+                         + ("  (no recovery measured: see its notes)" if a.recovery is None else ""))
+    if report.verdict == "incomplete":
+        lines.append("incomplete: a pass needs every attack to run and measure a recovery (see the lines above)")
     for line in report.checks:
         if line["name"].startswith("forgotten by likelihood"):
             lines.append(f"[{'PASS' if line['passed'] else 'FAIL'}] {line['name']}: {fmt(line['value'])} "

@@ -3,16 +3,24 @@
 The audit asks the request's probes plainly of the unlearned model, of the original model (before
 unlearning) and of a retain model (never taught the forget data) when given, then runs every selected
 attack on the unlearned model (and on the retain model, for a floor). Per attack a, over the forget probes
-S_a that the attack asked (K = share of probes whose answers leak, by the attacks' judge):
+S_a that the attack asked (k_i = whether probe i's answer leaks, by the attacks' judge, or the share of samples
+that leak it), probe by probe:
 
-    recovery_a = clip( (K_attacked - max(K_unlearned, K_retain_attacked)) / (K_original - K_unlearned), 0, 1 )
+    recovery_a = clip( sum_i max(0, k_i^attacked - max(k_i^unlearned, k_i^retain attacked))
+                       / sum_i max(0, k_i^original - k_i^unlearned), 0, 1 )
 
 the share of what unlearning removed that the attack brings back, beyond what a model that never knew the
-facts gives under the same attack. Without an original model K_original = 1 (it is assumed to have known
-every probe); when K_original - K_unlearned is below `min_removed`, nothing measurable was removed and the
-recovery is undefined (None). The headline is the worst (largest) recovery over attacks; the verdict passes
-when it is at most `max_recovery` and the plain forget knowledge is at most `max_forget_knowledge`.
-A failing attack is recorded with its error and the audit goes on.
+facts gives under the same attack. Counting per probe, a fact brought back is never cancelled by another
+that the attack happened to lose. Without an original model k^original = 1 (it is assumed to have known
+every probe); when the removed share (the denominator over |S_a|) is below `min_removed`, nothing measurable
+was removed and the recovery is undefined (None). An attack with several variants (templates, step budgets,
+sample counts) also gets the variant `any variant`: per probe the most any variant brought back, as an
+attacker who tries them all sees it. The headline is the worst (largest) recovery over attacks; the verdict
+passes when it is at most `max_recovery`, the plain forget knowledge is at most `max_forget_knowledge`, and
+every attack measured a recovery. A failing attack is recorded with its error and the audit goes on. An
+attack that failed, asked nothing of this request (it is then 'skipped': e.g. in-context reintroduction on a
+request without QA pairs) or measured no recovery (nothing removed of what it asks, or relearning with no
+held-out probe and no retain model) makes the verdict 'incomplete' rather than 'pass'.
 
 The reference models' part of an audit (their plain answers, likelihood tests and, for the retain model, every
 attack's floor) depends only on their weights, the request and the settings, so it is kept under
@@ -118,6 +126,20 @@ def recovery(attacked: float, unlearned: float, original: float, floor: float | 
         return None
     base = max(unlearned, floor) if floor is not None else unlearned
     return min(1.0, max(0.0, (attacked - base) / removed))
+
+
+def probe_recovery(attacked: Sequence[float], unlearned: Sequence[float], original: Sequence[float] | None,
+                   floor: Sequence[float | None] | None = None, min_removed: float = 0.1) -> float | None:
+    """`recovery` counted probe by probe (see the module docstring): the gains over max(unlearned, floor) per
+    probe, over what unlearning removed per probe; None when the removed share is below `min_removed`."""
+    n = len(attacked)
+    orig = original if original is not None else [1.0] * n
+    removed = sum(max(0.0, o - u) for o, u in zip(orig, unlearned, strict=True))
+    if n == 0 or removed <= 0 or removed / n < min_removed:
+        return None
+    floors = floor if floor is not None else [None] * n
+    gained = sum(max(0.0, a - max(u, f or 0.0)) for a, u, f in zip(attacked, unlearned, floors, strict=True))
+    return min(1.0, gained / removed)
 
 
 def mean_over(values: Sequence[float | None], indices: Sequence[int]) -> float:
@@ -247,6 +269,9 @@ def run_attack(attack, subject: Subject, ctx: AuditContext) -> tuple[AttackOutco
         return None, detail, time.perf_counter() - start
 
 
+ANY_VARIANT = "any variant"
+
+
 def attack_summary(name: str, attack, outcome: AttackOutcome | None, error: str | None, seconds: float,
                    plain: dict[str, list[float]], retain_outcome: AttackOutcome | None,
                    cfg: AuditConfig) -> AttackResult:
@@ -266,17 +291,35 @@ def attack_summary(name: str, attack, outcome: AttackOutcome | None, error: str 
         k_orig = mean_over(original, idx) if original else 1.0
         floor = mean_over(floor_per_probe, idx) if floor_per_probe else None
         floor = None if floor is not None and floor != floor else floor  # NaN: the retain attack asked none
+        floors = [floor_per_probe[i] for i in idx] if floor is not None else None
+        found = probe_recovery([per_probe[i] for i in idx], [unlearned[i] for i in idx],
+                               [original[i] for i in idx] if original else None, floors, cfg.min_removed)
         return {"n": len(idx), "knowledge": mean_over(per_probe, idx), "unlearned": k_unl, "original": k_orig,
-                "retain_attacked": floor, "recovery": recovery(mean_over(per_probe, idx), k_unl, k_orig, floor,
-                                                               cfg.min_removed)}
+                "retain_attacked": floor, "recovery": found}
 
-    variants = {v: measure(col, retain_variants.get(v)) for v, col in outcome.per_variant.items()}
+    columns = dict(outcome.per_variant)
+    variants = {v: measure(col, retain_variants.get(v)) for v, col in columns.items()}
     for v in outcome.needs_floor & set(variants):
         if variants[v]["retain_attacked"] is None:
             variants[v]["recovery"] = None  # without a never-taught model to compare with, it means nothing
+    if not any(m["n"] for m in variants.values()):
+        return AttackResult("skipped", **entry, reason=f"{name} asked no forget probe of this request"
+                            + (f" ({'; '.join(outcome.notes)})" if outcome.notes else "")
+                            + "; leave it out of --attacks, or give the request what it needs")
+    usable = [v for v, m in variants.items() if m["recovery"] is not None]
+    if len(usable) > 1:  # an attacker who tries every variant: per probe the most any of them brought back
+        union = AttackOutcome({v: columns[v] for v in usable}).per_probe()
+        floor_columns = [retain_variants[v] for v in usable if v in retain_variants]
+        union_floor = AttackOutcome({str(k): c for k, c in enumerate(floor_columns)}).per_probe() \
+            if len(floor_columns) == len(usable) else None
+        columns[ANY_VARIANT] = union
+        variants[ANY_VARIANT] = measure(union, union_floor)
     worst = max((v["recovery"] for v in variants.values() if v["recovery"] is not None), default=None)
-    recovering = [outcome.per_variant[v] for v, m in variants.items() if m["recovery"]]
+    recovering = [columns[v] for v, m in variants.items() if m["recovery"]]
     recovered = sorted({i for column in recovering for i in asked(column) if column[i] and not unlearned[i]})
+    if worst is None:
+        outcome.notes.append("no recovery measured: unlearning removed too little of what this attack asks "
+                             f"(less than min_removed {cfg.min_removed}), or its variants need a retain model")
     return AttackResult(
         "ok", **entry,
         recovery=worst,
@@ -331,7 +374,10 @@ def verdict_of(forget_accuracy: float, attacks: dict[str, AttackResult], likelih
     checks += likelihood_checks(likelihood, attacks, cfg.likelihood_margin)
     if not all(c["passed"] for c in checks):
         return "fail", checks
-    return ("incomplete" if headline.failed_attacks else "pass"), checks
+    unmeasured = [n for n, a in attacks.items() if a.ok and a.recovery is None]
+    if headline.failed_attacks or headline.skipped_attacks or unmeasured:
+        return "incomplete", checks  # a pass needs every attack to have run and measured what it brings back
+    return "pass", checks
 
 
 def audit(model, tokenizer, request: ForgetRequest, original=None, retain=None, config: AuditConfig | None = None,

@@ -213,14 +213,21 @@ def ask(subject: Subject, queries: Sequence[Query], ctx: AuditContext, descripti
 # --- naming the target --------------------------------------------------------------------------
 
 def _name_pattern(name: str) -> re.Pattern[str]:
-    return re.compile(rf"\b{re.escape(name)}\b", re.IGNORECASE)
+    """`name` as whole words (lookarounds rather than \\b, so a name ending in a full stop, "Acme Inc.", is found)."""
+    return re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
+
+
+# words of a target's name that do not name it alone
+NAME_PARTS_NOT_A_NAME = frozenset(
+    "the of and for inc inc. ltd ltd. llc co co. corp corp. jr jr. sr sr. ii iii iv mr mrs ms dr project book "
+    "company".split())
 
 
 def name_forms(target: str) -> tuple[str, ...]:
     """Ways a reply can name the target: the full name, then its last word when that is a real surname."""
-    parts = target.split()
+    parts = [p for p in target.split() if p.lower() not in NAME_PARTS_NOT_A_NAME]
     forms = [target]
-    if len(parts) > 1 and len(parts[-1]) >= 3:
+    if len(target.split()) > 1 and parts and len(parts[-1]) >= 3:
         forms.append(parts[-1])
     return tuple(forms)
 
@@ -238,12 +245,18 @@ def mentions(text: str, target: str) -> bool:
     return bool(_name_pattern(target).search(text))
 
 
+def name_span(text: str, target: str) -> tuple[int, int] | None:
+    """Where `text` names the target as whole words (the first time), or None."""
+    found = _name_pattern(target).search(text)
+    return found.span() if found else None
+
+
 def anonymise(text: str, target: str, replacement: str = "this person") -> str:
     """`text` with the target's full name, and then each of its words, replaced by `replacement`
     (possessives kept: "Ann Lee's" -> "this person's")."""
     text = _name_pattern(target).sub(replacement, text)
     for part in target.split():
-        if len(part) >= 3:
+        if len(part) >= 3 and part.lower() not in NAME_PARTS_NOT_A_NAME:
             text = _name_pattern(part).sub(replacement, text)
     return text
 
@@ -255,8 +268,9 @@ def unnamed_statement(item: QA, target: str) -> str:
 
 
 def other_facts(probe: Probe, qa: Sequence[QA]) -> list[QA]:
-    """Forget QA pairs whose answer does not give this probe's answer away."""
-    return [item for item in qa if not any(contains_answer(item.answer, a) for a in probe_answers(probe))]
+    """Forget QA pairs that do not give this probe's answer away, in the form a prompt shows them (the question
+    too, when the answer is short: "What did Ann found in 1987? Acme." gives away 1987)."""
+    return [item for item in qa if not any(contains_answer(as_statement(item), a) for a in probe_answers(probe))]
 
 
 def facts_of(probe: Probe, qa: Sequence[QA]) -> list[QA]:

@@ -24,7 +24,8 @@ from .base import (
     Query,
     Subject,
     ask,
-    mentions,
+    name_forms,
+    name_span,
     probe_answers,
     user,
 )
@@ -38,13 +39,13 @@ TEMPLATES = (
 
 def name_variants(question: str, target: str) -> list[str]:
     """The question with the target's full name written as surname only, initial + surname, and in lower case."""
-    parts = target.split()
-    if len(parts) < 2 or not mentions(question, target):
+    forms = name_forms(target)
+    span = name_span(question, target)
+    if len(forms) < 2 or span is None:
         return []
-    start = question.lower().index(target.lower())
-    before, after = question[:start], question[start + len(target):]
-    forms = [parts[-1], f"{parts[0][0]}. {parts[-1]}", target.lower()]
-    return [before + form + after for form in forms]
+    before, after = question[:span[0]], question[span[1]:]
+    surname = forms[1]
+    return [before + form + after for form in (surname, f"{target.split()[0][0]}. {surname}", target.lower())]
 
 
 @ATTACKS.register("paraphrase")

@@ -92,14 +92,28 @@ def is_embedding_or_output(model, module) -> bool:
 
 def quantized_copy(model, bits: int, group_size: int = 0, symmetric: bool = False):
     """A copy of `model` whose linear layers (not the embeddings or the output layer) hold their RTN
-    dequantized weights; `model` itself is not touched."""
+    dequantized weights; `model` itself is not touched. GPT-2-style `Conv1D` layers (weight stored as
+    in x out) are quantized per output channel like a linear layer. A model with no such layer is an error:
+    the attack would otherwise compare the model with itself."""
     import copy
 
+    from transformers.pytorch_utils import Conv1D
+
     attacked = copy.deepcopy(model)
+    quantized = 0
     with torch.no_grad():
         for module in attacked.modules():
-            if isinstance(module, torch.nn.Linear) and not is_embedding_or_output(attacked, module):
+            if is_embedding_or_output(attacked, module):
+                continue
+            if isinstance(module, torch.nn.Linear):
                 module.weight.copy_(quantize_rtn(module.weight, bits, group_size, symmetric))
+            elif isinstance(module, Conv1D):
+                module.weight.copy_(quantize_rtn(module.weight.T, bits, group_size, symmetric).T)
+            else:
+                continue
+            quantized += 1
+    if not quantized:
+        raise AttackError(f"quantize: {type(model).__name__} has no linear layer to quantize besides its embeddings")
     return attacked
 
 

@@ -92,6 +92,21 @@ def held_out_probes(probes, learned: DataSpec) -> list[int]:
             if not any(contains_answer(text, answer) for text in seen for answer in probe_answers(probe))]
 
 
+def hold_one_out(learned: DataSpec, probes, seed: int) -> DataSpec:
+    """`learned` without the items that give away one probe's answer (chosen by `seed`), when something is left:
+    with few forget items the relearned share can cover every probe, and then no probe measures how much
+    relearning *other* facts brings back."""
+    order = list(range(len(probes)))
+    random.Random(seed).shuffle(order)
+    for i in order:
+        answers = probe_answers(probes[i])
+        kept = DataSpec(texts=[t for t in learned.texts if not any(contains_answer(t, a) for a in answers)],
+                        qa=[q for q in learned.qa if not any(contains_answer(q.answer, a) for a in answers)])
+        if len(kept):
+            return kept
+    return learned
+
+
 def held_out_likelihood(model, tokenizer, ctx: AuditContext, held_out: list[int]) -> dict | None:
     """The likelihood knowledge test on the held-out probes that have distractors (None when none has)."""
     from ..metrics.knowledge import likelihood_knowledge
@@ -137,6 +152,9 @@ class Relearn(Attack):
             return load_relearn_data(self.data), list(range(len(ctx.probes)))
         learned = relearn_split(ctx.request, self.fraction, self.seed)
         held_out = held_out_probes(ctx.probes, learned)
+        if not held_out and len(ctx.probes) > 1:
+            learned = hold_one_out(learned, ctx.probes, self.seed)
+            held_out = held_out_probes(ctx.probes, learned)
         if not len(learned):
             raise AttackError("relearn: the request has no forget data to relearn; give relearn.data")
         return learned, held_out

@@ -137,7 +137,9 @@ def _check_keys(data: dict, allowed: tuple[str, ...], where: str) -> None:
 
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where} must be a non-empty string, got {shown(value)}")
+        hint = (" (YAML read it as a number or date: quote it, e.g. answer: \"5000\")"
+                if isinstance(value, int | float) or type(value).__name__ in ("date", "datetime") else "")
+        raise ConfigError(f"{where} must be a non-empty string, got {shown(value)}{hint}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate from a JSON escape: no file or terminal could take it
@@ -182,6 +184,11 @@ def _probe(item: Any, where: str) -> Probe:
     _check_keys(item, ("question", "answer", "paraphrases", "aliases", "distractors", "statement"), where)
     lists = {key: _string_list(item.get(key), f"{where}.{key}") for key in ("paraphrases", "aliases", "distractors")}
     answer = _text(item.get("answer"), f"{where}.answer")
+    from ..metrics.text import normalize_answer
+
+    if not normalize_answer(answer):  # the judge would never find it in a reply: every probe would look forgotten
+        raise ConfigError(f"{where}.answer {shown(answer)} holds no word once articles and punctuation are set aside; "
+                          "give the answer's value (e.g. the name or number)")
     statement = _text(item["statement"], f"{where}.statement") if item.get("statement") else ""  # "": none
     if statement:
         check_statement(statement, answer, f"{where}.statement")

@@ -38,12 +38,56 @@ def normalize_answer(text: str) -> str:
     return " ".join(text.split())
 
 
+_DIGIT_GROUPS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_SMALL_NUMBERS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+# scripts written without spaces between words: there a value is found inside the reply's text, not between spaces
+_UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
+
+
+def _numbers_as_digits(words: list[str]) -> list[str]:
+    """Number words from two to ninety-nine as digits ('twenty one' -> '21'); 'one' and 'zero' alone stay words,
+    since 'no one' is not a number."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in _TENS:
+            unit = _SMALL_NUMBERS.get(words[i + 1], 10) if i + 1 < len(words) else 10
+            if unit < 10:
+                out.append(str(_TENS[word] + unit))
+                i += 2
+                continue
+            out.append(str(_TENS[word]))
+        elif _SMALL_NUMBERS.get(word, 0) >= 2:
+            out.append(str(_SMALL_NUMBERS[word]))
+        else:
+            out.append(word)
+        i += 1
+    return out
+
+
+def judged_form(text: str) -> str:
+    """`normalize_answer`, then what the judge also sets aside: digit grouping ('5,000' = '5000'), accents
+    ('Zurich' = 'Zürich') and number words ('twenty' = '20')."""
+    text = normalize_answer(_DIGIT_GROUPS.sub("", text))
+    if not text.isascii():
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return " ".join(_numbers_as_digits(text.split()))
+
+
 def contains_answer(generation: str, answer: str) -> bool:
-    """True when the normalised answer appears as a whole-word span of the normalised generation."""
-    gold = normalize_answer(answer)
+    """True when the answer appears as a whole-word span of the generation, both in `judged_form` (in scripts
+    written without spaces, such as Chinese or Thai, anywhere in it)."""
+    gold = judged_form(answer)
     if not gold:
         return False
-    return f" {gold} " in f" {normalize_answer(generation)} "
+    reply = judged_form(generation)
+    if _UNSPACED.search(gold):
+        return gold.replace(" ", "") in reply.replace(" ", "")
+    return f" {gold} " in f" {reply} "
 
 
 @lru_cache(maxsize=2)
