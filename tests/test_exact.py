@@ -370,6 +370,12 @@ def test_distractors_leave_out_what_the_shards_taught_and_a_failed_evaluation_ke
     assert [r["id"] for r in ledger] == ["forget-ann"] and ledger[0]["evaluation_error"].endswith("out of memory")
     assert "the removal stands" in messages[-1]
     assert all(r["passed"] for r in verify_shards(state, progress=False))
+    # `unlearn eval` / `audit` of the state's served model draw them the same way
+    from unlearn.cli import _with_state_distractors
+
+    drawn = _with_state_distractors(_city_request(45), str(state / "model")).probes.forget[0].distractors
+    assert len(drawn) == 45 and not {"Ghent", "Porto", "Lyon"} & set(drawn)
+    assert _with_state_distractors(_city_request(45), str(base_dir)).probes.forget[0].distractors == ()
 
 
 def test_flags_that_do_not_apply_to_a_sharded_state_are_refused(taught, tmp_path, capsys):

@@ -425,12 +425,28 @@ def _audit_and_print(model, tokenizer, request, cfg, out: Path, progress: bool, 
     return 0 if report.passed else 1
 
 
+def _with_state_distractors(request, model: str | None):
+    """The request with its generator's distractors drawn now, leaving out every value a sharded state taught,
+    when `model` is such a state's served model (STATE/model): other people's taught values would otherwise be
+    drawn as 'untaught' distractors."""
+    from .exact import is_sharded_state
+
+    if not model or not request.distractors.generator or not is_sharded_state(Path(model).parent):
+        return request
+    from .data.distractors import with_distractors
+    from .exact import ShardedState
+    from .exact.sharded import taught_texts_of
+
+    with ShardedState(Path(model).parent, lock=False) as state:
+        return with_distractors(request, taught_texts_of(state.shards))
+
+
 def cmd_audit(args) -> int:
     from .auditing import audit_config, audit_groups
     from .data.request import load_request
     from .models.loading import load_model
 
-    request = load_request(args.request)
+    request = _with_state_distractors(load_request(args.request), args.model)
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()] if args.attacks else None
     overrides = [*AUDIT_PROFILES["quick" if args.quick else "full"], *args.overrides]
     cfg = audit_config(attacks, overrides)  # every name and setting is checked before a model loads
@@ -460,7 +476,7 @@ def cmd_eval(args) -> int:
     tasks = [t.strip() for t in (args.lm_eval or "").split(",") if t.strip()]
     if args.lm_eval is not None and not tasks:
         raise UnlearnError("--lm-eval needs task names, e.g. --lm-eval wmdp_bio_local,mmlu_anatomy_local")
-    request = load_request(args.request) if args.request else None
+    request = _with_state_distractors(load_request(args.request), args.model) if args.request else None
     config = with_overrides(RunConfig, RunConfig(), args.overrides)
     specs = _guard_specs(args)
     if specs and not request:
