@@ -201,6 +201,18 @@ def test_a_relative_learning_rate_grid_scales_each_methods_own_rate():
     assert tb.bench_unlearn_config("rmu").train.lr != tb.bench_unlearn_config("npo").train.lr
 
 
+def test_a_method_whose_rate_means_something_else_gets_its_own_rate_on_tofu():
+    """TOFU's 1e-5 is a rate for raw gradients: a method whose default rate is another scale (a normalised step's
+    length, a steering loss) must name its TOFU rate, or the benchmark would run it at a meaningless one."""
+    from unlearn.methods import METHODS, make_method
+
+    for name in METHODS.names():
+        own = make_method({"name": name}).default_lr
+        if own != pytest.approx(1e-5):
+            assert tb.bench_unlearn_config(name).train.lr != pytest.approx(1e-5), name
+    assert tb.bench_unlearn_config("mudman").train.lr == pytest.approx(0.1)
+
+
 def test_the_bar_takes_half_the_ceiling_or_one_half_and_most_of_the_target_utility():
     target = {"forget_quality": 0.001, "model_utility": 0.40}
     low_ceiling = tb.TofuBar.of(target, {"forget_quality": 0.6, "model_utility": 0.3})

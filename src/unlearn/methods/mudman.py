@@ -56,6 +56,8 @@ class MUDMAN(RetainTerm, LossMethod):
     summary = "masked, normalised unlearning steps taken where a simulated relearning attack has moved the weights"
     benchmark_settings = {
         "demo": {"train.lr": 0.2, "method.retain_rate": 0.01},  # lr: the length of each normalised step
+        # TOFU's 1e-5 is a rate for raw gradients; as the length of a normalised step it would move nothing
+        "tofu": {"train.lr": 0.1},
     }
     default_lr = 1e-1  # η: the normalised step's length (source: the authors' unlearning_rate)
 
