@@ -719,3 +719,16 @@ def test_a_probe_answer_must_be_something_a_reply_can_hold():
     data["probes"]["forget"][0]["answer"] = 1987
     with pytest.raises(ConfigError, match="quote it"):
         request_from_dict(data)
+
+
+def test_the_reference_cache_keys_relearning_data_by_content_and_keeps_no_failure(tmp_path):
+    from unlearn.auditing import ReferenceCache
+
+    data = tmp_path / "benign.jsonl"
+    data.write_text('{"question": "Q?", "answer": "A."}\n')
+    first = ReferenceCache.attack_key("relearn", make_attack({"name": "relearn", "data": str(data)}))
+    data.write_text('{"question": "Q?", "answer": "Another answer."}\n')
+    assert ReferenceCache.attack_key("relearn", make_attack({"name": "relearn", "data": str(data)})) != first
+    cache = ReferenceCache(None, None, None, AuditConfig(), enabled=False)
+    cache.put_attack("k", None, "CUDA out of memory", 1.0)
+    assert cache.attack("k") is None  # asked again next time, not remembered as failed

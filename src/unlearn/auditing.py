@@ -195,7 +195,9 @@ def audit_groups(request: ForgetRequest) -> dict[str, list[Probe]]:
     return request.probes.groups()
 
 
-REFERENCE_CACHE_VERSION = "2"  # bump when what an attack or the plain evaluation computes changes (2: own sampler)
+# bump when what an attack or the plain evaluation computes changes (2: own sampler; 3: the judge reads numbers,
+# accents and unspaced scripts, relearning holds a probe out, context facts checked as shown, names with suffixes)
+REFERENCE_CACHE_VERSION = "3"
 
 
 class ReferenceCache:
@@ -233,9 +235,14 @@ class ReferenceCache:
 
     @staticmethod
     def attack_key(name: str, attack) -> str:
-        from .io import sha256_json
+        """The attack's name and settings, and the content of any file a setting names (relearning's data)."""
+        from pathlib import Path
 
-        return sha256_json({"name": name, "settings": _settings(attack)})[:16]
+        from .io import file_sha256, sha256_json
+
+        settings = _settings(attack)
+        files = {k: file_sha256(v) for k, v in settings.items() if isinstance(v, str) and v and Path(v).is_file()}
+        return sha256_json({"name": name, "settings": settings, "files": files})[:16]
 
     def attack(self, key: str) -> tuple[AttackOutcome | None, str | None, float] | None:
         entry = self.data["attacks"].get(key)
@@ -249,6 +256,8 @@ class ReferenceCache:
     def put_attack(self, key: str, outcome: AttackOutcome | None, error: str | None, seconds: float) -> None:
         import dataclasses
 
+        if outcome is None:  # a failure (out of memory, an interrupted download) is tried again next time
+            return
         stored = None if outcome is None else {**dataclasses.asdict(outcome), "needs_floor": sorted(outcome.needs_floor)}
         self.data["attacks"][key] = {"outcome": stored, "error": error, "seconds": seconds}
         self._save()
