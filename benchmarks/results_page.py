@@ -207,10 +207,12 @@ def sweep_rows(run_dir: Path) -> list[dict]:
 
 
 def run_identity(row: dict) -> tuple:
-    """What makes two rows the same run: setting, split, method, role and the overrides that change something."""
+    """What makes two rows the same run: setting, split, method, role, the overrides that change something and the
+    learning rate the run used (the same overrides give another rate once a method's benchmark settings change)."""
     from unlearn.benchmarks.sweeping import effective_overrides
 
-    return (row["setting"], row["split"], row["method"], row["role"], tuple(effective_overrides(row["overrides"])))
+    return (row["setting"], row["split"], row["method"], row["role"], tuple(effective_overrides(row["overrides"])),
+            row.get("lr"))
 
 
 def keep_labels(rows: list[dict], new: list[dict]) -> list[dict]:

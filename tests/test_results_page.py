@@ -157,5 +157,8 @@ def test_sweep_rows_label_each_finished_run_by_its_rate_and_skip_failed_ones(tmp
     assert [r["label"] for r in relabelled] == [
         "npo, by hand", "npo lr x10 (1e-4; TOFU's default 1e-5)", "rmu lr x0.3 (3e-4; TOFU's default 1e-3), method.seed=2",
         "wga train.lr=2.5e-5"]
+    # the same overrides at another rate (a method's benchmark settings changed) are another run
+    moved = [{**rows[0], "lr": 1e-1, "label": "npo (TOFU defaults, lr 1e-1)"}]
+    assert results_page.keep_labels(kept, moved)[0]["label"] == "npo (TOFU defaults, lr 1e-1)"
     with pytest.raises(SystemExit, match="no run files"):
         results_page.sweep_rows(tmp_path / "elsewhere")
