@@ -732,3 +732,14 @@ def test_the_reference_cache_keys_relearning_data_by_content_and_keeps_no_failur
     cache = ReferenceCache(None, None, None, AuditConfig(), enabled=False)
     cache.put_attack("k", None, "CUDA out of memory", 1.0)
     assert cache.attack("k") is None  # asked again next time, not remembered as failed
+
+
+def test_the_union_of_variants_never_counts_a_floorless_relearned_fact():
+    plain = {"unlearned": [0.0] * 4, "original": [1.0] * 4}
+    outcome = {"relearned@1": [1.0, None, 1.0, None], "held_out@1": [None, 1.0, None, 0.0],
+               "held_out@2": [None, 0.0, None, 1.0]}
+    partial = _summary(outcome, plain, name="relearn", retain={"relearned@1": [1.0, None, 1.0, None]},
+                       needs_floor={"relearned@1"})
+    # relearned@1 has its floor but held_out@k has none: the union takes the held-out variants only
+    assert partial.variants["any variant"]["recovery"] == pytest.approx(1.0)
+    assert partial.variants["any variant"]["n"] == 2

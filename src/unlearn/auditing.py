@@ -316,11 +316,12 @@ def attack_summary(name: str, attack, outcome: AttackOutcome | None, error: str 
                             + (f" ({'; '.join(outcome.notes)})" if outcome.notes else "")
                             + "; leave it out of --attacks, or give the request what it needs")
     usable = [v for v, m in variants.items() if m["recovery"] is not None]
+    if not all(v in retain_variants for v in usable):  # no floor for the union: only variants that need none
+        usable = [v for v in usable if v not in outcome.needs_floor]
     if len(usable) > 1:  # an attacker who tries every variant: per probe the most any of them brought back
         union = AttackOutcome({v: columns[v] for v in usable}).per_probe()
-        floor_columns = [retain_variants[v] for v in usable if v in retain_variants]
-        union_floor = AttackOutcome({str(k): c for k, c in enumerate(floor_columns)}).per_probe() \
-            if len(floor_columns) == len(usable) else None
+        union_floor = AttackOutcome({v: retain_variants[v] for v in usable}).per_probe() \
+            if all(v in retain_variants for v in usable) else None
         columns[ANY_VARIANT] = union
         variants[ANY_VARIANT] = measure(union, union_floor)
     worst = max((v["recovery"] for v in variants.values() if v["recovery"] is not None), default=None)
