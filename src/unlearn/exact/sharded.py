@@ -428,15 +428,15 @@ def apply_exact(request: ForgetRequest, state_dir: str | Path, progress: bool = 
             state.export()
             return ExactOutcome(request.id, "skipped", f"{request.id} was already applied on {earlier['applied']}", earlier)
         plan = plan_removal(state, request)
-        # distractors are drawn before anything is retrained (a generator that cannot serve the request fails
-        # here, with nothing changed), leaving out every value the state's teaching data mentions
-        probed = with_distractors(request, taught_texts_of(state.shards)) if evaluate and request.probes.groups() \
-            else None
         if not plan:
             removed_by = sorted({r["id"] for r in state.ledger for f in forget_fingerprints(request)
                                  if state.seal(f) in r["fingerprints"]})
             return ExactOutcome(request.id, "skipped", f"every forget item of {request.id} was already removed (by "
                                 f"{', '.join(removed_by)})")
+        # distractors are drawn before anything is retrained (a generator that cannot serve the request fails
+        # here, with nothing changed), leaving out every value the state's teaching data mentions
+        probed = with_distractors(request, taught_texts_of(state.shards)) if evaluate and request.probes.groups() \
+            else None
         replay = state.replay()
         start = time.perf_counter()
         kept = [dict(shard) for shard in state.shards]
