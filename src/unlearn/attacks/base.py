@@ -267,15 +267,20 @@ def unnamed_statement(item: QA, target: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def gives_away(text: str, probe: Probe) -> bool:
+    """Whether `text` holds the probe's answer or one of its aliases (by the judge's containment rule)."""
+    return any(contains_answer(text, answer) for answer in probe_answers(probe))
+
+
 def other_facts(probe: Probe, qa: Sequence[QA]) -> list[QA]:
     """Forget QA pairs that do not give this probe's answer away, in the form a prompt shows them (the question
     too, when the answer is short: "What did Ann found in 1987? Acme." gives away 1987)."""
-    return [item for item in qa if not any(contains_answer(as_statement(item), a) for a in probe_answers(probe))]
+    return [item for item in qa if not gives_away(as_statement(item), probe)]
 
 
 def facts_of(probe: Probe, qa: Sequence[QA]) -> list[QA]:
     """Forget QA pairs whose answer contains this probe's answer."""
-    return [item for item in qa if any(contains_answer(item.answer, a) for a in probe_answers(probe))]
+    return [item for item in qa if gives_away(item.answer, probe)]
 
 
 def as_statement(item: QA) -> str:

@@ -32,7 +32,6 @@ from pathlib import Path
 from ..config import TrainableConfig, TrainConfig
 from ..data.request import QA, DataSpec, ForgetRequest
 from ..errors import ConfigError
-from ..metrics.text import contains_answer
 from .base import (
     ATTACKS,
     Attack,
@@ -42,6 +41,7 @@ from .base import (
     Query,
     Subject,
     ask,
+    gives_away,
     probe_answers,
     user,
 )
@@ -89,7 +89,7 @@ def held_out_probes(probes, learned: DataSpec) -> list[int]:
     """Indices of the probes whose answers occur in none of the relearned items."""
     seen = [item.answer for item in learned.qa] + list(learned.texts)
     return [i for i, probe in enumerate(probes)
-            if not any(contains_answer(text, answer) for text in seen for answer in probe_answers(probe))]
+            if not any(gives_away(text, probe) for text in seen)]
 
 
 def hold_one_out(learned: DataSpec, probes, seed: int) -> DataSpec:
@@ -99,9 +99,8 @@ def hold_one_out(learned: DataSpec, probes, seed: int) -> DataSpec:
     order = list(range(len(probes)))
     random.Random(seed).shuffle(order)
     for i in order:
-        answers = probe_answers(probes[i])
-        kept = DataSpec(texts=[t for t in learned.texts if not any(contains_answer(t, a) for a in answers)],
-                        qa=[q for q in learned.qa if not any(contains_answer(q.answer, a) for a in answers)])
+        kept = DataSpec(texts=[t for t in learned.texts if not gives_away(t, probes[i])],
+                        qa=[q for q in learned.qa if not gives_away(q.answer, probes[i])])
         if len(kept):
             return kept
     return learned

@@ -16,13 +16,16 @@ _TYPOGRAPHY = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201b": "'", "\u203
                             "\u2013": "-", "\u2014": "-", "\u2212": "-"})
 
 
+def _compatibility_form(text: str) -> str:
+    """Unicode compatibility form (NFKC) without invisible format characters (zero-width spaces, joiners)."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
+
+
 def normalise_spelling(text: str) -> str:
     """What two spellings of one text share: Unicode compatibility form (NFKC), no invisible format characters
     (zero-width spaces, joiners), straight quotes and hyphens for typographic ones, lower case, single spaces.
     Used to recognise a taught item in a request (fingerprints of exact/data.py and requests/forgotten.py)."""
-    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY)
-    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    return " ".join(text.lower().split())
+    return " ".join(_compatibility_form(text).translate(_TYPOGRAPHY).lower().split())
 
 
 def normalize_answer(text: str) -> str:
@@ -30,9 +33,7 @@ def normalize_answer(text: str) -> str:
     brought to its compatibility form (NFKC) without invisible format characters, and any Unicode punctuation
     (dashes, curly quotes) counts as punctuation."""
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-        text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text
-                       if unicodedata.category(c) != "Cf")
+        text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in _compatibility_form(text))
     text = text.lower().translate(_PUNCT)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
