@@ -743,3 +743,20 @@ def test_the_union_of_variants_never_counts_a_floorless_relearned_fact():
     # relearned@1 has its floor but held_out@k has none: the union takes the held-out variants only
     assert partial.variants["any variant"]["recovery"] == pytest.approx(1.0)
     assert partial.variants["any variant"]["n"] == 2
+
+
+def test_the_reference_cache_keys_quantization_by_the_schemes_that_run_here(monkeypatch):
+    """A reference quantized on a machine without bitsandbytes has no bnb variants: a CUDA machine must not
+    reuse it."""
+    from unlearn.attacks import quantize
+    from unlearn.auditing import ReferenceCache
+
+    attack = make_attack("quantize")
+    monkeypatch.setattr(quantize, "bitsandbytes_available", lambda: "no CUDA here")
+    without = ReferenceCache.attack_key("quantize", attack)
+    assert attack.machine_dependent() == {"schemes_here": ["int8", "int4_g128"]}
+    monkeypatch.setattr(quantize, "bitsandbytes_available", lambda: None)
+    assert attack.machine_dependent() == {"schemes_here": ["int8", "int4_g128", "bnb_int8", "bnb_nf4"]}
+    assert ReferenceCache.attack_key("quantize", attack) != without
+    assert ReferenceCache.attack_key("paraphrase", make_attack("paraphrase")) == ReferenceCache.attack_key(
+        "paraphrase", make_attack("paraphrase"))

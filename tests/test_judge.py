@@ -74,3 +74,26 @@ def test_every_group_is_asked_in_one_pass_and_answered_in_order():
     assert answers == {"forget": ["A", "B"], ("earlier", "r1"): ["C"], "empty": [], "general": ["D"]}
     with pytest.raises(ValueError, match="asked 2 questions, got 1 answers"):
         ask_groups(lambda qs: qs[:1], {"forget": ["a", "b"]})
+
+
+@pytest.mark.parametrize("reply, answer", [
+    ("Он родился в Москве, говорят", "родился в Москве"),      # Cyrillic words, in order, none missing
+    ("Она жила в Москве", "жила в Москве и Киеве"),             # 3 of 5 words: under the threshold
+    ("Jose Garcia Marquez wrote it", "José García Márquez"),
+])
+def test_rouge_counts_words_of_every_script(reply, answer):
+    """rouge_score alone drops every non-ASCII letter, so a reply in Russian could never reach the threshold."""
+    from unlearn.metrics.text import judge_rouge_recall, rouge_l
+
+    expected = {"родился в Москве": 1.0, "жила в Москве и Киеве": 0.6, "José García Márquez": 1.0}[answer]
+    assert judge_rouge_recall(reply, answer) == pytest.approx(expected)
+    assert rouge_l(reply, answer)[1] < expected  # the reference metric, unchanged, misses it
+    assert answered(reply, [answer]) == (expected >= ROUGE_THRESHOLD)
+
+
+def test_judge_rouge_equals_rouge_score_on_ascii_text():
+    from unlearn.metrics.text import judge_rouge_recall, rouge_l
+
+    for reply, answer in [("He was running to Paris in 1990.", "ran to Paris, France"), ("x_y z", "x y"),
+                          ("The dogs' owners", "dog owner")]:
+        assert judge_rouge_recall(reply, answer) == rouge_l(reply, answer)[1]

@@ -314,3 +314,14 @@ def test_generated_distractors_leave_out_what_else_was_taught():
     also = [d for p in drawn for d in p.distractors]
     again = with_distractors(request, also_taught=[f"Someone else's value is {v}." for v in also]).probes.forget
     assert not set(also) & {d for p in again for d in p.distractors}
+
+
+def test_a_text_longer_than_max_length_is_refused_not_cut(tokenizer):
+    """Cut texts would be compared on part of their values; the test scores whole texts or stops."""
+    probe = Probe("Where was Ann born?", "Ghent", distractors=("Porto", "Lyon"),
+                  statement="After a long and winding childhood, Ann was born in Ghent.")
+    whole = candidates_of(tokenizer, [probe])
+    longest = max(len(c.example.input_ids) for c in whole)
+    assert candidates_of(tokenizer, [probe], max_length=longest) == whole
+    with pytest.raises(ConfigError, match="max_length"):
+        candidates_of(tokenizer, [probe], max_length=longest - 1)

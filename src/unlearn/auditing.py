@@ -196,8 +196,9 @@ def audit_groups(request: ForgetRequest) -> dict[str, list[Probe]]:
 
 
 # bump when what an attack or the plain evaluation computes changes (2: own sampler; 3: the judge reads numbers,
-# accents and unspaced scripts, relearning holds a probe out, context facts checked as shown, names with suffixes)
-REFERENCE_CACHE_VERSION = "3"
+# accents and unspaced scripts, relearning holds a probe out, context facts checked as shown, names with suffixes;
+# 4: the judge's ROUGE counts words of every script)
+REFERENCE_CACHE_VERSION = "4"
 
 
 class ReferenceCache:
@@ -235,14 +236,16 @@ class ReferenceCache:
 
     @staticmethod
     def attack_key(name: str, attack) -> str:
-        """The attack's name and settings, and the content of any file a setting names (relearning's data)."""
+        """The attack's name and settings, the content of any file a setting names (relearning's data), and what
+        it does differently on this machine (the quantization schemes that run here)."""
         from pathlib import Path
 
         from .io import file_sha256, sha256_json
 
         settings = _settings(attack)
         files = {k: file_sha256(v) for k, v in settings.items() if isinstance(v, str) and v and Path(v).is_file()}
-        return sha256_json({"name": name, "settings": settings, "files": files})[:16]
+        here = attack.machine_dependent() if attack is not None else {}
+        return sha256_json({"name": name, "settings": settings, "files": files, **({"here": here} if here else {})})[:16]
 
     def attack(self, key: str) -> tuple[AttackOutcome | None, str | None, float] | None:
         entry = self.data["attacks"].get(key)

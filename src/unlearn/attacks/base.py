@@ -186,6 +186,11 @@ class Attack:
     def run(self, subject: Subject, ctx: AuditContext) -> AttackOutcome:
         raise NotImplementedError
 
+    def machine_dependent(self) -> dict[str, Any]:
+        """What this attack would do differently on another machine with the same settings (part of the key of
+        a cached reference result); {} for most attacks."""
+        return {}
+
 
 def make_attack(spec: str | dict[str, Any]) -> Attack:
     """An attack from a name or {'name': ..., setting: value}; misspelt settings are errors."""

@@ -29,6 +29,7 @@ error when named explicitly in `schemes`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -202,6 +203,13 @@ class Quantize(Attack):
         else:
             extra, notes = [s for s in self.bitsandbytes_when_cuda if s not in self.schemes], []
         return [*self.schemes, *extra], notes
+
+    def machine_dependent(self) -> dict[str, Any]:
+        """The schemes that run here: the bitsandbytes ones only where CUDA and bitsandbytes are."""
+        try:
+            return {"schemes_here": self.schemes_here()[0]}
+        except AttackError as exc:
+            return {"error": str(exc)}
 
     def run(self, subject: Subject, ctx: AuditContext) -> AttackOutcome:
         schemes, notes = self.schemes_here()

@@ -4,7 +4,8 @@ checks, early stopping, the audit and its attacks, the ledger, the embedding-cor
 A reply answers a probe when, for the gold answer or one of its aliases,
   - the normalised answer is a whole-word span of the normalised reply (SQuAD-style normalisation), or
   - the reply's ROUGE-L recall against the answer (`rouge_score`, stemmed) reaches `rouge_threshold`
-    (0.8 by default: the answer's words, in order, with at most a fifth of them missing or inflected).
+    (0.8 by default: the answer's words, in order, with at most a fifth of them missing or inflected); words of
+    other scripts than ASCII count too (accents set aside), where `rouge_score` alone would drop them.
 `rouge_threshold=None` is containment alone: what the ledger can test on sealed (hashed) answers of earlier
 requests, which keep no clear text (requests/sealed.py).
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .text import contains_answer, rouge_l
+from .text import contains_answer, judge_rouge_recall
 
 ROUGE_THRESHOLD = 0.8
 
@@ -23,6 +24,6 @@ def answered(reply: str, answers: Sequence[str], rouge_threshold: float | None =
     if rouge_threshold is not None and not 0.0 < rouge_threshold <= 1.0:
         raise ValueError(f"rouge_threshold must be in (0, 1] or None (containment only), got {rouge_threshold}")
     return any(
-        contains_answer(reply, answer) or (rouge_threshold is not None and rouge_l(reply, answer)[1] >= rouge_threshold)
+        contains_answer(reply, answer) or (rouge_threshold is not None and judge_rouge_recall(reply, answer) >= rouge_threshold)
         for answer in answers if answer
     )

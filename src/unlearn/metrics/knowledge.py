@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from ..data.formatting import Example, encode_qa
 from ..data.request import QA, Probe, answer_spans, check_distractors, check_statement
-from ..errors import UnlearnError
+from ..errors import ConfigError, UnlearnError
 from ..models.logprobs import IGNORE
 from .base import MetricResult, mean_result, metric
 from .checks import check
@@ -112,6 +112,18 @@ def encode_continuation(tokenizer, prefix: str, continuation: str, max_length: i
     return Example(tuple(ids), tuple(labels))
 
 
+def untruncated(encode, *args, max_length: int, what: str) -> Example:
+    """`encode(*args, max_length)` when the whole text fits in `max_length` tokens, else a ConfigError.
+
+    Candidates are compared by the summed log-likelihood of their continuations: a text cut short would be
+    scored on part of its value, so the comparison would no longer be between the values."""
+    whole = encode(*args, 1 << 30)
+    if len(whole.input_ids) > max_length:
+        raise ConfigError(f"{what} takes {len(whole.input_ids)} tokens, more than max_length={max_length}; the "
+                          f"likelihood test scores whole texts: shorten it or raise the length")
+    return whole
+
+
 def cloze_parts(statement: str, answer: str, value: str) -> tuple[str, str] | None:
     """(prefix, continuation) of the cloze wording, the space before the value going with the value; None
     when the answer opens the statement (nothing before it to condition on)."""
@@ -126,15 +138,20 @@ def cloze_parts(statement: str, answer: str, value: str) -> tuple[str, str] | No
 
 def texts_of(tokenizer, probe: Probe, value: str, statement: str, max_length: int) -> list[tuple[str, int, Example]]:
     """(wording, variant, encoded text) of every wording of `probe` with `value` in the answer's place."""
+    def qa(question: str, answer: str) -> Example:
+        return untruncated(encode_qa, tokenizer, question, answer, max_length=max_length,
+                           what=f"the question {question!r} with the answer {answer!r}")
+
     out: list[tuple[str, int, Example]] = []
     if statement:
         sentence = substitute(statement, probe.answer, value)
         parts = cloze_parts(statement, probe.answer, value)
         if parts:
-            out.append(("cloze", 0, encode_continuation(tokenizer, *parts, max_length)))
-        out.append(("question", 0, encode_qa(tokenizer, probe.question, sentence, max_length)))
-        out += [("paraphrase", k, encode_qa(tokenizer, q, sentence, max_length)) for k, q in enumerate(probe.paraphrases)]
-    out.append(("value", 0, encode_qa(tokenizer, probe.question, value, max_length)))
+            out.append(("cloze", 0, untruncated(encode_continuation, tokenizer, *parts, max_length=max_length,
+                                                what=f"the statement {''.join(parts)!r}")))
+        out.append(("question", 0, qa(probe.question, sentence)))
+        out += [("paraphrase", k, qa(q, sentence)) for k, q in enumerate(probe.paraphrases)]
+    out.append(("value", 0, qa(probe.question, value)))
     return out
 
 

@@ -103,3 +103,34 @@ def rouge_l(generation: str, answer: str, stemmer: bool = True) -> tuple[float, 
     stemming by default (TOFU), without it for MUSE."""
     score = _rouge_scorer(stemmer).score(answer, generation)["rougeL"]
     return score.precision, score.recall, score.fmeasure
+
+
+@lru_cache(maxsize=1)
+def _judge_scorer():
+    from rouge_score import rouge_scorer, tokenizers
+
+    class UnicodeWords(tokenizers.Tokenizer):
+        """rouge_score's tokenizer (lower case, split on what is not a letter or digit, Porter stemming of words
+        longer than three letters) for ASCII text. Other text is first brought to its compatibility form without
+        accents, and its words are split on what is not a Unicode letter or digit, each character of an unspaced
+        script (Chinese, Thai) a word; rouge_score's own tokenizer would drop every non-ASCII letter."""
+
+        def __init__(self):
+            self.ascii = tokenizers.DefaultTokenizer(use_stemmer=True)
+            self.stemmer = self.ascii._stemmer
+
+        def tokenize(self, text):
+            if text.isascii():
+                return self.ascii.tokenize(text)
+            folded = unicodedata.normalize("NFKD", _compatibility_form(text).lower())
+            folded = _UNSPACED.sub(lambda m: f" {m.group()} ", "".join(c for c in folded if not unicodedata.combining(c)))
+            words = [w for w in re.split(r"[\W_]+", folded) if w]
+            return [self.stemmer.stem(w) if w.isascii() and len(w) > 3 else w for w in words]
+
+    return rouge_scorer.RougeScorer(["rougeL"], tokenizer=UnicodeWords())
+
+
+def judge_rouge_recall(reply: str, answer: str) -> float:
+    """ROUGE-L recall of `reply` against `answer` for the judge: `rouge_score`'s stemmed ROUGE-L, equal to it on
+    ASCII text, with words of any script counted (accents set aside) where `rouge_score` drops them."""
+    return _judge_scorer().score(answer, reply)["rougeL"].recall
