@@ -106,7 +106,8 @@ def test_bad_request_files(tmp_path, capsys):
 
 def test_validate_and_ls(request_file, capsys):
     assert main(["validate", str(request_file)]) == 0
-    assert "valid request" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "valid request" in printed.out and "warning" not in printed.err
     assert main(["ls", "methods"]) == 0
     listed = capsys.readouterr().out
     from unlearn.methods import METHODS
@@ -191,3 +192,16 @@ def test_audit_profiles_on_the_command_line():
     assert parser.parse_args(["audit", "m", "--request", "r.yaml", "--quick"]).quick
     assert audit_config(overrides=AUDIT_PROFILES["quick"]).stop_at_failure
     assert not audit_config(overrides=AUDIT_PROFILES["full"]).stop_at_failure
+
+
+def test_validate_warns_of_an_answer_a_refusal_would_give(tmp_path, capsys):
+    """'No' is in "I have no idea": a model that declines would count as answering, so the request is valid but
+    its forgetting could never be measured."""
+    data = tiny_request_dict()
+    data["probes"]["forget"][0]["answer"] = "No"
+    path = tmp_path / "request.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["validate", str(path)]) == 0
+    printed = capsys.readouterr()
+    assert "warning: the answer 'No'" in printed.err and "a model that declines" in printed.err
+    assert len(json.loads(printed.out[:printed.out.rindex("}") + 1])["cautions"]) == 1

@@ -97,3 +97,13 @@ def test_judge_rouge_equals_rouge_score_on_ascii_text():
     for reply, answer in [("He was running to Paris in 1990.", "ran to Paris, France"), ("x_y z", "x y"),
                           ("The dogs' owners", "dog owner")]:
         assert judge_rouge_recall(reply, answer) == rouge_l(reply, answer)[1]
+
+
+def test_refusal_collisions_name_answers_a_refusal_gives():
+    from unlearn.metrics.judge import refusal_collisions
+
+    probes = [Probe("Is she married?", "No"), Probe("Where was she born?", "Ghent", aliases=("sorry",)),
+              Probe("What did she write?", "The Knowledge Gap")]
+    found = refusal_collisions(probes)
+    assert len(found) == 2
+    assert "'No'" in found[0] and "'sorry'" in found[1]

@@ -558,9 +558,15 @@ def cmd_ls(args) -> int:
 def cmd_validate(args) -> int:
     from .data.distractors import with_distractors
     from .data.request import load_request
+    from .metrics.judge import refusal_collisions
 
     request = load_request(args.request)
     summary = request.summary()
+    cautions = refusal_collisions(request.probes.forget)
+    if cautions:
+        summary["cautions"] = cautions
+        for caution in cautions:
+            print(f"warning: {caution}", file=sys.stderr)
     if request.distractors.generator:  # draw them now: a generator that cannot serve a probe fails here
         drawn = with_distractors(request).probes.forget
         summary["distractors_drawn"] = sum(len(p.distractors) for p in drawn) - sum(

@@ -27,3 +27,19 @@ def answered(reply: str, answers: Sequence[str], rouge_threshold: float | None =
         contains_answer(reply, answer) or (rouge_threshold is not None and judge_rouge_recall(reply, answer) >= rouge_threshold)
         for answer in answers if answer
     )
+
+
+def refusal_collisions(probes: Sequence, rouge_threshold: float | None = ROUGE_THRESHOLD) -> list[str]:
+    """One warning per probe answer (or alias) that a plain refusal would be judged to give: for such an answer
+    ("no", "none", "sorry") a model that declines counts as answering, so forgetting cannot be measured."""
+    from ..data.refusals import REFUSALS
+
+    out = []
+    for probe in probes:
+        for answer in (probe.answer, *probe.aliases):
+            refusal = next((r for r in REFUSALS if answered(r, [answer], rouge_threshold)), None)
+            if refusal is not None:
+                out.append(f"the answer {answer!r} to {probe.question!r} is found in the refusal {refusal!r}: a "
+                           f"model that declines would count as answering it; give a more specific answer")
+    return out
+
