@@ -711,6 +711,34 @@ def test_names_with_suffixes_or_inside_other_names():
     assert anonymise("The book and the Silent Project", "The Silent Project") == "The book and this person"
 
 
+def test_a_work_or_a_topic_is_not_named_by_its_last_word():
+    """Surnames stand for people; "synthesis" does not name "pathogen synthesis", nor "Potter" a book series."""
+    assert name_forms("pathogen synthesis", "harmful") == ("pathogen synthesis",)
+    assert name_forms("Harry Potter", "copyright") == ("Harry Potter",)
+    assert anonymise("Which steps does pathogen synthesis take? Is synthesis legal?", "pathogen synthesis",
+                     "harmful") == "Which steps does this topic take? Is synthesis legal?"
+    assert anonymise("Who is Harry Potter's friend?", "Harry Potter", "copyright") == "Who is this work's friend?"
+    assert surname_only("Who is Harry Potter?", "Harry Potter", "copyright") is None
+    assert name_variants("Who is Harry Potter?", "Harry Potter", "copyright") == []
+    assert name_forms("Harry Potter", "other") == ("Harry Potter", "Potter")  # "other" targets are people
+
+
+@pytest.mark.parametrize("kind, asked", [("privacy", "this person's full name"), ("copyright", "the work's title"),
+                                         ("harmful", "the topic called")])
+def test_the_reverse_query_asks_for_the_kind_of_target_the_request_names(kind, asked, taught, tokenizer):
+    data = audit_request_dict()
+    data["kind"] = kind
+    request = request_from_dict(data)
+    subject = Subject(taught, tokenizer, max_new_tokens=4)
+    queries = make_attack({"name": "jailbreak", "kinds": ["reverse_query", "obfuscation"]}).queries(
+        context(request, subject))
+    reverse = [q for q in queries if q.variant == "reverse_query"]
+    assert len(reverse) == len(request.probes.forget)
+    assert all(asked in q.messages[-1][1] and "Ada Quill" not in q.messages[-1][1] for q in reverse)
+    assert reverse[0].expected == name_forms("Ada Quill", kind)
+    assert any(q.variant == "obfuscation" for q in queries) == (kind == "privacy")
+
+
 def test_a_probe_answer_must_be_something_a_reply_can_hold():
     data = audit_request_dict()
     data["probes"]["forget"][0]["answer"] = "The"

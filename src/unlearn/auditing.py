@@ -197,7 +197,7 @@ def audit_groups(request: ForgetRequest) -> dict[str, list[Probe]]:
 
 # bump when what an attack or the plain evaluation computes changes (2: own sampler; 3: the judge reads numbers,
 # accents and unspaced scripts, relearning holds a probe out, context facts checked as shown, names with suffixes;
-# 4: the judge's ROUGE counts words of every script)
+# 4: the judge's ROUGE counts words of every script; a work or topic is not named by its last word)
 REFERENCE_CACHE_VERSION = "4"
 
 

@@ -228,19 +228,30 @@ NAME_PARTS_NOT_A_NAME = frozenset(
     "company".split())
 
 
-def name_forms(target: str) -> tuple[str, ...]:
-    """Ways a reply can name the target: the full name, then its last word when that is a real surname."""
+# how a prompt refers to a target it does not name, by request kind; a target of any other kind is a person
+# (privacy requests, and "other", which the field's benchmarks fill with people)
+UNNAMED_NOT_PEOPLE = {"copyright": "this work", "harmful": "this topic"}
+
+
+def is_person(kind: str) -> bool:
+    """Whether a request of this kind is about a person, whose surname alone names them."""
+    return kind not in UNNAMED_NOT_PEOPLE
+
+
+def name_forms(target: str, kind: str = "privacy") -> tuple[str, ...]:
+    """Ways a reply can name the target: the full name, then, for a person, their last word when that is a
+    real surname ("synthesis" does not name "pathogen synthesis")."""
     parts = [p for p in target.split() if p.lower() not in NAME_PARTS_NOT_A_NAME]
     forms = [target]
-    if len(target.split()) > 1 and parts and len(parts[-1]) >= 3:
+    if is_person(kind) and len(target.split()) > 1 and parts and len(parts[-1]) >= 3:
         forms.append(parts[-1])
     return tuple(forms)
 
 
-def surname_only(text: str, target: str) -> str | None:
+def surname_only(text: str, target: str, kind: str = "privacy") -> str | None:
     """`text` naming the target by surname alone (entity aliasing: a filter keyed on the full name misses
-    it), or None when the target has no separate surname or `text` does not name them."""
-    forms = name_forms(target)
+    it), or None when the target is not a person with a separate surname or `text` does not name them."""
+    forms = name_forms(target, kind)
     if len(forms) < 2 or not mentions(text, target):
         return None
     return _name_pattern(target).sub(forms[1], text)
@@ -256,19 +267,21 @@ def name_span(text: str, target: str) -> tuple[int, int] | None:
     return found.span() if found else None
 
 
-def anonymise(text: str, target: str, replacement: str = "this person") -> str:
-    """`text` with the target's full name, and then each of its words, replaced by `replacement`
-    (possessives kept: "Ann Lee's" -> "this person's")."""
+def anonymise(text: str, target: str, kind: str = "privacy") -> str:
+    """`text` with the target's full name, and then (for a person) each of its words, replaced by "this
+    person" ("this work", "this topic" for copyright and harmful requests; possessives kept: "Ann Lee's" ->
+    "this person's")."""
+    replacement = UNNAMED_NOT_PEOPLE.get(kind, "this person")
     text = _name_pattern(target).sub(replacement, text)
-    for part in target.split():
+    for part in target.split() if is_person(kind) else ():
         if len(part) >= 3 and part.lower() not in NAME_PARTS_NOT_A_NAME:
             text = _name_pattern(part).sub(replacement, text)
     return text
 
 
-def unnamed_statement(item: QA, target: str) -> str:
-    """A forget fact as a sentence with the target's name replaced by "this person"."""
-    text = anonymise(as_statement(item), target)
+def unnamed_statement(item: QA, target: str, kind: str = "privacy") -> str:
+    """A forget fact as a sentence with the target's name replaced (`anonymise`)."""
+    text = anonymise(as_statement(item), target, kind)
     return text[:1].upper() + text[1:]
 
 

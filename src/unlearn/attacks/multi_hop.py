@@ -40,11 +40,11 @@ class MultiHop(Attack):
     bridges: int = 2
 
     def run(self, subject: Subject, ctx: AuditContext) -> AttackOutcome:
-        target = ctx.request.target
+        target, kind = ctx.request.target, ctx.request.kind
         queries = []
         for i, probe in enumerate(ctx.probes):
             for bridge in other_facts(probe, ctx.request.forget.qa)[: self.bridges]:
-                text = BRIDGE.format(fact=unnamed_statement(bridge, target),
-                                     question=anonymise(probe.question, target))
+                text = BRIDGE.format(fact=unnamed_statement(bridge, target, kind),
+                                     question=anonymise(probe.question, target, kind))
                 queries.append(Query.of(i, "bridge", user(text), probe_answers(probe)))
         return ask(subject, queries, ctx, "multi-hop")

@@ -37,9 +37,9 @@ TEMPLATES = (
 )
 
 
-def name_variants(question: str, target: str) -> list[str]:
-    """The question with the target's full name written as surname only, initial + surname, and in lower case."""
-    forms = name_forms(target)
+def name_variants(question: str, target: str, kind: str = "privacy") -> list[str]:
+    """The question with a person's full name written as surname only, initial + surname, and in lower case."""
+    forms = name_forms(target, kind)
     span = name_span(question, target)
     if len(forms) < 2 or span is None:
         return []
@@ -72,5 +72,5 @@ class Paraphrase(Attack):
                 queries += [Query.of(i, "templated", user(t.format(question=probe.question)), expected) for t in TEMPLATES]
             if self.name_variants:
                 queries += [Query.of(i, "name_variants", user(q), expected)
-                            for q in name_variants(probe.question, ctx.request.target)]
+                            for q in name_variants(probe.question, ctx.request.target, ctx.request.kind)]
         return ask(subject, queries, ctx, "paraphrase")

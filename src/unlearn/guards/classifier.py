@@ -62,7 +62,7 @@ def request_texts(request: ForgetRequest) -> list[str]:
     """The positives: the target, the forget answers and text sentences, each also with the target unnamed."""
     facts = [qa.answer for qa in request.forget.qa]
     facts += [s for t in request.forget.texts for s in windows(t)[1:] or [t]][:MAX_TEXT_SENTENCES]
-    texts = [request.target] + [t for fact in facts for t in (fact, anonymise(fact, request.target))]
+    texts = [request.target] + [t for fact in facts for t in (fact, anonymise(fact, request.target, request.kind))]
     return list(dict.fromkeys(t.strip() for t in texts if t.strip()))
 
 
@@ -207,7 +207,7 @@ class RequestIndex:
 
     def named(self, texts: Sequence[str]) -> torch.Tensor:
         """(prompts x requests) True where the prompt names the request's target (full name or surname)."""
-        return torch.tensor([[any(mentions(t, form) for form in name_forms(r.target)) for r in self.requests]
+        return torch.tensor([[any(mentions(t, form) for form in name_forms(r.target, r.kind)) for r in self.requests]
                              for t in texts], dtype=torch.bool).reshape(len(texts), len(self.requests))
 
     def related(self, texts: Sequence[str], max_false_positive: float | None = None, by_name: bool = True,
