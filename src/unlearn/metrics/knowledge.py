@@ -119,8 +119,8 @@ def untruncated(encode, *args, max_length: int, what: str) -> Example:
     scored on part of its value, so the comparison would no longer be between the values."""
     whole = encode(*args, 1 << 30)
     if len(whole.input_ids) > max_length:
-        raise ConfigError(f"{what} takes {len(whole.input_ids)} tokens, more than max_length={max_length}; the "
-                          f"likelihood test scores whole texts: shorten it or raise the length")
+        raise ConfigError(f"{what} takes {len(whole.input_ids)} tokens, more than the likelihood test's "
+                          f"max_length={max_length}; it scores whole texts, never cut ones: shorten it")
     return whole
 
 
