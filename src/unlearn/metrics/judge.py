@@ -42,4 +42,3 @@ def refusal_collisions(probes: Sequence, rouge_threshold: float | None = ROUGE_T
                 out.append(f"the answer {answer!r} to {probe.question!r} is found in the refusal {refusal!r}: a "
                            f"model that declines would count as answering it; give a more specific answer")
     return out
-
