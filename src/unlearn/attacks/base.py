@@ -228,14 +228,19 @@ NAME_PARTS_NOT_A_NAME = frozenset(
     "company".split())
 
 
-# how a prompt refers to a target it does not name, by request kind; a target of any other kind is a person
+# what a target is, by request kind, for prompts that do not name it; a target of any other kind is a person
 # (privacy requests, and "other", which the field's benchmarks fill with people)
-UNNAMED_NOT_PEOPLE = {"copyright": "this work", "harmful": "this topic"}
+TARGETS_NOT_PEOPLE = {"copyright": "work", "harmful": "topic"}
+
+
+def target_noun(kind: str) -> str:
+    """'person', 'work' or 'topic': what a request of this kind is about."""
+    return TARGETS_NOT_PEOPLE.get(kind, "person")
 
 
 def is_person(kind: str) -> bool:
     """Whether a request of this kind is about a person, whose surname alone names them."""
-    return kind not in UNNAMED_NOT_PEOPLE
+    return kind not in TARGETS_NOT_PEOPLE
 
 
 def name_forms(target: str, kind: str = "privacy") -> tuple[str, ...]:
@@ -271,7 +276,7 @@ def anonymise(text: str, target: str, kind: str = "privacy") -> str:
     """`text` with the target's full name, and then (for a person) each of its words, replaced by "this
     person" ("this work", "this topic" for copyright and harmful requests; possessives kept: "Ann Lee's" ->
     "this person's")."""
-    replacement = UNNAMED_NOT_PEOPLE.get(kind, "this person")
+    replacement = f"this {target_noun(kind)}"
     text = _name_pattern(target).sub(replacement, text)
     for part in target.split() if is_person(kind) else ():
         if len(part) >= 3 and part.lower() not in NAME_PARTS_NOT_A_NAME:

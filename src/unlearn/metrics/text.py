@@ -21,6 +21,11 @@ def _compatibility_form(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKC", text) if unicodedata.category(c) != "Cf")
 
 
+def _without_accents(text: str) -> str:
+    """`text` decomposed (NFKD) with its combining marks dropped: 'Zürich' -> 'Zurich'."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 def normalise_spelling(text: str) -> str:
     """What two spellings of one text share: Unicode compatibility form (NFKC), no invisible format characters
     (zero-width spaces, joiners), straight quotes and hyphens for typographic ones, lower case, single spaces.
@@ -75,7 +80,7 @@ def judged_form(text: str) -> str:
     ('Zurich' = 'Zürich') and number words ('twenty' = '20')."""
     text = normalize_answer(_DIGIT_GROUPS.sub("", text))
     if not text.isascii():
-        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+        text = _without_accents(text)
     return " ".join(_numbers_as_digits(text.split()))
 
 
@@ -122,8 +127,7 @@ def _judge_scorer():
         def tokenize(self, text):
             if text.isascii():
                 return self.ascii.tokenize(text)
-            folded = unicodedata.normalize("NFKD", _compatibility_form(text).lower())
-            folded = _UNSPACED.sub(lambda m: f" {m.group()} ", "".join(c for c in folded if not unicodedata.combining(c)))
+            folded = _UNSPACED.sub(lambda m: f" {m.group()} ", _without_accents(_compatibility_form(text).lower()))
             words = [w for w in re.split(r"[\W_]+", folded) if w]
             return [self.stemmer.stem(w) if w.isascii() and len(w) > 3 else w for w in words]
 
