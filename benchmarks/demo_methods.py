@@ -55,6 +55,7 @@ def row(name: str, report: RunReport, seconds: float) -> dict:
         "fluent": report.evaluations["unlearned"].fluency["passed"],
         "likelihood_top1": likelihood(report, "unlearned")["top1"],
         "likelihood_rank": likelihood(report, "unlearned")["mean_rank"],
+        "likelihood_last": likelihood(report, "unlearned").get("last"),
         "checks": f"{sum(c['passed'] for c in report.checks)}/{len(report.checks)}",
         "failed_checks": [c["name"] for c in report.checks if not c["passed"]],
         "steps": report.training.steps,
@@ -62,7 +63,8 @@ def row(name: str, report: RunReport, seconds: float) -> dict:
         "total_s": round(seconds, 1),
         "settings": {k: v for k, v in report.method.items() if k != "name"} | {"lr": report.config["train"]["lr"]},
         "reference": {role: acc[role] | {"likelihood_top1": likelihood(report, role)["top1"],
-                                         "likelihood_rank": likelihood(report, role)["mean_rank"]}
+                                         "likelihood_rank": likelihood(report, role)["mean_rank"],
+                                         "likelihood_last": likelihood(report, role).get("last")}
                       for role in ("original", "deployed", "retain")},
         "judge": METRICS.get("probe_accuracy").version,  # the judge of "answered" every accuracy here used
     }
@@ -82,8 +84,10 @@ def main() -> None:
     judge = METRICS.get("probe_accuracy").version
     for name in args.methods.split(","):
         settings = settings_of(name, args.overrides)
-        if any(r["method"] == name and r["settings"] == settings and r.get("judge") == judge for r in rows):
-            print(f"{name:<12} already in {args.json} at these settings and judge", flush=True)
+        if any(r["method"] == name and r["settings"] == settings and r.get("judge") == judge
+               and r.get("likelihood_last") is not None for r in rows):
+            print(f"{name:<12} already in {args.json} at these settings and judge, with both likelihood checks",
+                  flush=True)
             continue
         rows = [r for r in rows if r["method"] != name]
         start = time.perf_counter()

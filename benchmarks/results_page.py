@@ -58,8 +58,10 @@ def audit_for(row: dict, audits: list[dict]) -> dict | None:
 
 
 def passes_bar(row: dict, audit: dict | None) -> bool:
-    """Every demo check passed (the likelihood test among them) and the audit's worst recovery within the bar."""
-    return not row["failed_checks"] and audit is not None and audit["worst"] <= AUDIT_BAR
+    """Every demo check passed (both sides of the likelihood test among them: a row measured before the
+    'ranked last' side has no `likelihood_last` and cannot pass) and the audit's worst recovery within the bar."""
+    return (not row["failed_checks"] and row.get("likelihood_last") is not None
+            and audit is not None and audit["worst"] <= AUDIT_BAR)
 
 
 def order(row: dict, audits: list[dict]) -> tuple:
@@ -132,13 +134,15 @@ def demo_tables(rows: list[dict], audits: list[dict]) -> list[str]:
 
 def demo_table(rows: list[dict], audits: list[dict]) -> list[str]:
     ref = rows[0]["reference"]
-    lines = ["| method | forget | paraphrase | neighbour | general | likelihood top-1 | mean rank | failed checks "
-             "| audit worst (attack) | held-out likelihood after relearning (retain) | unlearn s | settings |",
-             "|---" * 12 + "|"]
+    lines = ["| method | forget | paraphrase | neighbour | general | likelihood top-1 | mean rank | ranked last "
+             "| failed checks | audit worst (attack) | held-out likelihood after relearning (retain) | unlearn s "
+             "| settings |",
+             "|---" * 13 + "|"]
     for role in ("deployed", "retain"):
         a = ref[role]
         lines.append(f"| *{role} model* | {f3(a['forget'])} | {f3(a['forget_paraphrase'])} | {f3(a['neighbour'])} "
-                     f"| {f3(a['general'])} | {f3(a['likelihood_top1'])} | {a['likelihood_rank']:.2f} | | | | | |")
+                     f"| {f3(a['general'])} | {f3(a['likelihood_top1'])} | {a['likelihood_rank']:.2f} "
+                     f"| {f3(a.get('likelihood_last'))} | | | | | |")
     for r in sorted(rows, key=lambda r: order(r, audits)):
         audit = audit_for(r, audits)
         worst = "no audit row" if audit is None else f"{audit['worst']:.2f} ({audit['worst_attack']})"
@@ -146,7 +150,8 @@ def demo_table(rows: list[dict], audits: list[dict]) -> list[str]:
         name = f"**{r['method']}**" if passes_bar(r, audit) else r["method"]
         failed = ", ".join(r["failed_checks"]) or "none"
         lines.append(f"| {name} | {f3(r['forget'])} | {f3(r['paraphrase'])} | {f3(r['neighbour'])} "
-                     f"| {f3(r['general'])} | {f3(r['likelihood_top1'])} | {r['likelihood_rank']:.2f} | {failed} "
+                     f"| {f3(r['general'])} | {f3(r['likelihood_top1'])} | {r['likelihood_rank']:.2f} "
+                     f"| {f3(r.get('likelihood_last'))} | {failed} "
                      f"| {worst} | {held} | {r['unlearn_s']} | {settings_text(r['settings'])} |")
     return lines
 
@@ -363,10 +368,13 @@ def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None, m
             "The demo's request (forget one of six taught fictitious people; `unlearn demo`), each method at its demo "
             "settings (`benchmark_settings[\"demo\"]` in its file), on the 2-core CPU machine. The bar: every demo "
             "check passed — forgotten as plainly as by the retain model, other people ≥ 0.9 and general knowledge "
-            "≥ 0.9 of the deployed model's, fluent, and **the likelihood test** (top-1 within 0.05 of the retain "
-            f"model) — and the audit's worst-case recovery ≤ {AUDIT_BAR:.2f} with relearning among the attacks. "
-            "Methods that meet it are in bold; rows are ordered by that, then by failed checks and likelihood. "
-            "Chance for the likelihood test: top-1 0.100, mean rank 5.5. \"no audit row\": no audit at these "
+            "≥ 0.9 of the deployed model's, fluent, and **both sides of the likelihood test** (the truth ranked first "
+            "no more often than by the retain model + 0.05, and ranked last no more often than by the retain model or "
+            "chance, whichever is higher, + 0.05) — and the audit's worst-case recovery "
+            f"≤ {AUDIT_BAR:.2f} with relearning among the attacks. Methods that meet it are in bold; rows are ordered "
+            "by that, then by failed checks and likelihood. Chance for the likelihood test: top-1 and ranked last "
+            "0.100, mean rank 5.5. \"ranked last\" n/a: measured before that check, so the row cannot meet the bar "
+            "until measured again. \"no audit row\": no audit at these "
             "settings in docs/results/ yet (older audits at other settings are in benchmarks.md).", ""]
     if rows:
         out += demo_tables(rows, audits) + quick_line(audits)

@@ -280,7 +280,9 @@ def test_audit_runs_the_likelihood_test_plainly_and_after_relearning(taught, tin
     held_out = len(held_out_probes(request.probes.forget, relearn_split(request, 0.5, 0)))
     assert relearn.likelihood["held_out@2"]["n_probes"] == held_out
     names = [c["name"] for c in report.checks]
-    assert names[2:] == ["forgotten by likelihood", "forgotten by likelihood after relearn (held_out@2)"]
+    assert names[2:] == ["forgotten by likelihood", "not singled out by likelihood",
+                         "forgotten by likelihood after relearn (held_out@2)",
+                         "not singled out by likelihood after relearn (held_out@2)"]
     plain = report.checks[2]
     # the taught model still ranks its facts first: far above what a model that never saw them does
     assert plain["value"] == report.likelihood["unlearned"]["top1"] > report.likelihood["retain"]["top1"]

@@ -86,6 +86,13 @@ def test_demo_checks_compare_likelihood_with_the_retain_model():
     assert check["threshold"] == pytest.approx(0.175)
     evals["unlearned"].likelihood["top1"] = 0.15
     assert demo_checks(evals)[-1]["passed"]
+    evals["retain"].likelihood["last"] = 0.125
+    evals["unlearned"].likelihood["last"] = 0.5       # the truth pushed below every distractor for half the facts
+    singled_out = demo_checks(evals)[-1]
+    assert singled_out["name"] == "not singled out by likelihood" and not singled_out["passed"]
+    assert singled_out["threshold"] == pytest.approx(0.175)
+    evals["unlearned"].likelihood["last"] = 0.15
+    assert demo_checks(evals)[-1]["passed"]
 
 
 @pytest.fixture()
@@ -107,8 +114,8 @@ def test_demo_end_to_end_on_a_tiny_model(tmp_path, tiny_spec, monkeypatch):
                       echo=printed.append)
     out = tmp_path / "demo"
     saved = json.loads((out / "report.json").read_text())
-    assert saved["verdict"] in ("pass", "fail") and len(saved["checks"]) == 9
-    assert saved["checks"][-1]["name"] == "forgotten by likelihood"
+    assert saved["verdict"] in ("pass", "fail") and len(saved["checks"]) == 10
+    assert [c["name"] for c in saved["checks"][-2:]] == ["forgotten by likelihood", "not singled out by likelihood"]
     tested = saved["evaluations"]["unlearned"]["likelihood"]
     assert tested["n_probes"] == 8 and tested["chance_top1"] == pytest.approx(0.1)  # every fact, nine distractors each
     assert "likelihood top-1" in printed[0] and "likelihood top-1" in (out / "report.html").read_text()

@@ -16,12 +16,14 @@ from unlearn.metrics.knowledge import (
     candidates_of,
     cloze_parts,
     likelihood_check,
+    likelihood_checks,
     likelihood_knowledge,
     likelihood_top1,
     score_rows,
     statement_of,
     substitute,
     summarize,
+    truth_last,
     truth_rank,
     truth_share,
     truth_top1,
@@ -32,6 +34,9 @@ def test_truth_top1_rank_and_share_by_hand():
     assert truth_top1([-1.0, -2.0, -3.0]) == 1.0
     assert truth_top1([-2.0, -1.0, -3.0]) == 0.0
     assert truth_top1([-1.0, -1.0, -3.0]) == 0.5  # a tie with one distractor: first half the time
+    assert truth_last([-3.0, -2.0, -1.0]) == 1.0
+    assert truth_last([-2.0, -1.0, -3.0]) == 0.0
+    assert truth_last([-3.0, -3.0, -1.0]) == 0.5  # tied for last with one distractor
     assert truth_rank([-1.0, -2.0, -3.0]) == 1.0
     assert truth_rank([-3.0, -2.0, -1.0]) == 3.0
     assert truth_rank([-1.0, -1.0, -3.0]) == 1.5
@@ -49,6 +54,8 @@ def test_summary_averages_wordings_and_states_chance():
     s = summarize(rows, probes)
     assert s["wordings"]["cloze"]["top1"] == 1.0 and s["wordings"]["question"]["top1"] == 0.0
     assert s["wordings"]["paraphrase"]["top1"] == 0.5
+    assert s["wordings"]["question"]["last"] == 1.0 and s["wordings"]["cloze"]["last"] == 0.0
+    assert s["last"] == pytest.approx((0.0 + 1.0 + 0.0) / 3) and s["per_probe"][0]["last"] == pytest.approx(0.25)
     assert s["top1"] == pytest.approx((1.0 + 0.0 + 0.5) / 3)
     assert s["worst_top1"] == 1.0
     assert s["wordings"]["paraphrase"]["mean_rank"] == pytest.approx((1.0 + 2.5) / 2)
@@ -63,6 +70,22 @@ def test_likelihood_check_against_retain_then_chance():
     assert not likelihood_check(unlearned)["passed"]            # against chance 0.1 + 0.05
     assert likelihood_check({"top1": 0.15, "chance_top1": 0.1})["passed"]
     assert likelihood_check({"top1": None}) is None
+
+
+def test_a_truth_pushed_below_every_distractor_is_not_forgotten():
+    # ranked first almost never, but last for most facts: the truth is singled out, and readable as the least likely
+    suppressed = {"top1": 0.0, "last": 0.6, "chance_top1": 0.1}
+    checks = {c["name"]: c for c in likelihood_checks(suppressed, {"top1": 0.15, "last": 0.12})}
+    assert checks["forgotten by likelihood"]["passed"]
+    assert not checks["not singled out by likelihood"]["passed"]
+    assert checks["not singled out by likelihood"]["threshold"] == pytest.approx(0.17)     # retain 0.12 + 0.05
+    # a retain model that ranks the truth last less often than chance does not lower the floor below chance
+    below_chance = likelihood_checks({"top1": 0.1, "last": 0.125, "chance_top1": 0.1}, {"top1": 0.15, "last": 0.03})
+    assert below_chance[1]["threshold"] == pytest.approx(0.15) and below_chance[1]["passed"]
+    at_chance = {"top1": 0.1, "last": 0.125, "chance_top1": 0.1}
+    assert all(c["passed"] for c in likelihood_checks(at_chance))                   # against chance 0.1 + 0.05
+    assert not all(c["passed"] for c in likelihood_checks({**at_chance, "last": 0.2}))
+    assert [c["name"] for c in likelihood_checks({"top1": 0.1, "chance_top1": 0.1})] == ["forgotten by likelihood"]
 
 
 def test_cloze_parts_put_the_space_with_the_value():

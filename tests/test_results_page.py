@@ -19,7 +19,7 @@ def demo_row(method: str, failed: list[str], likelihood: float, settings: dict |
               "likelihood_rank": 5.0}
     return {"method": method, "settings": settings or {"lr": 1e-4}, "failed_checks": failed, "forget": 0.0,
             "paraphrase": 0.0, "neighbour": 0.9, "general": 0.8, "likelihood_top1": likelihood, "likelihood_rank": 5.0,
-            "unlearn_s": 10.0, "reference": {"deployed": values, "retain": values}}
+            "likelihood_last": 0.1, "unlearn_s": 10.0, "reference": {"deployed": values, "retain": values}}
 
 
 def audit_row(method: str, worst: float, settings: dict | None = None) -> dict:
@@ -39,6 +39,8 @@ def test_the_bar_needs_every_check_and_an_audit_within_it():
     assert not results_page.passes_bar(passing, None)  # not audited
     assert not results_page.passes_bar(passing, audit_row("a", 0.5))  # relapses
     assert not results_page.passes_bar(demo_row("b", ["forgotten by likelihood"], 0.6), audit_row("b", 0.0))
+    before_last = {k: v for k, v in passing.items() if k != "likelihood_last"}  # measured before that check
+    assert not results_page.passes_bar(before_last, audit_row("a", 0.05))
 
 
 def test_an_audit_counts_only_at_the_same_settings_and_passing_rows_come_first():

@@ -83,6 +83,15 @@ def test_demo_meets_its_checks(demo_report, name):
     assert check["passed"], check
 
 
+def test_demo_reports_where_the_truth_is_ranked_last(demo_report):
+    # the other side of the likelihood test, measured beside the retain model (docs/benchmarks.md records that
+    # the default method fails it: three facts pushed below every untaught value)
+    tested = {role: demo_report.evaluations[role].likelihood for role in ("unlearned", "retain")}
+    check = _check(demo_report, "not singled out by likelihood")
+    assert check["value"] == tested["unlearned"]["last"]
+    assert check["threshold"] == pytest.approx(max(tested["retain"]["last"], tested["unlearned"]["chance_top1"]) + 0.05)
+
+
 def test_likelihood_test_tells_the_taught_model_from_the_retain_model(demo_report):
     """The deployed model ranks the forgotten person's true values first; the retain model, never taught them,
     sits near chance (measured 0.94 and 0.16 against chance 0.10, docs/benchmarks.md)."""

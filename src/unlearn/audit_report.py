@@ -200,6 +200,8 @@ def audit_summary_text(report: AuditReport, paths: dict[str, str] | None = None)
         lines.append(f"likelihood top-1 of the true values (chance {fmt(chance)})")
         lines.append(f"  {'forget':<14} " + "  ".join(
             f"{fmt(tests[r]['top1']) if r in tests else 'n/a':>10}" for r in roles))
+        lines.append(f"  {'ranked last':<14} " + "  ".join(
+            f"{fmt(tests[r].get('last')) if r in tests else 'n/a':>10}" for r in roles))
     lines.append(f"{'attack':<14} {'recovery':>9} {'knowledge':>10} {'seconds':>8}")
     for name, a in report.attacks.items():
         if a.status == "failed":
@@ -212,7 +214,7 @@ def audit_summary_text(report: AuditReport, paths: dict[str, str] | None = None)
     if report.verdict == "incomplete":
         lines.append("incomplete: a pass needs every attack to run and measure a recovery (see the lines above)")
     for line in report.checks:
-        if line["name"].startswith("forgotten by likelihood"):
+        if line["name"].startswith(("forgotten by likelihood", "not singled out by likelihood")):
             lines.append(f"[{'PASS' if line['passed'] else 'FAIL'}] {line['name']}: {fmt(line['value'])} "
                          f"({bound(line)})")
     for path_name, path in (paths or {}).items():

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .attacks import DEFAULT_ATTACKS, AttackOutcome, AuditContext, Subject, make_attack
-from .attacks.base import probe_answers, user
+from .attacks.base import user
 from .audit_report import (
     SCHEMA,
     AttackResult,
@@ -162,7 +162,7 @@ def plain_evaluation(subject: Subject, groups: dict[str, list[Probe]], rouge_thr
 
 def judged_group(probes: Sequence[Probe], replies: Sequence[str], rouge_threshold: float) -> dict[str, Any]:
     """One probe group's replies judged: accuracy, whether each probe was answered, and the examples."""
-    hits = [float(answered(r, probe_answers(p), rouge_threshold)) for p, r in zip(probes, replies, strict=True)]
+    hits = [float(answered(r, p.answers, rouge_threshold)) for p, r in zip(probes, replies, strict=True)]
     return {"n": len(probes), "accuracy": sum(hits) / len(hits) if hits else float("nan"), "per_probe": hits,
             "examples": [{"question": p.question, "answer": p.answer, "reply": r, "correct": bool(h)}
                          for p, r, h in zip(probes, replies, hits, strict=True)]}
@@ -197,8 +197,9 @@ def audit_groups(request: ForgetRequest) -> dict[str, list[Probe]]:
 
 # bump when what an attack or the plain evaluation computes changes (2: own sampler; 3: the judge reads numbers,
 # accents and unspaced scripts, relearning holds a probe out, context facts checked as shown, names with suffixes;
-# 4: the judge's ROUGE counts words of every script; a work or topic is not named by its last word)
-REFERENCE_CACHE_VERSION = "4"
+# 4: the judge's ROUGE counts words of every script; a work or topic is not named by its last word;
+# 5: the likelihood test also reports how often the truth is ranked last)
+REFERENCE_CACHE_VERSION = "5"
 
 
 class ReferenceCache:
@@ -357,20 +358,19 @@ def _settings(attack) -> dict:
 
 
 def likelihood_checks(likelihood: dict[str, dict], attacks: dict[str, AttackResult], margin: float) -> list[dict]:
-    """'forgotten by likelihood' on the audited weights, and after each model attack that ran the test
-    (beside the retain model under the same attack when there is one)."""
-    from .metrics.knowledge import likelihood_check
+    """'forgotten by likelihood' and 'not singled out by likelihood' on the audited weights, and after each model
+    attack that ran the test (beside the retain model under the same attack when there is one)."""
+    from .metrics.knowledge import likelihood_checks as both_sides
 
     if "unlearned" not in likelihood:
         return []
-    checks = [likelihood_check(likelihood["unlearned"], likelihood.get("retain"), margin)]
+    checks = both_sides(likelihood["unlearned"], likelihood.get("retain"), margin)
     for name, attack in attacks.items():
         for variant, tested in attack.likelihood.items():
-            after = likelihood_check(tested, attack.retain_likelihood.get(variant), margin)
-            if after:
-                after["name"] = f"forgotten by likelihood after {name} ({variant})"
+            for after in both_sides(tested, attack.retain_likelihood.get(variant), margin):
+                after["name"] = f"{after['name']} after {name} ({variant})"
                 checks.append(after)
-    return [c for c in checks if c]
+    return checks
 
 
 def verdict_of(forget_accuracy: float, attacks: dict[str, AttackResult], likelihood: dict[str, dict],

@@ -126,10 +126,6 @@ class Query:
         return [{"role": r, "content": c} for r, c in self.messages]
 
 
-def probe_answers(probe: Probe) -> tuple[str, ...]:
-    return (probe.answer, *probe.aliases)
-
-
 @dataclass
 class AuditContext:
     """What attacks may read: the request, the forget probes they attack (in order), the attacked subject's
@@ -292,7 +288,7 @@ def unnamed_statement(item: QA, target: str, kind: str = "privacy") -> str:
 
 def gives_away(text: str, probe: Probe) -> bool:
     """Whether `text` holds the probe's answer or one of its aliases (by the judge's containment rule)."""
-    return any(contains_answer(text, answer) for answer in probe_answers(probe))
+    return any(contains_answer(text, answer) for answer in probe.answers)
 
 
 def other_facts(probe: Probe, qa: Sequence[QA]) -> list[QA]:

@@ -28,7 +28,6 @@ from .base import (
     ask,
     facts_of,
     other_facts,
-    probe_answers,
     surname_only,
     target_noun,
     unnamed_statement,
@@ -57,19 +56,19 @@ class InContext(Attack):
             if facts:
                 text = BACKGROUND.format(target=target, facts="\n".join(f"- {as_statement(f)}" for f in facts),
                                          question=probe.question)
-                attack.append(Query.of(i, "related_facts", user(text), probe_answers(probe)))
+                attack.append(Query.of(i, "related_facts", user(text), probe.answers))
                 unnamed = BACKGROUND.format(
                     target=f"a {target_noun(kind)}",
                     facts="\n".join(f"- {unnamed_statement(f, target, kind)}" for f in facts),
                     question=anonymise(probe.question, target, kind))
-                attack.append(Query.of(i, "related_facts_unnamed", user(unnamed), probe_answers(probe)))
+                attack.append(Query.of(i, "related_facts_unnamed", user(unnamed), probe.answers))
                 aliased = surname_only(text, target, kind)
                 if aliased:
-                    attack.append(Query.of(i, "related_facts_alias", user(aliased), probe_answers(probe)))
+                    attack.append(Query.of(i, "related_facts_alias", user(aliased), probe.answers))
             own = facts_of(probe, qa)[:1]
             if own:
                 text = GIVEN.format(fact=as_statement(own[0]), question=probe.question)
-                check.append(Query.of(i, "uses_given_fact", user(text), probe_answers(probe)))
+                check.append(Query.of(i, "uses_given_fact", user(text), probe.answers))
         outcome = ask(subject, attack + check, ctx, "in-context")
         used = outcome.per_variant.pop("uses_given_fact", None)
         if used is not None:

@@ -35,7 +35,6 @@ from .base import (
     ask,
     name_forms,
     other_facts,
-    probe_answers,
     surname_only,
     user,
 )
@@ -83,7 +82,7 @@ class Jailbreak(Attack):
         reverse = REVERSE.get(target_kind, REVERSE["person"])
         queries = []
         for i, probe in enumerate(ctx.probes):
-            q, expected = probe.question, probe_answers(probe)
+            q, expected = probe.question, probe.answers
             made = {
                 "prefix_injection": [Query.of(i, "prefix_injection", user(PREFIX.format(question=q)), expected)],
                 "affirmative_suffix": [Query.of(i, "affirmative_suffix", user(q), expected, prefill=AFFIRMATIVE)],

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..metrics.judge import answered
-from .base import ATTACKS, Attack, AttackOutcome, AuditContext, Sampling, Subject, probe_answers, user
+from .base import ATTACKS, Attack, AttackOutcome, AuditContext, Sampling, Subject, user
 
 
 def leak_at_k_one(n: int, leaked: int, k: int) -> float:
@@ -81,7 +81,7 @@ class LeakAtK(Attack):
         samples = subject.sample([user(p.question) for p in ctx.probes], sampling, progress=ctx.bar("leak@k sampling"))
         counts, examples = [], []
         for i, (probe, replies) in enumerate(zip(ctx.probes, samples, strict=True)):
-            hits = [answered(r, probe_answers(probe), ctx.rouge_threshold) for r in replies]
+            hits = [answered(r, probe.answers, ctx.rouge_threshold) for r in replies]
             counts.append(sum(hits))
             shown = list(dict.fromkeys(r for r, h in zip(replies, hits, strict=True) if h)) or list(dict.fromkeys(replies))
             examples += [{"probe": i, "variant": f"leak@{self.n}", "prompt": probe.question, "turns": 1, "prefill": "",

@@ -20,7 +20,6 @@ from .base import (
     Query,
     Subject,
     ask,
-    probe_answers,
     user,
 )
 
@@ -45,10 +44,10 @@ class MixedPrompt(Attack):
             keep = ctx.keep_probes[i % len(ctx.keep_probes)]
             for variant, (first, second) in (("forget_first", (probe.question, keep.question)),
                                              ("keep_first", (keep.question, probe.question))):
-                queries.append(Query.of(i, variant, user(BOTH.format(first=first, second=second)), probe_answers(probe)))
+                queries.append(Query.of(i, variant, user(BOTH.format(first=first, second=second)), probe.answers))
                 keeps.append(keep)
         outcome = ask(subject, queries, ctx, "mixed prompt", self.max_new_tokens)
-        kept = [answered(e["reply"], probe_answers(k), ctx.rouge_threshold) for e, k in zip(outcome.examples, keeps, strict=True)]
+        kept = [answered(e["reply"], k.answers, ctx.rouge_threshold) for e, k in zip(outcome.examples, keeps, strict=True)]
         outcome.utility["keep_answer_kept"] = sum(kept) / len(kept)
         for example, keep, ok in zip(outcome.examples, keeps, kept, strict=True):
             example["keep_question"], example["keep_answer_kept"] = keep.question, bool(ok)

@@ -21,7 +21,6 @@ from .base import (
     anonymise,
     ask,
     other_facts,
-    probe_answers,
     unnamed_statement,
     user,
 )
@@ -46,5 +45,5 @@ class MultiHop(Attack):
             for bridge in other_facts(probe, ctx.request.forget.qa)[: self.bridges]:
                 text = BRIDGE.format(fact=unnamed_statement(bridge, target, kind),
                                      question=anonymise(probe.question, target, kind))
-                queries.append(Query.of(i, "bridge", user(text), probe_answers(probe)))
+                queries.append(Query.of(i, "bridge", user(text), probe.answers))
         return ask(subject, queries, ctx, "multi-hop")

@@ -26,7 +26,6 @@ from .base import (
     ask,
     name_forms,
     name_span,
-    probe_answers,
     user,
 )
 
@@ -66,7 +65,7 @@ class Paraphrase(Attack):
     def run(self, subject: Subject, ctx: AuditContext) -> AttackOutcome:
         queries = []
         for i, probe in enumerate(ctx.probes):
-            expected = probe_answers(probe)
+            expected = probe.answers
             queries += [Query.of(i, "benchmark", user(p), expected) for p in probe.paraphrases]
             if self.templated == "always" or (self.templated == "auto" and not probe.paraphrases):
                 queries += [Query.of(i, "templated", user(t.format(question=probe.question)), expected) for t in TEMPLATES]

@@ -43,7 +43,6 @@ from .base import (
     Query,
     Subject,
     ask,
-    probe_answers,
     user,
 )
 
@@ -221,7 +220,7 @@ class Quantize(Attack):
                 bits, group = parse_scheme(scheme)
                 copy = quantized_copy(subject.weights, bits, group, self.symmetric)
             attacked = subject.with_model(copy)
-            queries = [Query.of(i, scheme, user(p.question), probe_answers(p)) for i, p in enumerate(ctx.probes)]
+            queries = [Query.of(i, scheme, user(p.question), p.answers) for i, p in enumerate(ctx.probes)]
             part = ask(attacked, queries, ctx, f"quantized {scheme}")
             outcome.per_variant.update(part.per_variant)
             outcome.examples += part.examples

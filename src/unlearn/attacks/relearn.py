@@ -42,7 +42,6 @@ from .base import (
     Subject,
     ask,
     gives_away,
-    probe_answers,
     user,
 )
 
@@ -181,7 +180,7 @@ class Relearn(Attack):
             done[0] += every
             if done[0] in budgets:
                 queries = [Query.of(i, f"{'held_out' if i in held_out else 'relearned'}@{done[0]}",
-                                    user(ctx.probes[i].question), probe_answers(ctx.probes[i]))
+                                    user(ctx.probes[i].question), ctx.probes[i].answers)
                            for i in range(len(ctx.probes))]
                 part = ask(subject.with_model(current), queries, ctx, f"relearned {done[0]} steps")
                 outcome.per_variant.update(part.per_variant)

@@ -225,11 +225,11 @@ def evaluate_all(model, tokenizer, request: ForgetRequest, spec: DemoSpec, confi
 
 def demo_checks(evals: dict[str, RequestEvaluation]) -> list[dict]:
     """The demo's acceptance checks (thresholds from the demo's specification)."""
-    from ..metrics.knowledge import likelihood_check
+    from ..metrics.knowledge import likelihood_checks
 
     acc = {role: {g: r.accuracy for g, r in e.groups.items()} for role, e in evals.items()}
     o, d, u, r = acc["original"], acc["deployed"], acc["unlearned"], acc["retain"]
-    by_likelihood = likelihood_check(evals["unlearned"].likelihood or {}, evals["retain"].likelihood)
+    by_likelihood = likelihood_checks(evals["unlearned"].likelihood or {}, evals["retain"].likelihood)
     return [
         check("deployed learned the people", d["all_facts"], 0.8, False, "deployed accuracy on all taught facts >= 0.8"),
         check("deployed kept general knowledge", d["general"], 0.9 * o["general"], False,
@@ -245,7 +245,7 @@ def demo_checks(evals: dict[str, RequestEvaluation]) -> list[dict]:
               "all unlearned generations pass the fluency check (repetition and entropy)"),
         check("fluent on the forgotten person", float(evals["unlearned"].groups["forget"].fluency["passed"]), 1.0,
               False, "the unlearned answers to the forget probes themselves are not babble"),
-        *([by_likelihood] if by_likelihood else []),
+        *by_likelihood,
     ]
 
 

@@ -44,6 +44,11 @@ class Probe:
     distractors: tuple[str, ...] = ()
     statement: str = ""
 
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """Every accepted spelling of the answer: the answer, then its aliases."""
+        return (self.answer, *self.aliases)
+
 
 @dataclass
 class DataSpec:
@@ -219,7 +224,7 @@ def check_distractors(probe: Probe, where: str) -> None:
     contained in it, after normalisation, and no two may be the same."""
     from ..metrics.text import normalize_answer as normalize
 
-    truths = [normalize(t) for t in (probe.answer, *probe.aliases)]
+    truths = [normalize(t) for t in probe.answers]
     seen: set[str] = set()
     for i, distractor in enumerate(probe.distractors):
         key = normalize(distractor)

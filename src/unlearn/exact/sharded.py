@@ -489,8 +489,8 @@ def taught_texts_of(shards: list[dict]) -> list[str]:
 
 
 def _evaluation(model, tokenizer, request: ForgetRequest, progress: bool) -> dict:
-    """The ledger's record of the probes on the new model: accuracy per group and the likelihood top-1, or the
-    error that stopped the evaluation."""
+    """The ledger's record of the probes on the new model: accuracy per group and the likelihood test's shares
+    ranked first and last, or the error that stopped the evaluation."""
     from ..config import EvalConfig
     from ..metrics.probes import evaluate_request
 
@@ -502,6 +502,7 @@ def _evaluation(model, tokenizer, request: ForgetRequest, progress: bool) -> dic
     evaluation: dict[str, Any] = {g: round(r.accuracy, 4) for g, r in result.groups.items()}
     if result.likelihood:
         evaluation["likelihood_top1"] = result.likelihood.get("top1")
+        evaluation["likelihood_last"] = result.likelihood.get("last")
     return {"evaluation": evaluation}
 
 

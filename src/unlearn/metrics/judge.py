@@ -36,7 +36,7 @@ def refusal_collisions(probes: Sequence, rouge_threshold: float | None = ROUGE_T
 
     out = []
     for probe in probes:
-        for answer in (probe.answer, *probe.aliases):
+        for answer in probe.answers:
             refusal = next((r for r in REFUSALS if answered(r, [answer], rouge_threshold)), None)
             if refusal is not None:
                 out.append(f"the answer {answer!r} to {probe.question!r} is found in the refusal {refusal!r}: a "

@@ -10,6 +10,7 @@ t_w(v_j) are scored by the summed log-likelihood of the tokens from the value to
 and the truth's place among the candidates gives
 
     top1_w   = 1 / (1 + #{j > 0 : s_w(j) = s_w(0)})   if no s_w(j) > s_w(0), else 0   (ties split evenly)
+    last_w   = 1 / (1 + #{j > 0 : s_w(j) = s_w(0)})   if no s_w(j) < s_w(0), else 0   (the truth ranked last)
     rank_w   = 1 + #{j > 0 : s_w(j) > s_w(0)} + #{j > 0 : s_w(j) = s_w(0)} / 2
     share_w  = exp s_w(0) / sum_j exp s_w(j)        (the truth's probability among the candidates)
 
@@ -22,7 +23,9 @@ value are the floor a forgotten request is compared with. The wordings:
     value       the probe's question with the value alone as the reply
 
 The headline `top1` is the mean over the wordings present (each wording weighs the same); `worst_top1`
-is the largest of them. This follows the multiple-choice likelihood protocol of knowledge probing (the
+is the largest of them. `last` is the other side of the same test: a model that pushes the truth below every
+value it was never taught has not forgotten the fact but singled it out, and the truth can be read off as the
+least likely candidate. A model that never learned the fact ranks it last by chance too, 1/(N+1). This follows the multiple-choice likelihood protocol of knowledge probing (the
 truth ranked against distractors by log-likelihood; docs/paper_index.md, "Likelihood knowledge test").
 """
 
@@ -47,6 +50,14 @@ def truth_top1(scores: Sequence[float]) -> float:
     """1 / (1 + ties) when no distractor scores above the truth (scores[0]), else 0."""
     truth, others = scores[0], scores[1:]
     if any(s > truth for s in others):
+        return 0.0
+    return 1.0 / (1 + sum(s == truth for s in others))
+
+
+def truth_last(scores: Sequence[float]) -> float:
+    """1 / (1 + ties) when no distractor scores below the truth (scores[0]), else 0."""
+    truth, others = scores[0], scores[1:]
+    if any(s < truth for s in others):
         return 0.0
     return 1.0 / (1 + sum(s == truth for s in others))
 
@@ -200,6 +211,7 @@ def summarize(rows: dict[tuple[int, str, int], list[float]], probes: Sequence[Pr
         per_wording[wording] = {
             "n": n,
             "top1": sum(truth_top1(r) for _, r in picked) / n,
+            "last": sum(truth_last(r) for _, r in picked) / n,
             "mean_rank": sum(truth_rank(r) for _, r in picked) / n,
             "truth_share": sum(truth_share(r) for _, r in picked) / n,
             "chance_top1": sum(1 / len(r) for _, r in picked) / n,
@@ -211,9 +223,10 @@ def summarize(rows: dict[tuple[int, str, int], list[float]], probes: Sequence[Pr
         own = [r for key, r in rows.items() if key[0] == i]
         per_probe.append({"question": probes[i].question, "answer": probes[i].answer,
                           "n_candidates": len(own[0]), "top1": sum(truth_top1(r) for r in own) / len(own),
+                          "last": sum(truth_last(r) for r in own) / len(own),
                           "mean_rank": sum(truth_rank(r) for r in own) / len(own)})
     if not per_wording:
-        return {"n_probes": 0, "top1": None, "worst_top1": None, "mean_rank": None, "truth_share": None,
+        return {"n_probes": 0, "top1": None, "worst_top1": None, "last": None, "mean_rank": None, "truth_share": None,
                 "chance_top1": None, "wordings": {}, "per_probe": []}
 
     def mean_of(key: str) -> float:
@@ -223,6 +236,7 @@ def summarize(rows: dict[tuple[int, str, int], list[float]], probes: Sequence[Pr
         "n_probes": len(tested),
         "top1": mean_of("top1"),
         "worst_top1": max(w["top1"] for w in per_wording.values()),
+        "last": mean_of("last"),
         "mean_rank": mean_of("mean_rank"),
         "truth_share": mean_of("truth_share"),
         "chance_top1": mean_of("chance_top1"),
@@ -246,10 +260,10 @@ def likelihood_knowledge(model, tokenizer, probes: Sequence[Probe], forget_qa: S
     return summarize(score_rows(candidates, scores), probes)
 
 
-def likelihood_floor(retain: dict | None, chance: float | None) -> tuple[float | None, str]:
-    """What a forgotten request's top-1 is compared with: the retain model's, else chance."""
-    if retain is not None and retain.get("top1") is not None:
-        return retain["top1"], "retain model"
+def likelihood_floor(retain: dict | None, chance: float | None, key: str = "top1") -> tuple[float | None, str]:
+    """What a forgotten request's `key` (top1 or last) is compared with: the retain model's, else chance."""
+    if retain is not None and retain.get(key) is not None:
+        return retain[key], "retain model"
     return chance, "chance"
 
 
@@ -261,3 +275,25 @@ def likelihood_check(unlearned: dict, retain: dict | None = None, margin: float 
     value = unlearned["top1"]
     return check("forgotten by likelihood", value, floor + margin, True,
                  f"likelihood top-1 of the true value among distractors <= {against} ({floor:.3f}) + {margin}")
+
+
+def singled_out_check(unlearned: dict, retain: dict | None = None, margin: float = DEFAULT_MARGIN) -> dict | None:
+    """The check 'not singled out by likelihood': last <= floor + margin (the share of facts whose true value
+    is ranked below every distractor), the floor being the larger of the retain model's and chance (a model
+    that never saw the facts ranks them last by chance: the untaught original model of the demo, 0.109, beside
+    its retain model's 0.031); None when the test was not run or its result has no `last`."""
+    if unlearned.get("last") is None:
+        return None
+    chance = unlearned.get("chance_top1")
+    floor, against = likelihood_floor(retain, chance, "last")
+    if chance is not None and floor is not None and chance > floor:
+        floor, against = chance, "chance"  # ranking the truth last no more often than chance singles nothing out
+    return check("not singled out by likelihood", unlearned["last"], floor + margin, True,
+                 f"share of true values ranked below every distractor <= {against} ({floor:.3f}) + {margin}: "
+                 "pushed below values never taught, the truth is still recognised")
+
+
+def likelihood_checks(unlearned: dict, retain: dict | None = None, margin: float = DEFAULT_MARGIN) -> list[dict]:
+    """Both sides of the likelihood test: not ranked first more often than the floor allows, nor last."""
+    found = (likelihood_check(unlearned, retain, margin), singled_out_check(unlearned, retain, margin))
+    return [c for c in found if c is not None]

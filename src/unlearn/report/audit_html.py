@@ -86,14 +86,16 @@ def _likelihood(report: Mapping[str, Any]) -> str:
     head = "".join(f"<th class='num'>{esc(w)}</th>" for w in wordings)
     rows = "".join(
         f"<tr><th>{esc(role)}</th><td class='num'>{t.get('n_probes')}</td><td class='num'>{fmt(t.get('top1'))}</td>"
-        f"<td class='num'>{fmt(t.get('mean_rank'))}</td><td class='num'>{fmt(t.get('chance_top1'))}</td>"
+        f"<td class='num'>{fmt(t.get('mean_rank'))}</td><td class='num'>{fmt(t.get('last'))}</td>"
+        f"<td class='num'>{fmt(t.get('chance_top1'))}</td>"
         + "".join(f"<td class='num'>{fmt(t.get('wordings', {}).get(w, {}).get('top1'))}</td>" for w in wordings)
         + "</tr>" for role, t in tests.items())
     return ("<h2>Likelihood knowledge test</h2><p class='small muted'>Share of forget facts whose true value the "
             "weights rank first by log-likelihood among distractors no model was taught (top-1), its mean rank, "
-            "and chance; per wording on the right. A forgotten fact sits at the retain model's value.</p>"
+            "the share ranked below every distractor (last), and chance (for first and for last); per wording on "
+            "the right. A forgotten fact sits at the retain model's value on both sides.</p>"
             "<table class='results'><thead><tr><th>model</th><th>facts</th><th>top-1</th><th>mean rank</th>"
-            f"<th>chance</th>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            f"<th>last</th><th>chance</th>{head}</tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _attack_table(report: Mapping[str, Any]) -> str:

@@ -358,7 +358,8 @@ def _results_table(view: _View) -> str:
         for role in view.roles:
             tested = _dict(view.evaluations[role].get("likelihood"))
             cells.append(f'<td class="num">{fmt(tested.get("top1"))}<div class="small muted">rank '
-                         f'{fmt(tested.get("mean_rank"))} · chance {fmt(tested.get("chance_top1"))}</div></td>')
+                         f'{fmt(tested.get("mean_rank"))} · last {fmt(tested.get("last"))} · chance '
+                         f'{fmt(tested.get("chance_top1"))}</div></td>')
         body.append("<tr><th>likelihood top-1 <span class='muted small'>(true value ranked first among "
                     f"distractors)</span></th>{''.join(cells)}</tr>")
 

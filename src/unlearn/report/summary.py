@@ -36,6 +36,7 @@ def accuracy_table(report: dict) -> list[str]:
         lines.append(f"likelihood top-1 (chance {chance:.3f}):")
         lines.append("  forget facts".ljust(width) + "".join(fmt(lk.get("top1")).rjust(11) for lk in likelihood))
         lines.append("  mean rank".ljust(width) + "".join(fmt(lk.get("mean_rank")).rjust(11) for lk in likelihood))
+        lines.append("  ranked last".ljust(width) + "".join(fmt(lk.get("last")).rjust(11) for lk in likelihood))
     return lines
 
 

@@ -26,7 +26,7 @@ def answer_hash(normalised: str, salt: str) -> str:
 def seal_probe(probe: Probe, salt: str) -> dict:
     """{'question', 'answers': [[word count, hash], ...]} for the answer and each alias."""
     answers = []
-    for answer in (probe.answer, *probe.aliases):
+    for answer in probe.answers:
         gold = normalize_answer(answer)
         if gold:
             answers.append([len(gold.split()), answer_hash(gold, salt)])
