@@ -25,8 +25,9 @@ value are the floor a forgotten request is compared with. The wordings:
 The headline `top1` is the mean over the wordings present (each wording weighs the same); `worst_top1`
 is the largest of them. `last` is the other side of the same test: a model that pushes the truth below every
 value it was never taught has not forgotten the fact but singled it out, and the truth can be read off as the
-least likely candidate. A model that never learned the fact ranks it last by chance too, 1/(N+1). This follows the multiple-choice likelihood protocol of knowledge probing (the
-truth ranked against distractors by log-likelihood; docs/paper_index.md, "Likelihood knowledge test").
+least likely candidate. A model that never learned the fact ranks it last by chance too, 1/(N+1). This follows
+the multiple-choice likelihood protocol of knowledge probing (the truth ranked against distractors by
+log-likelihood; docs/paper_index.md, "Likelihood knowledge test").
 """
 
 from __future__ import annotations
@@ -55,11 +56,8 @@ def truth_top1(scores: Sequence[float]) -> float:
 
 
 def truth_last(scores: Sequence[float]) -> float:
-    """1 / (1 + ties) when no distractor scores below the truth (scores[0]), else 0."""
-    truth, others = scores[0], scores[1:]
-    if any(s < truth for s in others):
-        return 0.0
-    return 1.0 / (1 + sum(s == truth for s in others))
+    """1 / (1 + ties) when no distractor scores below the truth (scores[0]), else 0: top-1 of the negated scores."""
+    return truth_top1([-s for s in scores])
 
 
 def truth_rank(scores: Sequence[float]) -> float:
@@ -226,8 +224,8 @@ def summarize(rows: dict[tuple[int, str, int], list[float]], probes: Sequence[Pr
                           "last": sum(truth_last(r) for r in own) / len(own),
                           "mean_rank": sum(truth_rank(r) for r in own) / len(own)})
     if not per_wording:
-        return {"n_probes": 0, "top1": None, "worst_top1": None, "last": None, "mean_rank": None, "truth_share": None,
-                "chance_top1": None, "wordings": {}, "per_probe": []}
+        return {"n_probes": 0, "top1": None, "worst_top1": None, "last": None, "mean_rank": None,
+                "truth_share": None, "chance_top1": None, "wordings": {}, "per_probe": []}
 
     def mean_of(key: str) -> float:
         return sum(w[key] for w in per_wording.values()) / len(per_wording)
