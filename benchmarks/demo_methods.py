@@ -53,25 +53,23 @@ def row(name: str, report: RunReport, seconds: float) -> dict:
         "neighbour": u["neighbour"],
         "general": u["general"],
         "fluent": report.evaluations["unlearned"].fluency["passed"],
-        "likelihood_top1": likelihood(report, "unlearned")["top1"],
-        "likelihood_rank": likelihood(report, "unlearned")["mean_rank"],
-        "likelihood_last": likelihood(report, "unlearned").get("last"),
+        **likelihood_fields(report, "unlearned"),
         "checks": f"{sum(c['passed'] for c in report.checks)}/{len(report.checks)}",
         "failed_checks": [c["name"] for c in report.checks if not c["passed"]],
         "steps": report.training.steps,
         "unlearn_s": round(report.timings["unlearn_s"], 1),
         "total_s": round(seconds, 1),
         "settings": {k: v for k, v in report.method.items() if k != "name"} | {"lr": report.config["train"]["lr"]},
-        "reference": {role: acc[role] | {"likelihood_top1": likelihood(report, role)["top1"],
-                                         "likelihood_rank": likelihood(report, role)["mean_rank"],
-                                         "likelihood_last": likelihood(report, role).get("last")}
-                      for role in ("original", "deployed", "retain")},
+        "reference": {role: acc[role] | likelihood_fields(report, role) for role in ("original", "deployed", "retain")},
         "judge": METRICS.get("probe_accuracy").version,  # the judge of "answered" every accuracy here used
     }
 
 
-def likelihood(report: RunReport, role: str) -> dict:
-    return report.evaluations[role].likelihood or {"top1": float("nan"), "mean_rank": float("nan")}
+def likelihood_fields(report: RunReport, role: str) -> dict:
+    """A row's likelihood columns for `role`: top-1, mean rank and ranked last (NaN / None without the test)."""
+    tested = report.evaluations[role].likelihood or {"top1": float("nan"), "mean_rank": float("nan")}
+    return {"likelihood_top1": tested["top1"], "likelihood_rank": tested["mean_rank"],
+            "likelihood_last": tested.get("last")}
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from .io import (
     schema_fields,
 )
 from .metrics.checks import bound
+from .metrics.knowledge import CHECK_NAMES as LIKELIHOOD_CHECKS
 
 SCHEMA = "unlearn.audit/1"
 ATTACK_STATUSES = ("ok", "failed", "skipped")
@@ -214,7 +215,7 @@ def audit_summary_text(report: AuditReport, paths: dict[str, str] | None = None)
     if report.verdict == "incomplete":
         lines.append("incomplete: a pass needs every attack to run and measure a recovery (see the lines above)")
     for line in report.checks:
-        if line["name"].startswith(("forgotten by likelihood", "not singled out by likelihood")):
+        if line["name"].startswith(LIKELIHOOD_CHECKS):
             lines.append(f"[{'PASS' if line['passed'] else 'FAIL'}] {line['name']}: {fmt(line['value'])} "
                          f"({bound(line)})")
     for path_name, path in (paths or {}).items():

@@ -45,6 +45,7 @@ from .checks import check
 
 WORDINGS = ("cloze", "question", "paraphrase", "value")
 DEFAULT_MARGIN = 0.05  # a request counts as forgotten when top1 <= floor + this (issue acceptance criterion)
+CHECK_NAMES = ("forgotten by likelihood", "not singled out by likelihood")  # the test's two sides, as checks
 
 
 def truth_top1(scores: Sequence[float]) -> float:
@@ -271,7 +272,7 @@ def likelihood_check(unlearned: dict, retain: dict | None = None, margin: float 
         return None
     floor, against = likelihood_floor(retain, unlearned.get("chance_top1"))
     value = unlearned["top1"]
-    return check("forgotten by likelihood", value, floor + margin, True,
+    return check(CHECK_NAMES[0], value, floor + margin, True,
                  f"likelihood top-1 of the true value among distractors <= {against} ({floor:.3f}) + {margin}")
 
 
@@ -286,7 +287,7 @@ def singled_out_check(unlearned: dict, retain: dict | None = None, margin: float
     floor, against = likelihood_floor(retain, chance, "last")
     if chance is not None and floor is not None and chance > floor:
         floor, against = chance, "chance"  # ranking the truth last no more often than chance singles nothing out
-    return check("not singled out by likelihood", unlearned["last"], floor + margin, True,
+    return check(CHECK_NAMES[1], unlearned["last"], floor + margin, True,
                  f"share of true values ranked below every distractor <= {against} ({floor:.3f}) + {margin}: "
                  "pushed below values never taught, the truth is still recognised")
 
