@@ -348,3 +348,26 @@ def test_a_text_longer_than_max_length_is_refused_not_cut(tokenizer):
     assert candidates_of(tokenizer, [probe], max_length=longest) == whole
     with pytest.raises(ConfigError, match="max_length"):
         candidates_of(tokenizer, [probe], max_length=longest - 1)
+
+
+def test_the_name_swap_diagnostic_renames_the_person_everywhere_and_keeps_the_distractors():
+    """benchmarks/likelihood_name_swap.py asks the same facts of another name: every question, paraphrase,
+    statement and forget answer names the new person, and the candidate values stay the same."""
+    import importlib.util
+    from pathlib import Path
+
+    from unlearn.benchmarks.demo import DemoSpec, demo_request
+    from unlearn.data.distractors import with_distractors
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "likelihood_name_swap.py"
+    spec = importlib.util.spec_from_file_location("likelihood_name_swap", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    request = with_distractors(demo_request(DemoSpec()))
+    swapped = module.renamed(request, "Maren Holloway")
+    texts = [t for p in swapped.probes.forget for t in (p.question, *p.paraphrases, p.statement)]
+    texts += [t for q in swapped.forget.qa for t in (q.question, q.answer)]
+    assert not any(request.target in t for t in texts)
+    assert sum("Maren Holloway" in t for t in texts) >= len(request.probes.forget) * 2
+    assert [p.distractors for p in swapped.probes.forget] == [p.distractors for p in request.probes.forget]
+    assert [p.answer for p in swapped.probes.forget] == [p.answer for p in request.probes.forget]

@@ -25,6 +25,12 @@ TINY_SETTINGS = {"rmu": {"layer": 2, "steering_coeff": 20.0, "alpha": 1.0}, "ada
 TINY_LR = {"rmu": 1e-2, "adaptive_rmu": 1e-2, "lunar": 1e-2, "mudman": 0.5}  # mudman: the length of each normalised step
 
 
+@pytest.fixture(autouse=True, scope="module")
+def base_distill_teacher(base_dir):
+    """base_distill's teacher: the untaught tiny model the `taught` fixture was fine-tuned from."""
+    TINY_SETTINGS["base_distill"] = {"teacher": str(base_dir)}
+
+
 def method_for(name):
     return make_method({"name": name, **TINY_SETTINGS.get(name, {})})
 
@@ -164,8 +170,9 @@ def test_a_retain_term_checks_its_loss_and_asks_for_the_starting_model_only_as_i
     from unlearn.errors import ConfigError
 
     weight = {"retain_weight": 1.0} if "retain_weight" in field_names(name) else {}
-    assert make_method({"name": name, **weight, "retain_loss": "kl"}).needs_reference
-    assert make_method({"name": name, **weight, "retain_loss": "kl"}).needs_retain
+    settings = {"name": name, **TINY_SETTINGS.get(name, {}), **weight}
+    assert make_method({**settings, "retain_loss": "kl"}).needs_reference
+    assert make_method({**settings, "retain_loss": "kl"}).needs_retain
     with pytest.raises(ConfigError, match="retain_loss 'mse' is unknown"):
         make_method({"name": name, "retain_loss": "mse"})
 

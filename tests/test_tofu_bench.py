@@ -204,10 +204,10 @@ def test_a_relative_learning_rate_grid_scales_each_methods_own_rate():
 def test_a_method_whose_rate_means_something_else_gets_its_own_rate_on_tofu():
     """TOFU's 1e-5 is a rate for raw gradients: a method whose default rate is another scale (a normalised step's
     length, a steering loss) must name its TOFU rate, or the benchmark would run it at a meaningless one."""
-    from unlearn.methods import METHODS, make_method
+    from unlearn.methods import METHODS
 
     for name in METHODS.names():
-        own = make_method({"name": name}).default_lr
+        own = tb.checked_method(name)[1].default_lr  # with its TOFU settings (a teacher, a base method)
         if own != pytest.approx(1e-5):
             assert tb.bench_unlearn_config(name).train.lr != pytest.approx(1e-5), name
     assert tb.bench_unlearn_config("mudman").train.lr == pytest.approx(0.1)
