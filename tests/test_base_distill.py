@@ -94,3 +94,17 @@ def test_unlearning_moves_the_forget_answers_to_the_teacher(base_dir, taught, to
     assert retain_drift < 0.2 * start, (retain_drift, start)
     assert [h["teacher_kl"] for h in result.train.history][-1] < result.train.history[0]["teacher_kl"]
 
+
+
+def test_the_benchmarks_give_the_teacher_their_own_base_model():
+    """The demo and TOFU teach from their base model (the embedded one unless another is asked for): that model,
+    not a fixed name, is base_distill's teacher there."""
+    from unlearn.benchmarks import tofu_bench
+    from unlearn.benchmarks.demo import demo_unlearn_config
+    from unlearn.methods import with_base_model
+
+    assert demo_unlearn_config("base_distill")["method"]["teacher"] == "default"
+    assert demo_unlearn_config("base_distill", "qwen2.5-coder-0.5b")["method"]["teacher"] == "qwen2.5-coder-0.5b"
+    assert tofu_bench.bench_unlearn_config("base_distill", base_model="/models/base").method["teacher"] == "/models/base"
+    assert with_base_model({"method.teacher": "{base_model}", "train.lr": 1e-4}, "m") == {"method.teacher": "m",
+                                                                                         "train.lr": 1e-4}

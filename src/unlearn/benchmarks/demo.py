@@ -35,7 +35,7 @@ from ..data.general import general_knowledge, general_split
 from ..data.people import Person, generate_people
 from ..data.request import QA, DataSpec, DistractorSpec, ForgetRequest, Probe, Probes
 from ..io import atomic_write_json, sha256_json, unlearn_home
-from ..methods import benchmark_settings, make_method
+from ..methods import benchmark_settings, make_method, with_base_model
 from ..metrics.checks import check
 from ..metrics.probes import GroupEvaluation, RequestEvaluation
 from ..models.loading import DEFAULT_MODEL, load_model, model_fingerprint
@@ -82,15 +82,16 @@ REQUEST_ONLY_FIELDS = ("retain_replay", "fact_focus")
 LIKELIHOOD_DISTRACTORS = 9  # per forget fact: chance top-1 is 1/10
 
 
-def demo_unlearn_config(method: str) -> dict[str, Any]:
-    """The run configuration the demo uses for `method` (before user overrides)."""
+def demo_unlearn_config(method: str, base_model: str = DEFAULT_MODEL) -> dict[str, Any]:
+    """The run configuration the demo uses for `method` (before user overrides); `base_model`: the model the demo
+    teaches (a setting `BASE_MODEL` names it)."""
     base = RunConfig(
         method={"name": method},
         trainable=TrainableConfig(mode="layers", layers="-10:"),
         train=TrainConfig(lr=2e-5, max_steps=40, batch_size=8, max_length=128, early_stop=True, early_stop_every=5,
                           early_stop_accuracy=0.0),
     )
-    overrides = [f"{k}={v}" for k, v in benchmark_settings("demo", method).items()]
+    overrides = [f"{k}={v}" for k, v in with_base_model(benchmark_settings("demo", method), base_model).items()]
     return apply_overrides(base, overrides)
 
 
@@ -257,7 +258,7 @@ def run_demo(out: Path, method: str | None = None, overrides: list[str] | None =
 
     spec = spec or DemoSpec()
     method = method or DEFAULT_METHOD
-    config = with_overrides(RunConfig, demo_unlearn_config(method), overrides)
+    config = with_overrides(RunConfig, demo_unlearn_config(method, spec.base_model), overrides)
     method_obj = make_method(config.method)
     request = demo_request(spec)
     fingerprint = run_fingerprint("demo", request, {"run": to_dict(config), "spec": to_dict(spec)})

@@ -26,16 +26,19 @@ from ..config import (
 )
 from ..errors import ConfigError, UnlearnError
 from ..io import atomic_write_json, sha256_json
-from ..methods import benchmark_settings, make_method
+from ..methods import benchmark_settings, make_method, with_base_model
+from ..models.loading import DEFAULT_MODEL
 
 
 def bench_run_config(benchmark: str, method: str, train: TrainConfig, overrides: list[str] | None = None,
-                     fallback: str | None = None) -> RunConfig:
+                     fallback: str | None = None, base_model: str = DEFAULT_MODEL) -> RunConfig:
     """`method` on a benchmark: the last 10 layers trainable with the benchmark's `train` recipe, then the method's
     `benchmark_settings[benchmark]` (else those of `fallback`), then the user's overrides (`key=xN` scales a
-    method's own value). A misspelt method or setting fails here, before anything slow."""
+    method's own value). `base_model` replaces a setting `BASE_MODEL` (the benchmark's base model). A misspelt
+    method or setting fails here, before anything slow."""
     base = RunConfig(method={"name": method}, trainable=TrainableConfig(mode="layers", layers="-10:"), train=train)
     settings = benchmark_settings(benchmark, method) or (benchmark_settings(fallback, method) if fallback else {})
+    settings = with_base_model(settings, base_model)
     items = [f"{k}={v}" for k, v in settings.items()] + list(overrides or [])
     config = with_overrides(RunConfig, base, items)
     make_method(config.method)

@@ -240,16 +240,17 @@ def tofu_request(splits: TofuSplits, percent: int) -> ForgetRequest:
     )
 
 
-def bench_unlearn_config(method: str, overrides: list[str] | None = None) -> RunConfig:
+def bench_unlearn_config(method: str, overrides: list[str] | None = None,
+                         base_model: str = DEFAULT_MODEL) -> RunConfig:
     """The run configuration of `method` on the benchmark: its TOFU settings, then the user's overrides."""
     return bench_run_config("tofu", method, TrainConfig(lr=1e-5, epochs=10, batch_size=4, max_length=192,
-                                                        warmup_steps=0), overrides)
+                                                        warmup_steps=0), overrides, base_model=base_model)
 
 
-def checked_method(method: str, overrides: list[str] | None = None):
+def checked_method(method: str, overrides: list[str] | None = None, base_model: str = DEFAULT_MODEL):
     """(run configuration, method object) of `method` on the benchmark; a misspelt name or setting fails here,
     before anything slow."""
-    config = bench_unlearn_config(method, overrides)
+    config = bench_unlearn_config(method, overrides, base_model)
     return config, make_method(config.method)
 
 
@@ -257,7 +258,7 @@ def run_method(spec: TofuBenchSpec, method: str, percent: int = 10, overrides: l
                progress: bool = True, save_model_to: Path | None = None, prepared: Prepared | None = None) -> dict:
     """Unlearn the forget split from the prepared target model with `method`; the result with its evaluation.
     `prepared`: the setting's cached models and evaluations, if the caller has them already."""
-    config, method_obj = checked_method(method, overrides)
+    config, method_obj = checked_method(method, overrides, spec.base_model)
     prepared = prepared or prepare(spec, percent, progress)
     splits = prepared.splits
     model, tokenizer = load_model(str(prepared.target_dir))

@@ -12,6 +12,7 @@ from .base import (
     make_method,
     method_fields,
     method_settings,
+    with_base_model,
 )
 
 _SHARED = {"base", "common"}  # not methods: what the method files share
@@ -20,4 +21,4 @@ for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
         importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = ["METHODS", "LossMethod", "LossOutput", "StepBatch", "benchmark_settings", "make_method", "method_fields",
-           "method_settings"]
+           "method_settings", "with_base_model"]

@@ -107,6 +107,15 @@ def method_fields(cls: type) -> dict[str, Any]:
 BENCHMARKS = ("demo", "tofu", "muse", "wmdp", "rwku")  # "muse" and "rwku" fall back to "tofu" where a method declares none
 
 
+BASE_MODEL = "{base_model}"  # a benchmark setting's value that stands for the benchmark's base model
+
+
+def with_base_model(settings: dict[str, Any], base_model: str) -> dict[str, Any]:
+    """`settings` with every value `BASE_MODEL` replaced by `base_model`: the checkpoint a benchmark's taught
+    models start from (e.g. base_distill's teacher), which a method's declared settings cannot name."""
+    return {key: base_model if value == BASE_MODEL else value for key, value in settings.items()}
+
+
 def benchmark_settings(benchmark: str, method: str) -> dict[str, Any]:
     """The run overrides `method` declares for `benchmark` ({} when it declares none); an unknown method is
     an error that suggests the name."""

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import ConfigError
 from ..models.scoring import scored_logits
-from .base import METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
+from .base import BASE_MODEL, METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
 from .common import kl_on_answers, logits_of, retain_term, token_share
 
 
@@ -47,8 +47,8 @@ class BaseDistill(RetainTerm, LossMethod):
     retain_loss: str = "kl"  # kl | nll
     summary = "distil a teacher that never saw the forget data on it (the checkpoint before fine-tuning)"
     benchmark_settings = {
-        "demo": {"method.teacher": "default", "train.lr": 1e-4, "method.retain_weight": 20.0},
-        "tofu": {"method.teacher": "default", "train.lr": 1e-5},
+        "demo": {"method.teacher": BASE_MODEL, "train.lr": 1e-4, "method.retain_weight": 20.0},
+        "tofu": {"method.teacher": BASE_MODEL, "train.lr": 1e-5},
     }
 
     def __post_init__(self) -> None:
