@@ -32,7 +32,7 @@ def renamed(request: ForgetRequest, new: str) -> ForgetRequest:
         return text.replace(request.target, new)
 
     probes = [replace(p, question=swap(p.question), paraphrases=tuple(swap(q) for q in p.paraphrases),
-                      statement=swap(p.statement) if p.statement else p.statement) for p in request.probes.forget]
+                      statement=swap(p.statement)) for p in request.probes.forget]
     forget = replace(request.forget, qa=[replace(q, question=swap(q.question), answer=swap(q.answer))
                                          for q in request.forget.qa])
     return replace(request, target=new, forget=forget, probes=replace(request.probes, forget=probes))
