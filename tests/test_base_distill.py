@@ -86,7 +86,9 @@ def test_unlearning_moves_the_forget_answers_to_the_teacher(base_dir, taught, to
     config = RunConfig(method={"name": "base_distill", "teacher": str(base_dir)},
                        trainable=TrainableConfig(mode="all"),
                        train=TrainConfig(lr=3e-3, max_steps=20, batch_size=4, max_length=96))
-    result = Unlearner(taught, tokenizer, config).apply(tiny_request, progress=False)
+    unlearner = Unlearner(taught, tokenizer, config)
+    result = unlearner.apply(tiny_request, progress=False)
+    assert unlearner.method._teacher_model is None  # the teacher's memory is given back after training
     end = kl_to(teacher, result.model, tokenizer, tiny_request.forget)
     retain_drift = kl_to(taught_copy, result.model, tokenizer, tiny_request.retain)
     assert start > 0.5
@@ -108,3 +110,14 @@ def test_the_benchmarks_give_the_teacher_their_own_base_model():
     assert tofu_bench.bench_unlearn_config("base_distill", base_model="/models/base").method["teacher"] == "/models/base"
     assert with_base_model({"method.teacher": "{base_model}", "train.lr": 1e-4}, "m") == {"method.teacher": "m",
                                                                                          "train.lr": 1e-4}
+
+
+def test_undo_gives_back_its_base_methods_teacher_too():
+    """undo runs base_distill first: releasing undo releases the teacher it holds."""
+    from unlearn.methods import make_method
+    from unlearn.unlearner import release_method
+
+    undo = make_method({"name": "undo", "base": "base_distill", "base_settings": {"teacher": "any"}})
+    undo.base_method._teacher_model = object()
+    release_method(undo)
+    assert undo.base_method._teacher_model is None

@@ -75,6 +75,13 @@ def prepare_method(method: LossMethod, model, tokenizer, request: ForgetRequest,
         before(model, tokenizer, request, train_cfg, progress)
 
 
+def release_method(method: LossMethod) -> None:
+    """Run the method's optional `release()` hook: drop what only its training needed (e.g. a teacher model)."""
+    release = getattr(method, "release", None)
+    if release is not None:
+        release()
+
+
 def trainable_for(method: LossMethod, model, cfg: TrainableConfig) -> TrainableConfig:
     """The run's trainable selection, unless the method needs its own (e.g. RMU) and LoRA is not asked for."""
     if cfg.mode == "lora":
@@ -114,16 +121,19 @@ class Unlearner:
         model = select_trainable(self.model, trainable_for(method, self.model, cfg.trainable))
         reference = Reference(model) if method.needs_reference or data.uses_anchor(cfg.train) else None
         probe_check = self._probe_check(request) if cfg.train.early_stop else None
-        result = train(
-            model, method, data, cfg.train, self.tokenizer.pad_token_id, reference=reference,
-            probe_check=probe_check, progress=progress, description=f"unlearning ({method.registered_name})",
-            on_step=on_step,
-        )
-        del reference
-        if after_training is not None and result.steps > 0:
-            second = after_training(model, self.tokenizer, request, cfg.train, progress)
-            result.second_stage = {"steps": second.steps, "seconds": second.seconds}
-            result.seconds += second.seconds
+        try:
+            result = train(
+                model, method, data, cfg.train, self.tokenizer.pad_token_id, reference=reference,
+                probe_check=probe_check, progress=progress, description=f"unlearning ({method.registered_name})",
+                on_step=on_step,
+            )
+            del reference
+            if after_training is not None and result.steps > 0:
+                second = after_training(model, self.tokenizer, request, cfg.train, progress)
+                result.second_stage = {"steps": second.steps, "seconds": second.seconds}
+                result.seconds += second.seconds
+        finally:
+            release_method(method)
         if on_trained is not None:
             on_trained(model)
         self.model = merge_if_lora(model)

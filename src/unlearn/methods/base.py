@@ -44,7 +44,8 @@ class LossMethod:
       when absent);
     - `alternate_answers(index, qa) -> list[str]`: several answers for item `index`; each pairs with a copy of its
       forget example in `forget_alt` (e.g. meow's inverted facts);
-    - `after_training(model, tokenizer, request, train_cfg, progress) -> TrainResult`: a second stage.
+    - `after_training(model, tokenizer, request, train_cfg, progress) -> TrainResult`: a second stage;
+    - `release()`: after training (and the second stage), drop what only training needed (e.g. a teacher model).
     """
 
     family: ClassVar[str] = "loss"

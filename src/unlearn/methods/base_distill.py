@@ -69,6 +69,10 @@ class BaseDistill(RetainTerm, LossMethod):
             p.requires_grad_(False)
         self._teacher_model = teacher.eval()
 
+    def release(self) -> None:
+        """The teacher is needed for training only: its memory is given back when training ends."""
+        self._teacher_model = None
+
     @torch.no_grad()
     def teacher_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if self._teacher_model is None:

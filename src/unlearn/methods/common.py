@@ -145,7 +145,7 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
 
     from ..models.reference import Reference
     from ..train.loop import train
-    from ..unlearner import build_training_data, prepare_method
+    from ..unlearner import build_training_data, prepare_method, release_method
 
     names = {id(p): n for n, p in model.named_parameters()}
     twin = copy.deepcopy(model)
@@ -157,8 +157,11 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
     data = build_training_data(tokenizer, request, method, train_cfg.max_length)
     cfg = dataclasses.replace(train_cfg, early_stop=False, repair_steps=0)
     reference = Reference(twin) if method.needs_reference or data.uses_anchor(cfg) else None
-    result = train(twin, method, data, cfg, tokenizer.pad_token_id, reference=reference, progress=progress,
-                   description=description)
+    try:
+        result = train(twin, method, data, cfg, tokenizer.pad_token_id, reference=reference, progress=progress,
+                       description=description)
+    finally:
+        release_method(method)
     return [twin_params[names[id(p)]].detach() for p, _ in start], result
 
 

@@ -116,6 +116,11 @@ class Undo(LossMethod):
     def loss(self, model, batch: StepBatch, reference) -> LossOutput:
         return self.base_method.loss(model, batch, reference)
 
+    def release(self) -> None:
+        from ..unlearner import release_method
+
+        release_method(self.base_method)
+
     def after_training(self, model, tokenizer, request, train_cfg, progress: bool = True):
         """Noise the trainable parameters, then distil the unlearned model into them; returns the train result."""
         from ..data.request import QA, DataSpec
