@@ -106,6 +106,7 @@ def test_the_benchmarks_give_the_teacher_their_own_base_model():
     from unlearn.methods import with_base_model
 
     assert demo_unlearn_config("base_distill")["method"]["teacher"] == "default"
+    assert demo_unlearn_config("task_vector", "qwen2.5-coder-0.5b")["method"]["repair_teacher"] == "qwen2.5-coder-0.5b"
     assert demo_unlearn_config("base_distill", "qwen2.5-coder-0.5b")["method"]["teacher"] == "qwen2.5-coder-0.5b"
     assert tofu_bench.bench_unlearn_config("base_distill", base_model="/models/base").method["teacher"] == "/models/base"
     assert with_base_model({"method.teacher": "{base_model}", "train.lr": 1e-4}, "m") == {"method.teacher": "m",
@@ -121,3 +122,27 @@ def test_undo_gives_back_its_base_methods_teacher_too():
     undo.base_method._teacher_model = object()
     release_method(undo)
     assert undo.base_method._teacher_model is None
+
+
+def test_task_vector_repair_holds_the_forget_answers_to_its_teacher(base_dir, taught, tokenizer, tiny_request):
+    """task_vector's repair with `repair_teacher` is base_distill's loss: after the same negation and repair steps
+    the forget answers sit closer to the untaught model than after the plain retain repair, and the teacher's
+    memory is given back."""
+    from unlearn.models.loading import load_model
+
+    teacher, _ = load_model(str(base_dir))
+    ends = {}
+    for repair_teacher in ("", str(base_dir)):
+        config = RunConfig(method={"name": "task_vector", "alpha": 2.0, "repair_steps": 6,
+                                   "repair_teacher": repair_teacher},
+                           trainable=TrainableConfig(mode="all"),
+                           train=TrainConfig(lr=3e-3, max_steps=4, batch_size=4, max_length=96, early_stop=False))
+        result = Unlearner(copy.deepcopy(taught), tokenizer, config).apply(tiny_request, progress=False)
+        assert result.train.second_stage["steps"] == 6
+        ends[repair_teacher] = kl_to(teacher, result.model, tokenizer, tiny_request.forget)
+    assert ends[str(base_dir)] < 0.7 * ends[""], ends
+
+
+def test_task_vector_repair_teacher_needs_repair_steps():
+    with pytest.raises(ConfigError, match="repair_steps"):
+        make_method({"name": "task_vector", "repair_teacher": "default"})

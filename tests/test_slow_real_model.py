@@ -76,7 +76,7 @@ def _check(report, name: str) -> dict:
     "name",
     ["deployed learned the people", "deployed kept general knowledge", "forgotten", "forgotten (paraphrased)",
      "other people kept", "general knowledge kept", "fluent", "fluent on the forgotten person",
-     "forgotten by likelihood"],
+     "forgotten by likelihood", "not singled out by likelihood"],
 )
 def test_demo_meets_its_checks(demo_report, name):
     check = _check(demo_report, name)
@@ -84,8 +84,8 @@ def test_demo_meets_its_checks(demo_report, name):
 
 
 def test_demo_reports_where_the_truth_is_ranked_last(demo_report):
-    # the other side of the likelihood test, measured beside the retain model (docs/benchmarks.md records that
-    # the default method fails it: three facts pushed below every untaught value)
+    # the other side of the likelihood test, measured beside the retain model (docs/benchmarks.md: negation alone
+    # pushes facts below every untaught value; the default method's teacher-held repair brings them back)
     tested = {role: demo_report.evaluations[role].likelihood for role in ("unlearned", "retain")}
     check = _check(demo_report, "not singled out by likelihood")
     assert check["value"] == tested["unlearned"]["last"]
