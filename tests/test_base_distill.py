@@ -64,6 +64,11 @@ def test_a_teacher_is_required_and_must_share_the_tokenizer(tmp_path, taught, to
     with pytest.raises(ConfigError, match="another tokenizer"):
         Unlearner(taught, tokenizer, config).apply(tiny_request, progress=False)
     assert all(torch.equal(before[n], p) for n, p in taught.named_parameters())
+    config = RunConfig(method={"name": "task_vector", "repair_steps": 2, "repair_teacher": str(tmp_path)},
+                       trainable=TrainableConfig(mode="all"), train=TrainConfig(max_steps=2, max_length=96))
+    with pytest.raises(ConfigError, match="another tokenizer"):  # task_vector's repair teacher: before any step
+        Unlearner(taught, tokenizer, config).apply(tiny_request, progress=False)
+    assert all(torch.equal(before[n], p) for n, p in taught.named_parameters())
 
 
 def kl_to(teacher, model, tokenizer, spec) -> float:

@@ -27,15 +27,7 @@ import torch
 from ..errors import ConfigError
 from ..models.scoring import scored_logits
 from .base import BASE_MODEL, METHODS, LossMethod, LossOutput, RetainTerm, StepBatch
-from .common import kl_on_answers, logits_of, retain_term, token_share
-
-
-def check_same_vocabulary(tokenizer, teacher_tokenizer, teacher: str) -> None:
-    """A teacher is read token by token: its tokenizer must be the model's."""
-    if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
-        raise ConfigError(f"teacher '{teacher}' uses another tokenizer than the model being unlearned "
-                          f"({len(teacher_tokenizer)} against {len(tokenizer)} tokens or other token ids): "
-                          "name the checkpoint this model was fine-tuned from")
+from .common import check_same_vocabulary, kl_on_answers, logits_of, retain_term, token_share
 
 
 @METHODS.register("base_distill")

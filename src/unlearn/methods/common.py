@@ -66,6 +66,14 @@ def weighted_token_ascent(logp: torch.Tensor, mask: torch.Tensor, weight: torch.
     return masked_token_mean(weighted, mask)
 
 
+def check_same_vocabulary(tokenizer, teacher_tokenizer, teacher: str) -> None:
+    """A teacher is read token by token: its tokenizer must be the model's."""
+    if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise ConfigError(f"teacher '{teacher}' uses another tokenizer than the model being unlearned "
+                          f"({len(teacher_tokenizer)} against {len(tokenizer)} tokens or other token ids): "
+                          "name the checkpoint this model was fine-tuned from")
+
+
 def check_retain_loss(kind: str) -> None:
     if kind not in RETAIN_LOSSES:
         raise ConfigError(f"retain_loss '{kind}' is unknown; use one of {', '.join(RETAIN_LOSSES)}")

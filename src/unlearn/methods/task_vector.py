@@ -32,7 +32,13 @@ import torch
 
 from ..errors import ConfigError
 from .base import BASE_MODEL, METHODS, LossMethod, LossOutput, StepBatch
-from .common import answer_nll, forget_nll_output, retrain_from_start, trainable_snapshot
+from .common import (
+    answer_nll,
+    check_same_vocabulary,
+    forget_nll_output,
+    retrain_from_start,
+    trainable_snapshot,
+)
 
 RETAIN_VECTORS = ("none", "orthogonal", "subtract")
 
@@ -99,6 +105,10 @@ class TaskVector(LossMethod):
     def before_training(self, model, tokenizer, request, train_cfg, progress: bool = True) -> None:
         if self.needs_retain and not (request.retain.qa or request.retain.texts):
             raise ConfigError("task_vector: retain_vector and repair_steps need retain data in the request")
+        if self.repair_teacher:  # the teacher is loaded for the repair; a wrong one is refused before any step
+            from ..models.loading import load_tokenizer
+
+            check_same_vocabulary(tokenizer, load_tokenizer(self.repair_teacher), self.repair_teacher)
 
     def setup(self, model, reference) -> None:
         self._start = trainable_snapshot(model)
