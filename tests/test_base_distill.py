@@ -102,7 +102,6 @@ def test_unlearning_moves_the_forget_answers_to_the_teacher(base_dir, taught, to
     assert [h["teacher_kl"] for h in result.train.history][-1] < result.train.history[0]["teacher_kl"]
 
 
-
 def test_the_benchmarks_give_the_teacher_their_own_base_model():
     """The demo and TOFU teach from their base model (the embedded one unless another is asked for): that model,
     not a fixed name, is base_distill's teacher there."""
@@ -131,8 +130,7 @@ def test_undo_gives_back_its_base_methods_teacher_too():
 
 def test_task_vector_repair_holds_the_forget_answers_to_its_teacher(base_dir, taught, tokenizer, tiny_request):
     """task_vector's repair with `repair_teacher` is base_distill's loss: after the same negation and repair steps
-    the forget answers sit closer to the untaught model than after the plain retain repair, and the teacher's
-    memory is given back."""
+    the forget answers sit closer to the untaught model than after the plain retain repair."""
     from unlearn.models.loading import load_model
 
     teacher, _ = load_model(str(base_dir))

@@ -149,11 +149,6 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
     training settings (no early stop: no probes are checked); return the copy's trained values of those
     parameters in `start`'s order, and the TrainResult. `model` itself is not changed."""
     import copy
-    import dataclasses
-
-    from ..models.reference import Reference
-    from ..train.loop import train
-    from ..unlearner import build_training_data, prepare_method, release_method
 
     names = {id(p): n for n, p in model.named_parameters()}
     twin = copy.deepcopy(model)
@@ -161,16 +156,29 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
     with torch.no_grad():
         for p, value in start:
             twin_params[names[id(p)]].copy_(value)
-    prepare_method(method, twin, tokenizer, request, train_cfg, progress)
-    data = build_training_data(tokenizer, request, method, train_cfg.max_length)
+    result = train_stage(twin, method, tokenizer, request, train_cfg, progress, description)
+    return [twin_params[names[id(p)]].detach() for p, _ in start], result
+
+
+def train_stage(model, method, tokenizer, request, train_cfg, progress: bool, description: str):
+    """Train `model` in place with `method` on `request`'s data as one stage of another method (no early stop, no
+    repair steps): the method prepared first and released after; the reference (for a KL term or anchors) is
+    `model` as it is now. Returns the TrainResult."""
+    import dataclasses
+
+    from ..models.reference import Reference
+    from ..train.loop import train
+    from ..unlearner import build_training_data, prepare_method, release_method
+
     cfg = dataclasses.replace(train_cfg, early_stop=False, repair_steps=0)
-    reference = Reference(twin) if method.needs_reference or data.uses_anchor(cfg) else None
+    prepare_method(method, model, tokenizer, request, cfg, progress)
+    data = build_training_data(tokenizer, request, method, cfg.max_length)
+    reference = Reference(model) if method.needs_reference or data.uses_anchor(cfg) else None
     try:
-        result = train(twin, method, data, cfg, tokenizer.pad_token_id, reference=reference, progress=progress,
-                       description=description)
+        return train(model, method, data, cfg, tokenizer.pad_token_id, reference=reference, progress=progress,
+                     description=description)
     finally:
         release_method(method)
-    return [twin_params[names[id(p)]].detach() for p, _ in start], result
 
 
 # Representation methods (rmu, adaptive_rmu): activations at one decoder layer.

@@ -37,6 +37,7 @@ from .common import (
     check_same_vocabulary,
     forget_nll_output,
     retrain_from_start,
+    train_stage,
     trainable_snapshot,
 )
 
@@ -136,24 +137,17 @@ class TaskVector(LossMethod):
         return TrainResult(steps=steps, seconds=time.perf_counter() - start_time)
 
     def _repair(self, model, tokenizer, request, train_cfg, progress: bool) -> int:
+        """The repair steps on the negated model: retain NLL, with the teacher's KL on the forget answers when a
+        `repair_teacher` is set (base_distill's loss)."""
         import dataclasses
 
-        from ..models.reference import Reference
-        from ..train.loop import train
-        from ..unlearner import build_training_data, prepare_method, release_method
         from .base import make_method
 
-        cfg = dataclasses.replace(train_cfg, max_steps=self.repair_steps, early_stop=False, repair_steps=0)
         repairer = (make_method({"name": "base_distill", "teacher": self.repair_teacher, "retain_loss": "nll"})
                     if self.repair_teacher else RetainFineTune())
-        prepare_method(repairer, model, tokenizer, request, cfg, progress)
-        data = build_training_data(tokenizer, request, repairer, train_cfg.max_length)
-        reference = Reference(model) if data.uses_anchor(cfg) else None  # anchors hold the negated model's outputs
-        try:
-            result = train(model, repairer, data, cfg, tokenizer.pad_token_id, reference=reference,
-                           progress=progress, description="task_vector: repairing on the retain data")
-        finally:
-            release_method(repairer)
+        result = train_stage(model, repairer, tokenizer, request,
+                             dataclasses.replace(train_cfg, max_steps=self.repair_steps), progress,
+                             "task_vector: repairing on the retain data")
         return result.steps
 
 
