@@ -26,7 +26,7 @@ def test_demo_request_is_about_one_person():
 
 def test_taught_model_cache_key_ignores_settings_teaching_never_uses():
     """Teaching has no anchor data: the anchor settings must not change which cached model is used, while
-    a setting teaching does use must."""
+    a setting teaching does use must; the deployed model is shared by every choice of the person to forget."""
     from unlearn.benchmarks.demo import cache_key
 
     base = cache_key(DemoSpec(), "deployed")
@@ -37,6 +37,9 @@ def test_taught_model_cache_key_ignores_settings_teaching_never_uses():
     assert cache_key(DemoSpec(teach=TrainConfig(lr=1.2e-4, epochs=8, batch_size=8, max_length=128, retain_similar=4)),
                      "deployed") != base
     assert cache_key(DemoSpec(), "retain") != base
+    # the deployed model is taught every person, so which one is forgotten later does not change it
+    assert cache_key(DemoSpec(forget_index=1), "deployed") == base
+    assert cache_key(DemoSpec(forget_index=1), "retain") != cache_key(DemoSpec(), "retain")
 
 
 def test_demo_spec_overrides_change_what_is_taught_and_refuse_misspelt_keys():

@@ -157,6 +157,9 @@ def cache_key(spec: DemoSpec, role: str) -> str:
     """Key of a taught model: everything that changes teaching (not how the request is composed)."""
     teaching = {k: v for k, v in to_dict(spec).items() if k not in REQUEST_ONLY_FIELDS}
     teaching["teach"] = teaching_identity(teaching["teach"])
+    if role == "deployed":
+        # every person is taught whoever is forgotten later; 0 keeps the keys of the default spec
+        teaching["forget_index"] = 0
     return sha256_json({"version": DATA_VERSION, "role": role, "spec": teaching})[:16]
 
 
