@@ -54,6 +54,16 @@ def test_demo_spec_overrides_change_what_is_taught_and_refuse_misspelt_keys():
         make_demo_spec(["teach.lrr=1"])
 
 
+def test_a_person_to_forget_outside_the_taught_people_is_refused():
+    from unlearn.benchmarks.demo import demo_request, make_demo_spec
+    from unlearn.errors import ConfigError
+
+    for index in ("6", "-1"):
+        with pytest.raises(ConfigError, match="forget_index must be 0..5"):
+            demo_request(make_demo_spec([f"forget_index={index}"]))
+    assert demo_request(make_demo_spec(["forget_index=5"])).target != demo_request(DemoSpec()).target
+
+
 def test_complete_sentences():
     assert complete_sentences("Paris is big. It has a riv") == "Paris is big."
     assert complete_sentences("No full stop here") == "No full stop here"

@@ -34,6 +34,7 @@ from ..config import (
 from ..data.general import general_knowledge, general_split
 from ..data.people import Person, generate_people
 from ..data.request import QA, DataSpec, DistractorSpec, ForgetRequest, Probe, Probes
+from ..errors import ConfigError
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import benchmark_settings, make_method, with_base_model
 from ..metrics.checks import check
@@ -96,6 +97,9 @@ def demo_unlearn_config(method: str, base_model: str = DEFAULT_MODEL) -> dict[st
 
 
 def people_for(spec: DemoSpec) -> tuple[list[Person], Person]:
+    if not 0 <= spec.forget_index < spec.n_people:
+        raise ConfigError(f"demo spec: forget_index must be 0..{spec.n_people - 1}, one of the n_people = "
+                          f"{spec.n_people} taught people (got {spec.forget_index})")
     people = generate_people(spec.n_people, spec.seed)
     return people, people[spec.forget_index]
 
