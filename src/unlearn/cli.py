@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--method", default=None, help="unlearning method (default: the demo's chosen method; see `unlearn ls methods`)")
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. --set train.max_steps=20")
     demo.add_argument("--spec", dest="spec_overrides", action="append", default=[], metavar="KEY=VALUE",
-                      help="override what is taught and how (DemoSpec), e.g. --spec teach.lr=3e-5 --spec n_people=4; "
-                      "the taught models are cached per spec")
+                      help="override what is taught and how (DemoSpec), e.g. --spec teach.lr=3e-5 --spec n_people=4, "
+                      "or --spec forget_index=1 to forget another of the people; the taught models are cached per spec")
     demo.add_argument("--overwrite", action="store_true", help="replace an output directory that holds a different run")
     demo.add_argument("--audit", nargs="?", const="full", choices=AUDIT_PROFILES, default=None,
                       help="then attack the result (every attack, against the deployed and retain models) and write "
