@@ -71,6 +71,24 @@ def test_prepare_is_cached(prepared, spec, monkeypatch):
     assert again.target_eval == prepared.target_eval
 
 
+def test_prepare_adds_unseen_forget_quality_to_evaluations_saved_without_it(prepared, spec, monkeypatch):
+    path = prepared.directory / "eval-target-forget10.json"
+    data = json.loads(path.read_text())
+    value = data["summary"].pop("unseen_forget_quality")
+    del data["metrics"]["unseen_forget_quality"], data["unseen_truth_ratios"]
+    path.write_text(json.dumps(data))
+
+    def no_teaching(*args, **kwargs):
+        raise AssertionError("prepare taught or evaluated a model again")
+
+    monkeypatch.setattr(tb, "teach", no_teaching)
+    monkeypatch.setattr(tb, "evaluate_tofu", no_teaching)
+    again = tb.prepare(spec, 10, progress=False)
+    assert again.target_eval.summary["unseen_forget_quality"] == pytest.approx(value)
+    assert json.loads(path.read_text())["summary"]["unseen_forget_quality"] == pytest.approx(value)
+    assert len(again.target_eval.details["unseen_truth_ratios"]) == 100  # authors 0-4, never taught
+
+
 def test_run_reports_the_standard_keys(prepared, spec):
     result = tb.run_method(spec, "grad_ascent", 10, FAST_RUN, progress=False)
     summary = result["summary"]
@@ -107,6 +125,10 @@ def test_sweep_writes_json_and_html_and_resumes(prepared, spec, tmp_path, monkey
     assert "http" not in page.replace("https://", "") and "<script" not in page
     text = tb.sweep_table(result)
     assert text.count("failed") == 2 and "(ceiling)" in text
+    ok = [r for r in result["runs"] if r["status"] == "ok"]
+    assert saved["choice_without_retain"] == (tb.choice_without_retain(ok, 0.95 * saved["target"]["model_utility"])
+                                              or {}).get("label")
+    assert all(0.0 <= r["summary"]["unseen_forget_quality"] <= 1.0 for r in ok)
 
     monkeypatch.setattr(tb, "run_method", lambda *a, **k: pytest.fail("a finished run was run again"))
     again = tb.sweep(spec, ["grad_ascent", "npo"], ["train.lr=1e-5,1e-4"], out, progress=False, echo=lambda _: None)
@@ -133,6 +155,15 @@ def test_parse_grid():
         parse_grid(["train.lr"])
 
 
+def test_grid_keys_joined_by_plus_move_together():
+    assert parse_grid(["method.seed+train.seed=0,1", "train.lr=x1,x3"]) == [
+        ["method.seed=0", "train.seed=0", "train.lr=x1"], ["method.seed=0", "train.seed=0", "train.lr=x3"],
+        ["method.seed=1", "train.seed=1", "train.lr=x1"], ["method.seed=1", "train.seed=1", "train.lr=x3"]]
+    for bad in ("method.seed+=0,1", "+train.seed=0", "method.seed+train.seed="):
+        with pytest.raises(ConfigError, match="move together"):
+            parse_grid([bad])
+
+
 def test_best_tradeoff_keeps_utility_first():
     def run(label, fq, mu, status="ok"):
         return {"label": label, "status": status, "summary": {"forget_quality": fq, "model_utility": mu}}
@@ -140,6 +171,26 @@ def test_best_tradeoff_keeps_utility_first():
     runs = [run("a", 0.9, 0.30), run("b", 0.5, 0.46), run("c", 0.2, 0.50), run("d", 0.99, 0.5, "failed")]
     assert tb.best_tradeoff(runs, target_utility=0.5)["label"] == "b"  # a keeps only 60% of the utility
     assert tb.best_tradeoff(runs, target_utility=0.9) is None
+
+
+def test_choice_without_retain_reads_only_unseen_forget_quality_and_utility():
+    def run(label, unseen, mu, fq=0.0, status="ok"):
+        return {"label": label, "status": status,
+                "summary": {"forget_quality": fq, "unseen_forget_quality": unseen, "model_utility": mu}}
+
+    runs = [run("a", 0.9, 0.28, fq=0.9), run("b", 0.6, 0.30), run("c", 0.2, 0.31, fq=0.8),
+            run("d", 0.99, 0.5, status="failed"), run("e", float("nan"), 0.4)]
+    assert tb.choice_without_retain(runs, min_utility=0.29)["label"] == "b"  # a loses utility; fq is not read
+    assert tb.choice_without_retain(runs, min_utility=0.5) is None
+    older = {"label": "f", "status": "ok", "summary": {"forget_quality": 0.5, "model_utility": 0.4}}
+    assert tb.choice_without_retain([older], min_utility=0.1) is None  # evaluated before the metric existed
+
+    result = {"runs": runs, "choice_without_retain": "b", "target": {"model_utility": 0.31},
+              "ceiling": {"forget_quality": 0.9}}
+    line = tb.choice_line(result)
+    assert line.startswith("without a retain model the choice is b (FQ_unseen 0.600)")
+    assert line.endswith("not met (forget quality 0.000, model utility 0.300)")
+    assert "no choice" in tb.choice_line(result | {"choice_without_retain": None})
 
 
 def test_forget_split_must_be_whole_authors():

@@ -269,7 +269,12 @@ def check_mini(source: Path, n_authors: int, percent: int) -> None:
         "retain_perturbed": len(splits.retain_perturbed),
         "real_authors": 100,
         "world_facts": 117,
+        "unseen_perturbed": 100,
     }
+    # never-taught authors: the published retain_perturbed rows of authors 0-4, none of them in the subset
+    assert splits.unseen_perturbed == td.load_split(source, "retain_perturbed")[:100]
+    taught = {(r.question, r.answer) for r in subset}
+    assert not any((r.question, r.answer) in taught for r in splits.unseen_perturbed)
     assert td.mini_authors(n_authors, percent, source) == splits  # deterministic
 
 
@@ -292,6 +297,13 @@ def test_mini_20_authors_is_forget01():
     assert splits.holdout == td.load_split(REAL_DIR, "holdout01")
     assert splits.retain_perturbed == td.load_split(REAL_DIR, "forget10_perturbed")[:360]  # authors 180-197
     assert len(splits.real_authors) == len(splits.world_facts) == 5
+
+
+def test_unseen_authors_are_the_first_untaught_ones():
+    assert td.unseen_authors(list(range(170, 200)), list(range(20))) == [0, 1, 2, 3, 4]
+    assert td.unseen_authors(list(range(3, 200)), list(range(20))) == [0, 1, 2]
+    assert td.unseen_authors(list(range(200)), list(range(20))) == []
+    assert td.unseen_authors([], list(range(20)), limit=2) == [0, 1]
 
 
 @pytest.mark.parametrize("percent", td.PERCENTS)

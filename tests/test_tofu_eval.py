@@ -6,7 +6,12 @@ import math
 
 import pytest
 
-from unlearn.benchmarks.tofu import check_retain_eval, evaluate_tofu, forget_fingerprint
+from unlearn.benchmarks.tofu import (
+    add_unseen_forget_quality,
+    check_retain_eval,
+    evaluate_tofu,
+    forget_fingerprint,
+)
 from unlearn.benchmarks.tofu_data import OptionsRow, PerturbedRow, QARow, TofuSplits
 from unlearn.errors import ConfigError
 from unlearn.metrics.result import EvalResult
@@ -105,3 +110,35 @@ def test_the_evaluation_survives_its_json_form(evaluation, tmp_path):
     assert again.details["forget_truth_ratios"] == pytest.approx(evaluation.details["forget_truth_ratios"])
     assert again.per_example("mia_loss") == pytest.approx(evaluation.per_example("mia_loss"))
     check_retain_eval(again, tiny_splits(), base_model="tiny")
+
+
+def test_forget_quality_against_never_taught_authors(tiny_model, tokenizer, evaluation):
+    assert "unseen_forget_quality" not in evaluation.summary  # the splits have no never-taught authors
+    splits = tiny_splits()
+    splits.unseen_perturbed = list(splits.forget_perturbed)  # the same rows: identical truth ratios, p = 1
+    same = evaluate_tofu(tiny_model, tokenizer, splits, batch_size=4, max_new_tokens=4, progress=False)
+    assert same.summary["unseen_forget_quality"] == pytest.approx(1.0)
+    assert same.details["unseen_truth_ratios"] == pytest.approx(same.details["forget_truth_ratios"])
+    assert same.metrics["unseen_forget_quality"]["metric"] == "forget_quality"
+    splits.unseen_perturbed = [perturbed(i) for i in range(40, 46)]
+    other = evaluate_tofu(tiny_model, tokenizer, splits, batch_size=4, max_new_tokens=4, progress=False)
+    assert 0.0 <= other.summary["unseen_forget_quality"] <= 1.0
+    assert len(other.details["unseen_truth_ratios"]) == 6
+
+
+def test_unseen_forget_quality_is_added_to_an_older_evaluation(tiny_model, tokenizer, evaluation):
+    splits = tiny_splits()
+    splits.unseen_perturbed = [perturbed(i) for i in range(40, 46)]
+    full = evaluate_tofu(tiny_model, tokenizer, splits, batch_size=4, max_new_tokens=4, progress=False)
+    older = EvalResult.from_json(evaluation.to_json())
+    assert add_unseen_forget_quality(older, tiny_model, tokenizer, splits, batch_size=4, progress=False)
+    assert older.summary["unseen_forget_quality"] == pytest.approx(full.summary["unseen_forget_quality"])
+    assert older.details["unseen_truth_ratios"] == pytest.approx(full.details["unseen_truth_ratios"])
+    assert not add_unseen_forget_quality(older, tiny_model, tokenizer, splits, progress=False)  # already there
+    assert not add_unseen_forget_quality(EvalResult.from_json(evaluation.to_json()), tiny_model, tokenizer,
+                                         tiny_splits(), progress=False)  # no never-taught authors
+    with pytest.raises(ConfigError, match="different forget set"):
+        other = tiny_splits(offset=100)
+        other.unseen_perturbed = splits.unseen_perturbed
+        add_unseen_forget_quality(EvalResult.from_json(evaluation.to_json()), tiny_model, tokenizer, other,
+                                  progress=False)

@@ -74,7 +74,8 @@ def _add_bench_run(p: argparse.ArgumentParser, out_help: str, save_model: bool =
 def _add_bench_sweep(p: argparse.ArgumentParser, methods_help: str, out_help: str, methods_required: bool) -> None:
     p.add_argument("--methods", required=methods_required, default=None, help=methods_help)
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                   help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination)")
+                   help="a grid axis, e.g. --grid train.lr=1e-5,5e-5 (repeatable: every combination); keys joined "
+                        "by + move together: --grid method.seed+train.seed=0,1,2")
     p.add_argument("--out", default=None, help=out_help)
 
 
@@ -740,6 +741,7 @@ def cmd_bench(args) -> int:
     meeting = [r["label"] for r in result["runs"] if r.get("status") == "ok" and bar.met_by(r["summary"])]
     print(f"meeting the bar (forget quality >= {bar.forget_quality:.3f}, model utility >= {bar.model_utility:.3f}): "
           f"{', '.join(meeting) or 'none'}")
+    print(tb.choice_line(result))
     print(f"results: {out / 'sweep.json'}  {out / 'sweep.html'}")
     return 0
 

@@ -46,16 +46,21 @@ def bench_run_config(benchmark: str, method: str, train: TrainConfig, overrides:
 
 
 def parse_grid(items: list[str]) -> list[list[str]]:
-    """['train.lr=1e-5,5e-5', 'train.epochs=5,10'] -> every combination as override lists."""
+    """['train.lr=1e-5,5e-5', 'train.epochs=5,10'] -> every combination as override lists. Keys joined by '+'
+    move together: 'method.seed+train.seed=0,1' -> [method.seed=0, train.seed=0], [method.seed=1, train.seed=1]."""
     axes = []
     for item in items:
         key, _, values = item.partition("=")
-        if not key or not values:
-            raise ConfigError(f"grid entry '{item}' must look like key=value1,value2 (e.g. train.lr=1e-5,5e-5)")
-        axes.append([f"{key.strip()}={v.strip()}" for v in values.split(",") if v.strip()])
-        for override in axes[-1]:
-            parse_override(override)
-    return [list(point) for point in itertools.product(*axes)] if axes else [[]]
+        keys = [k.strip() for k in key.split("+")]
+        points = [v.strip() for v in values.split(",") if v.strip()]
+        if not all(keys) or not points:
+            raise ConfigError(f"grid entry '{item}' must look like key=value1,value2 (e.g. train.lr=1e-5,5e-5, "
+                              "or method.seed+train.seed=0,1 for keys that move together)")
+        axes.append([[f"{k}={v}" for k in keys] for v in points])
+        for group in axes[-1]:
+            for override in group:
+                parse_override(override)
+    return [[o for group in point for o in group] for point in itertools.product(*axes)] if axes else [[]]
 
 
 def run_label(method: str, overrides: list[str]) -> str:

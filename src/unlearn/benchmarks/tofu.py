@@ -6,6 +6,10 @@ Keys follow the names researchers use (OpenUnlearning's TOFU summary):
   answers), `forget_Q_A_PARA_Prob`, `forget_Q_A_PERT_Prob`, `forget_truth_ratio` (closer_to_1_better),
   `extraction_strength`, `exact_memorization`, and against a saved retain-model evaluation,
   `forget_quality` (KS p-value of the per-example truth ratios);
+- without a retain model, where the setting has never-taught authors with published perturbations (mini
+  settings): `unseen_forget_quality`, the same KS p-value between the model's forget truth ratios and its
+  own truth ratios on those authors. A retrained model treats the forget authors as it treats authors it
+  never saw, so this needs neither the retain model nor its evaluation;
 - membership inference, forget vs holdout: `mia_loss`, `mia_zlib`, `mia_min_k`, `mia_min_k_plus_plus`
   (ROC-AUC) and, against the retain model's `mia_min_k`, `privleak`;
 - utility: `retain_Q_A_Prob`, `retain_Q_A_ROUGE`, `retain_Truth_Ratio` (retain_perturbed);
@@ -32,7 +36,7 @@ from ..metrics.generation import generate_answers
 from ..metrics.memorization import exact_memorization, extraction_strength
 from ..metrics.mia import auc_result
 from ..metrics.privacy import privleak
-from ..metrics.result import EvalResult
+from ..metrics.result import EvalResult, metric_entry
 from ..metrics.text import rouge_l
 from ..metrics.tofu import (
     MODEL_UTILITY_PARTS,
@@ -88,6 +92,31 @@ def _para_pert(cache: AnswerStatsCache, rows, paraphrased: bool, progress: str |
     para = cache.avg_losses(correct, progress)
     pert = np.asarray(cache.avg_losses(wrong, progress)).reshape(len(rows), width)
     return para, pert
+
+
+def unseen_forget_quality(cache: AnswerStatsCache, splits: TofuSplits, forget_ratios, progress: str | None = None):
+    """(MetricResult, the never-taught authors' truth ratios): the KS p-value between the model's forget truth
+    ratios and its truth ratios on `splits.unseen_perturbed`, scored with the same cache."""
+    _score_split(cache, splits.unseen_perturbed, True, progress)
+    unseen = truth_ratios(*_para_pert(cache, splits.unseen_perturbed, True, progress))
+    return forget_quality(list(forget_ratios), unseen.tolist()), unseen.tolist()
+
+
+def add_unseen_forget_quality(result: EvalResult, model, tokenizer, splits: TofuSplits, batch_size: int = 16,
+                              max_length: int = 512, progress: bool = True) -> bool:
+    """Add `unseen_forget_quality` to an evaluation saved before it existed (its forget truth ratios are in
+    the file); False when the setting has no never-taught authors or the value is already there."""
+    if not splits.unseen_perturbed or "unseen_forget_quality" in result.summary:
+        return False
+    if result.details.get("forget_fingerprint") != forget_fingerprint(splits):
+        raise ConfigError("the evaluation was made on a different forget set; evaluate the model again")
+    cache = AnswerStatsCache(model, tokenizer, batch_size, max_length)
+    value, unseen = unseen_forget_quality(cache, splits, result.details["forget_truth_ratios"],
+                                          "TOFU never-taught authors" if progress else None)
+    result.summary["unseen_forget_quality"] = value.value
+    result.metrics["unseen_forget_quality"] = metric_entry(value, "forget_quality")
+    result.details["unseen_truth_ratios"] = unseen
+    return True
 
 
 def perturbed_split_metrics(model, tokenizer, cache: AnswerStatsCache, rows, aggregation: str, generate: dict,
@@ -148,6 +177,10 @@ def evaluate_tofu(
     results["exact_memorization"] = exact_memorization([list(s.matches) for s in stats])
     results["extraction_strength"] = extraction_strength([list(s.matches) for s in stats])
     forget_ratios = truth_ratios(*_para_pert(cache, forget, True, None))
+    unseen_ratios = None
+    if splits.unseen_perturbed:
+        results["unseen_forget_quality"], unseen_ratios = unseen_forget_quality(
+            cache, splits, forget_ratios.tolist(), bar("never-taught authors"))
 
     part = perturbed_split_metrics(model, tokenizer, cache, splits.retain_perturbed, "true_better", generate,
                                    bar("retain"))
@@ -162,6 +195,8 @@ def evaluate_tofu(
 
     details = {"forget_fingerprint": forget_fingerprint(splits), "base_model": base_model, "sizes": splits.describe(),
                "forget_truth_ratios": forget_ratios.tolist(), "tokens_scored": cache.tokens_scored}
+    if unseen_ratios is not None:
+        details["unseen_truth_ratios"] = unseen_ratios
     return EvalResult.from_metrics(SCHEMA, "tofu", results, {k: registered_metric(k) for k in results}, details,
                                    {k: False for k in FORGET_LOWER_IS_BETTER if k in results})
 

@@ -48,7 +48,7 @@ from ..teaching import teach
 from ..unlearner import Unlearner, save_model
 from .demo import DemoSpec, replay_qa
 from .sweeping import bench_run_config, check_grid, parse_grid, sweep_runs
-from .tofu import evaluate_tofu
+from .tofu import add_unseen_forget_quality, evaluate_tofu
 from .tofu_data import N_AUTHORS, QA_PER_AUTHOR, TofuSplits, load_tofu, mini_authors
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,12 @@ def evaluated_once(path: Path, model_dir: Path, spec: TofuBenchSpec, splits: Tof
     """The TOFU evaluation of the model in `model_dir` against `retain_eval` (None: the retain model itself),
     computed once and cached at `path`; its time goes to timings['eval_<role>_s']."""
     if path.is_file():
-        return EvalResult.load(path)
+        result = EvalResult.load(path)
+        if splits.unseen_perturbed and "unseen_forget_quality" not in result.summary:  # saved before it existed
+            add_unseen_forget_quality(result, *load_model(str(model_dir)), splits, spec.eval_batch_size,
+                                      progress=progress)
+            result.save(path)
+        return result
     model, tokenizer = load_model(str(model_dir))
     start = time.perf_counter()
     result = evaluate_tofu(model, tokenizer, splits, retain_eval=retain_eval, batch_size=spec.eval_batch_size,
@@ -357,6 +362,17 @@ def best_tradeoff(runs: list[dict], target_utility: float, min_utility_ratio: fl
     return max(kept, key=lambda r: (r["summary"]["forget_quality"], r["summary"]["model_utility"]))
 
 
+def choice_without_retain(runs: list[dict], min_utility: float) -> dict | None:
+    """The run a model owner without a retain model would keep: the highest `unseen_forget_quality` (the forget
+    authors against never-taught authors, on the run's own model) among the runs with model utility >=
+    `min_utility` (the bar's, from the target alone); ties: higher utility. None when no run qualifies."""
+    kept = [r for r in runs if r.get("status") == "ok" and r["summary"]["model_utility"] >= min_utility
+            and math.isfinite(r["summary"].get("unseen_forget_quality", math.nan))]
+    if not kept:
+        return None
+    return max(kept, key=lambda r: (r["summary"]["unseen_forget_quality"], r["summary"]["model_utility"]))
+
+
 def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, percent: int = 10,
           progress: bool = True, echo=print) -> dict:
     """Every method at every grid point; finished runs in `out/runs/` are reused, failures recorded."""
@@ -378,6 +394,7 @@ def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, p
                       failed, echo=echo)
     target_utility = prepared.table_row("target")["model_utility"]
     best = best_tradeoff(runs, target_utility)
+    choice = choice_without_retain(runs, prepared_bar(prepared).model_utility)
     result = {
         "schema": "unlearn.tofu_sweep/1",
         "setting": spec.setting,
@@ -388,10 +405,25 @@ def sweep(spec: TofuBenchSpec, methods: list[str], grid: list[str], out: Path, p
         "runs": runs,
         "best": best and best["label"],
         "best_rule": "highest forget_quality among runs keeping >= 0.9 of the target's model_utility",
+        "choice_without_retain": choice and choice["label"],
+        "choice_rule": "highest unseen_forget_quality among runs keeping >= 0.95 of the target's model_utility "
+                       "(uses neither the retain model nor its evaluation)",
     }
     atomic_write_json(out / "sweep.json", result)
     write_sweep_html(result, out / "sweep.html")
     return result
+
+
+def choice_line(result: dict) -> str:
+    """What an owner without a retain model would keep from a sweep, then that run checked against the bar."""
+    choice = next((r for r in result["runs"] if r.get("label") == result.get("choice_without_retain")), None)
+    if choice is None:
+        return ("without a retain model: no choice (no run keeps 0.95 of the target's utility with a measured "
+                "FQ_unseen)")
+    bar = TofuBar.of(result["target"], result.get("ceiling"))
+    return (f"without a retain model the choice is {choice['label']} (FQ_unseen "
+            f"{choice['summary']['unseen_forget_quality']:.3f}); checked against the retain model, "
+            f"{bar.verdict(choice['summary'])}")
 
 
 def sweep_table(result: dict) -> str:

@@ -26,6 +26,9 @@ last round(n_authors * percent / 100) of them (at least one), the retain split i
 `mini_authors(20, 10).forget` is exactly `forget01`. No randomness: authors are taken by position.
 The holdout is the first 20 rows per forget author of holdoutXX (holdout files are author blocks,
 nested as prefixes, so this is again a published prefix).
+The mini subsets of at most 195 authors never teach authors 0-4, whose published `retain_perturbed` rows
+(paraphrases and perturbed answers) become `unseen_perturbed`: how the model treats authors it never saw,
+the yardstick of forget quality without a retain model.
 
 A clean mini design is impossible for the retain perturbations: `retain_perturbed` covers authors
 0-19, which no subset of the last n <= 180 authors contains. The most faithful alternative, used here:
@@ -43,7 +46,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,7 @@ ENV_DIR = "UNLEARN_TOFU_DIR"
 N_AUTHORS = 200
 QA_PER_AUTHOR = 20
 PERCENTS = (1, 5, 10)
+UNSEEN_AUTHORS = 5  # never-taught authors (of retain_perturbed's 0-19) behind `unseen_perturbed`
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -346,6 +350,9 @@ class TofuSplits:
     world_facts: list[OptionsRow]
     forget_authors: tuple[int, ...] = ()
     retain_authors: tuple[int, ...] = ()
+    # Published perturbed rows of authors the setting never teaches (empty when it teaches them all): the
+    # reference of forget quality without a retain model (`unseen_forget_quality`).
+    unseen_perturbed: list[PerturbedRow] = field(default_factory=list)
 
     def describe(self) -> dict[str, int]:
         """Counts: authors on each side, then rows per split."""
@@ -463,6 +470,7 @@ def mini_authors(
     authors = list(range(N_AUTHORS - n_authors, N_AUTHORS))
     forget_authors, retain_authors = authors[-k:], authors[:-k]
     forget_pert = _perturbed_by_author(where, "forget10_perturbed", full)
+    published_retain = _perturbed_by_author(where, "retain_perturbed", full)
     holdout = _holdout(where, percent, k)
     real_authors, world_facts = _general(where, n_general)
     return TofuSplits(
@@ -470,11 +478,16 @@ def mini_authors(
         retain=[full[i] for a in retain_authors for i in author_rows(a)],
         holdout=holdout,
         forget_perturbed=_take(forget_pert, forget_authors),
-        retain_perturbed=_retain_perturbed(
-            retain_authors, _perturbed_by_author(where, "retain_perturbed", full), forget_pert
-        ),
+        retain_perturbed=_retain_perturbed(retain_authors, published_retain, forget_pert),
         real_authors=real_authors,
         world_facts=world_facts,
         forget_authors=tuple(forget_authors),
         retain_authors=tuple(retain_authors),
+        unseen_perturbed=_take(published_retain, unseen_authors(authors, sorted(published_retain))),
     )
+
+
+def unseen_authors(taught: list[int], published: list[int], limit: int = UNSEEN_AUTHORS) -> list[int]:
+    """The first `limit` authors with published perturbed rows that the setting never teaches."""
+    taught = set(taught)
+    return [a for a in published if a not in taught][:limit]

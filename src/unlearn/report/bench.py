@@ -16,6 +16,7 @@ from .html import CSS, esc
 TABLE_COLUMNS = (
     ("forget_quality", "forget_quality"),
     ("model_utility", "model_utility"),
+    ("unseen_forget_quality", "FQ_unseen"),
     ("forget_truth_ratio", "forget_TR"),
     ("forget_Q_A_Prob", "forget_prob"),
     ("forget_Q_A_ROUGE", "forget_ROUGE"),
