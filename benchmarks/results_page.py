@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 PAGE = ROOT / "docs" / "results.md"
 AUDIT_BAR = 0.10  # worst-case recovery allowed by the deep-forgetting bar (issue text, docs/benchmarks.md)
-TOFU_COLUMNS = ("forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
+TOFU_COLUMNS = ("forget_quality", "model_utility", "unseen_forget_quality", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
                 "retain_Q_A_ROUGE", "extraction_strength", "privleak")
 TOFU_ROLES = ("target", "retain", "ceiling")
 MUSE_COLUMNS = (("verbmem_f", "VerbMem forget"), ("knowmem_f", "KnowMem forget"), ("knowmem_r", "KnowMem retain"),
@@ -314,7 +314,7 @@ def tofu_tables(rows: list[dict]) -> list[str]:
                     "ceiling": "*ceiling: retain model, another seed*"}.get(r["role"], r["label"])
             if r["role"] == "method" and meets_tofu_bar(r, bar):
                 name = f"**{name}**"
-            cells = [f3(r["summary"][k]) if k != "privleak" else f"{r['summary'][k]:.1f}" for k in TOFU_COLUMNS]
+            cells = [f3(r["summary"].get(k)) if k != "privleak" else f"{r['summary'][k]:.1f}" for k in TOFU_COLUMNS]
             out.append(f"| {name} | " + " | ".join(cells) + " |")
         out.append("")
     return out
@@ -387,7 +387,9 @@ def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None, m
         out += ["", "## TOFU mini", "",
                 "Each row is one `unlearn bench tofu run` (or `exact`) at the settings in its label, evaluated with the "
                 "TOFU protocol (forget quality: KS-test p-value of forget truth ratios against the retain model; "
-                "model utility: harmonic mean of nine retain, real-author and world-fact scores). The ceiling row is "
+                "model utility: harmonic mean of nine retain, real-author and world-fact scores; unseen_forget_quality: "
+                "the same test against the model's own truth ratios on five never-taught authors, needing no retain "
+                "model, n/a for runs evaluated before it existed). The ceiling row is "
                 "a second retain model, another seed of the same recipe: what an exact method can reach. Only runs whose "
                 "result.json was kept have a row (add one with `--add-tofu`, or every finished run of a sweep with "
                 "`--add-tofu-sweep DIR`).", ""]

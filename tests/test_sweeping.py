@@ -45,6 +45,8 @@ def test_check_grid_checks_every_point_and_grid_errors():
     with pytest.raises(ConfigError, match="key=value1,value2"):
         parse_grid(["train.lr"])
     assert run_label("npo", ["method.beta=0.5", "train.lr=1e-5"]) == "npo beta=0.5 lr=1e-5"
+    assert run_label("rmu", ["method.seed=1", "train.seed=1", "train.lr=x10"]) == "rmu seed=1 lr=x10"
+    assert run_label("rmu", ["method.seed=1", "train.seed=2"]) == "rmu seed=1 seed=2"
 
 def test_a_grid_point_of_one_times_the_defaults_reuses_the_default_run(tmp_path):
     calls = []

@@ -64,8 +64,10 @@ def parse_grid(items: list[str]) -> list[list[str]]:
 
 
 def run_label(method: str, overrides: list[str]) -> str:
-    """'npo lr=1e-05 beta=0.5': the method and the last part of each overridden key."""
-    return method + "".join(f" {o.split('=', 1)[0].rsplit('.', 1)[-1]}={o.split('=', 1)[1]}" for o in overrides)
+    """'npo lr=1e-05 beta=0.5': the method and the last part of each overridden key, a repeated part once
+    (method.seed=1 train.seed=1 -> 'seed=1')."""
+    parts = [f" {o.split('=', 1)[0].rsplit('.', 1)[-1]}={o.split('=', 1)[1]}" for o in overrides]
+    return method + "".join(dict.fromkeys(parts))
 
 
 def check_grid(methods: list[str], points: list[list[str]], check: Callable[[str, list[str]], Any]) -> None:
