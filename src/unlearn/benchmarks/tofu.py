@@ -102,11 +102,17 @@ def unseen_forget_quality(cache: AnswerStatsCache, splits: TofuSplits, forget_ra
     return forget_quality(list(forget_ratios), unseen.tolist()), unseen.tolist()
 
 
+def lacks_unseen_forget_quality(result: EvalResult, splits: TofuSplits) -> bool:
+    """Whether `result` was saved before `unseen_forget_quality` existed although `splits` has never-taught
+    authors to compute it from."""
+    return bool(splits.unseen_perturbed) and "unseen_forget_quality" not in result.summary
+
+
 def add_unseen_forget_quality(result: EvalResult, model, tokenizer, splits: TofuSplits, batch_size: int = 16,
                               max_length: int = 512, progress: bool = True) -> bool:
     """Add `unseen_forget_quality` to an evaluation saved before it existed (its forget truth ratios are in
     the file); False when the setting has no never-taught authors or the value is already there."""
-    if not splits.unseen_perturbed or "unseen_forget_quality" in result.summary:
+    if not lacks_unseen_forget_quality(result, splits):
         return False
     if result.details.get("forget_fingerprint") != forget_fingerprint(splits):
         raise ConfigError("the evaluation was made on a different forget set; evaluate the model again")

@@ -48,7 +48,7 @@ from ..teaching import teach
 from ..unlearner import Unlearner, save_model
 from .demo import DemoSpec, replay_qa
 from .sweeping import bench_run_config, check_grid, parse_grid, sweep_runs
-from .tofu import add_unseen_forget_quality, evaluate_tofu
+from .tofu import add_unseen_forget_quality, evaluate_tofu, lacks_unseen_forget_quality
 from .tofu_data import N_AUTHORS, QA_PER_AUTHOR, TofuSplits, load_tofu, mini_authors
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def evaluated_once(path: Path, model_dir: Path, spec: TofuBenchSpec, splits: Tof
     computed once and cached at `path`; its time goes to timings['eval_<role>_s']."""
     if path.is_file():
         result = EvalResult.load(path)
-        if splits.unseen_perturbed and "unseen_forget_quality" not in result.summary:  # saved before it existed
+        if lacks_unseen_forget_quality(result, splits):  # loads the model only when there is something to add
             add_unseen_forget_quality(result, *load_model(str(model_dir)), splits, spec.eval_batch_size,
                                       progress=progress)
             result.save(path)
