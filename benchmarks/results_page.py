@@ -156,6 +156,29 @@ def demo_table(rows: list[dict], audits: list[dict]) -> list[str]:
     return lines
 
 
+def cost_lines(rows: list[dict], reference: str = "npo") -> list[str]:
+    """Each method's unlearning time on the demo request set against the reference method's and against teaching
+    the retain model from scratch (the newest row that recorded it: every row shares the one cached retain model)."""
+    reteach = next((r["retain_teach_s"] for r in reversed(rows) if r.get("retain_teach_s")), None)
+    base = next((r["unlearn_s"] for r in rows if r["method"] == reference), None)
+    if reteach is None and base is None:
+        return []
+
+    def ratio(seconds: float, against: float | None) -> str:
+        return "n/a" if against is None else f"{seconds / against:.2f}"
+
+    lines = ["", "### Unlearning cost", "",
+             f"Seconds of unlearning on the demo request (the rows above), set against {reference}'s and against "
+             f"teaching the retain model from scratch, the exact alternative "
+             f"({'not recorded in these rows' if reteach is None else f'{reteach:.0f} s'}). One run each on the "
+             "2-core machine; a run that shared the machine with another job reads slower.", "",
+             f"| method | unlearn s | × {reference} | × re-teaching |", "|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: r["unlearn_s"]):
+        lines.append(f"| {r['method']} | {r['unlearn_s']} | {ratio(r['unlearn_s'], base)} "
+                     f"| {ratio(r['unlearn_s'], reteach)} |")
+    return lines
+
+
 def tofu_row(result: dict, label: str | None = None) -> list[dict]:
     """Rows of a `unlearn bench tofu run|exact` result: the method's, and for an exact run also the sharded model as
     taught (role 'deployed', not judged by the bar)."""
@@ -377,7 +400,7 @@ def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None, m
             "until measured again. \"no audit row\": no audit at these "
             "settings in docs/results/ yet (older audits at other settings are in benchmarks.md).", ""]
     if rows:
-        out += demo_tables(rows, audits) + quick_line(audits)
+        out += demo_tables(rows, audits) + quick_line(audits) + cost_lines(rows)
     else:
         out.append("No rows yet.")
     out += ["", f"Methods measured: {len({r['method'] for r in rows})} (`unlearn ls methods` lists every method; "

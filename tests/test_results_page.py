@@ -66,6 +66,18 @@ def test_rows_measured_by_different_judges_get_their_own_tables_and_references()
     assert "judge v" not in results_page.page([old], [])  # one judge: one table, no headings
 
 
+def test_unlearning_cost_is_set_against_the_reference_method_and_re_teaching():
+    rows = [demo_row("npo", [], 0.6) | {"unlearn_s": 100.0}, demo_row("fast", [], 0.2) | {"unlearn_s": 25.0},
+            demo_row("slow", [], 0.2) | {"unlearn_s": 400.0, "retain_teach_s": 200.0}]
+    lines = results_page.cost_lines(rows)
+    table = [line for line in lines if line.startswith("| ") and "method" not in line]
+    assert table == ["| fast | 25.0 | 0.25 | 0.12 |", "| npo | 100.0 | 1.00 | 0.50 |", "| slow | 400.0 | 4.00 | 2.00 |"]
+    assert "(200 s)" in " ".join(lines)
+    without_reference = results_page.cost_lines(rows[1:], reference="npo")
+    assert "| fast | 25.0 | n/a | 0.12 |" in without_reference
+    assert results_page.cost_lines([demo_row("fast", [], 0.2)]) == []  # nothing to set it against
+
+
 def test_quick_worst_replays_the_recorded_attacks_in_order():
     audit = {"recovery": {"relearn": 0.0, "quantize": "failed", "leak_at_k": 1.0, "paraphrase": 0.5}, "worst": 1.0}
     assert results_page.quick_worst(audit) == (1.0, 3)  # stops after leak@k, the first over 0.25
