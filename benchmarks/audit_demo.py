@@ -35,6 +35,7 @@ from unlearn.auditing import AuditReport, audit, audit_config
 from unlearn.benchmarks.demo import DemoSpec, demo_request, demo_unlearn_config, taught_model
 from unlearn.config import RunConfig, with_overrides
 from unlearn.methods import METHODS, make_method
+from unlearn.metrics.judge import JUDGE_VERSION
 from unlearn.models.loading import load_model
 from unlearn.unlearner import Unlearner
 
@@ -59,6 +60,7 @@ def row(label: str, report: AuditReport, unlearn_s: float | None, method: dict |
         "verdict": report.verdict,
         "audit_s": round(report.timings["total_s"], 1),
         "quick": bool(report.config.get("stop_at_failure")),  # attacks after the first over max_recovery skipped
+        "judge": JUDGE_VERSION,  # the judge of "answered" every recovery here used
         "unlearn_s": None if unlearn_s is None else round(unlearn_s, 1),
         "utility": {n: a.utility for n, a in attacks.items() if a.utility},
         "variants": {n: {v: x["recovery"] for v, x in a.variants.items()} for n, a in attacks.items()},

@@ -59,9 +59,10 @@ def audit_for(row: dict, audits: list[dict]) -> dict | None:
 
 def passes_bar(row: dict, audit: dict | None) -> bool:
     """Every demo check passed (both sides of the likelihood test among them: a row measured before the
-    'ranked last' side has no `likelihood_last` and cannot pass) and the audit's worst recovery within the bar."""
+    'ranked last' side has no `likelihood_last` and cannot pass) and the audit's worst recovery within the bar,
+    the audit judged by the same judge of "answered" as the row."""
     return (not row["failed_checks"] and row.get("likelihood_last") is not None
-            and audit is not None and audit["worst"] <= AUDIT_BAR)
+            and audit is not None and audit["worst"] <= AUDIT_BAR and audit_judge(audit) == str(row.get("judge", "1")))
 
 
 def order(row: dict, audits: list[dict]) -> tuple:
@@ -114,7 +115,14 @@ def f3(value) -> str:
 
 
 JUDGES = {"1": "containment of the answer only (before the one judge)",
-          "2": "the one judge: containment of the answer, or ROUGE-L recall >= 0.8 (`metrics/judge.py`)"}
+          "2": "the one judge: containment of the answer, or ROUGE-L recall >= 0.8 (`metrics/judge.py`)",
+          "3": "the one judge, reading a date written any common way ('February 25, 1987' = '25 February 1987')"}
+
+
+def audit_judge(audit: dict) -> str:
+    """The judge an audit row was measured with. Rows that do not say were measured before judge 3 with judge
+    2's rule (the audit has judged containment or ROUGE-L recall from its start)."""
+    return str(audit.get("judge", "2"))
 
 
 def demo_tables(rows: list[dict], audits: list[dict]) -> list[str]:
@@ -146,6 +154,8 @@ def demo_table(rows: list[dict], audits: list[dict]) -> list[str]:
     for r in sorted(rows, key=lambda r: order(r, audits)):
         audit = audit_for(r, audits)
         worst = "no audit row" if audit is None else f"{audit['worst']:.2f} ({audit['worst_attack']})"
+        if audit is not None and audit_judge(audit) != str(r.get("judge", "1")):
+            worst += f" [judge {audit_judge(audit)}]"
         held = "n/a" if audit is None else relearned_likelihood(audit)
         name = f"**{r['method']}**" if passes_bar(r, audit) else r["method"]
         failed = ", ".join(r["failed_checks"]) or "none"
@@ -397,7 +407,8 @@ def page(rows: list[dict], audits: list[dict], tofu: list[dict] | None = None, m
             f"≤ {AUDIT_BAR:.2f} with relearning among the attacks. Methods that meet it are in bold; rows are ordered "
             "by that, then by failed checks and likelihood. Chance for the likelihood test: top-1 and ranked last "
             "0.100, mean rank 5.5. \"ranked last\" n/a: measured before that check, so the row cannot meet the bar "
-            "until measured again. \"no audit row\": no audit at these "
+            "until measured again. \"[judge N]\" after an audit's worst case: the audit was measured with another "
+            "judge of \"answered\" than the row. \"no audit row\": no audit at these "
             "settings in docs/results/ yet (older audits at other settings are in benchmarks.md).", ""]
     if rows:
         out += demo_tables(rows, audits) + quick_line(audits) + cost_lines(rows)

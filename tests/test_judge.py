@@ -23,6 +23,24 @@ def test_containment_and_rouge_recall():
     assert not answered("anything at all", ["", "Oslo"])  # an empty answer is never given
 
 
+@pytest.mark.parametrize("reply", [
+    "He was born on February 25, 1987.", "Born 25th of February, 1987.", "born on the 25th of Feb 1987",
+    "Feb. 25th, 1987", "1987-02-25", "25/02/1987", "02/25/1987", "25.02.1987", "Monday, 25 February 1987",
+])
+def test_a_date_is_judged_however_it_is_written(reply):
+    assert answered(reply, ["25 February 1987"], None)  # containment alone: the judge's form, not ROUGE
+    assert answered(reply, ["February 25, 1987"], None)
+    assert not answered(reply, ["26 February 1987"]) and not answered(reply, ["25 February 1988"])
+
+
+def test_dates_that_are_not_the_answer_stay_apart():
+    assert not answered("born on 5 May 1956", ["15 May 1956"])
+    assert not answered("born on 03/04/1987", ["3 April 1987"], None)  # day and month cannot be told apart
+    assert not answered("born in May 1956", ["5 May 1956"], None)
+    assert answered("on 05/05/1956", ["5 May 1956"], None)  # both parts equal: one reading
+    assert answered("It has 5 rooms.", ["5"]) and answered("born on May 5th", ["5 May"], None)
+
+
 @pytest.mark.parametrize("threshold", [0.0, -0.1, 1.5])
 def test_threshold_out_of_range_is_refused(threshold):
     with pytest.raises(ValueError, match="rouge_threshold"):
@@ -58,6 +76,20 @@ def test_sealed_probes_match_containment_alone():
     sealed = seal_probe(probe, "salt")
     for reply in ["Born in Oslo.", "In old Christiania.", "Bergen", "oslofjord"]:
         assert sealed_correct(reply, sealed, "salt") == answered(reply, (probe.answer, *probe.aliases), None)
+    born = Probe("When was Ana born?", "5 May 1956")
+    sealed = seal_probe(born, "salt")
+    for reply in ["On May 5th, 1956.", "1956-05-05", "On 5 May 1957.", "In May 1956."]:
+        assert sealed_correct(reply, sealed, "salt") == answered(reply, born.answers, None)
+
+
+def test_probes_sealed_before_the_judges_form_still_match():
+    from unlearn.metrics.text import normalize_answer
+    from unlearn.requests.sealed import answer_hash
+
+    plain = normalize_answer("5,000 kroner")  # '5 000 kroner': the judge's form is '5000 kroner'
+    old = {"question": "How much?", "answers": [[len(plain.split()), answer_hash(plain, "salt")]]}
+    assert sealed_correct("It cost 5,000 kroner.", old, "salt")  # the plain normalised form, as it was sealed
+    assert not sealed_correct("It cost 6,000 kroner.", old, "salt")
 
 
 def test_every_group_is_asked_in_one_pass_and_answered_in_order():

@@ -19,12 +19,13 @@ def demo_row(method: str, failed: list[str], likelihood: float, settings: dict |
               "likelihood_rank": 5.0}
     return {"method": method, "settings": settings or {"lr": 1e-4}, "failed_checks": failed, "forget": 0.0,
             "paraphrase": 0.0, "neighbour": 0.9, "general": 0.8, "likelihood_top1": likelihood, "likelihood_rank": 5.0,
-            "likelihood_last": 0.1, "unlearn_s": 10.0, "reference": {"deployed": values, "retain": values}}
+            "likelihood_last": 0.1, "unlearn_s": 10.0, "reference": {"deployed": values, "retain": values},
+            "judge": "3"}
 
 
 def audit_row(method: str, worst: float, settings: dict | None = None) -> dict:
     return {"method": method, "settings": settings or {"lr": 1e-4}, "worst": worst, "worst_attack": "relearn",
-            "likelihood_relearned": {"unlearned held_out@10": 0.3, "retain held_out@10": 0.05}}
+            "judge": "3", "likelihood_relearned": {"unlearned held_out@10": 0.3, "retain held_out@10": 0.05}}
 
 
 def test_results_page_is_up_to_date():
@@ -41,6 +42,9 @@ def test_the_bar_needs_every_check_and_an_audit_within_it():
     assert not results_page.passes_bar(demo_row("b", ["forgotten by likelihood"], 0.6), audit_row("b", 0.0))
     before_last = {k: v for k, v in passing.items() if k != "likelihood_last"}  # measured before that check
     assert not results_page.passes_bar(before_last, audit_row("a", 0.05))
+    older_judge = {k: v for k, v in audit_row("a", 0.05).items() if k != "judge"}  # audited before judge 3
+    assert not results_page.passes_bar(passing, older_judge)
+    assert "[judge 2]" in results_page.page([passing], [older_judge])
 
 
 def test_an_audit_counts_only_at_the_same_settings_and_passing_rows_come_first():
@@ -57,7 +61,8 @@ def test_an_audit_counts_only_at_the_same_settings_and_passing_rows_come_first()
 
 
 def test_rows_measured_by_different_judges_get_their_own_tables_and_references():
-    old, new = demo_row("old", [], 0.2), demo_row("new", [], 0.2) | {"judge": "2"}
+    old = {k: v for k, v in demo_row("old", [], 0.2).items() if k != "judge"}  # rows before judges were recorded
+    new = demo_row("new", [], 0.2) | {"judge": "2"}
     new["reference"] = {role: v | {"general": 0.783} for role, v in new["reference"].items()}
     text = results_page.page([old, new], [])
     v2, v1 = text.index("judge v2"), text.index("judge v1")

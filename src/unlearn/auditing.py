@@ -60,7 +60,7 @@ from .data.request import ForgetRequest, Probe
 from .errors import ConfigError
 from .io import atomic_write_json
 from .metrics.checks import check, passes
-from .metrics.judge import ROUGE_THRESHOLD, answered
+from .metrics.judge import JUDGE_VERSION, ROUGE_THRESHOLD, answered
 from .metrics.probes import ask_groups
 from .models.stored import StoredModel
 
@@ -217,7 +217,7 @@ class ReferenceCache:
         weights = f"files:{model.digest()}" if isinstance(model, StoredModel) else weights_digest(model, None)
         key = sha256_json({"v": REFERENCE_CACHE_VERSION, "schema": SCHEMA, "weights": weights,
                            "tokenizer": getattr(tokenizer, "name_or_path", ""), "vocab": len(tokenizer),
-                           "request": request.to_dict(), "judge": [cfg.rouge_threshold, cfg.batch_size,
+                           "request": request.to_dict(), "judge": [JUDGE_VERSION, cfg.rouge_threshold, cfg.batch_size,
                                                                    cfg.generation_batch_size, cfg.max_new_tokens]})
         self.path = unlearn_home() / "audit" / "references" / f"{key[:24]}.json"
         if self.path.is_file():

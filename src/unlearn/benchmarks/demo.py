@@ -38,6 +38,7 @@ from ..errors import ConfigError
 from ..io import atomic_write_json, sha256_json, unlearn_home
 from ..methods import benchmark_settings, make_method, with_base_model
 from ..metrics.checks import check
+from ..metrics.judge import JUDGE_VERSION
 from ..metrics.probes import GroupEvaluation, RequestEvaluation
 from ..models.loading import DEFAULT_MODEL, load_model, model_fingerprint
 from ..run_report import RunReport, TrainingSummary
@@ -282,7 +283,7 @@ def run_demo(out: Path, method: str | None = None, overrides: list[str] | None =
 
     # reference models' evaluations depend on the probes, not on the forget/retain data
     eval_key = sha256_json({"probes": to_dict(request.probes), "eval": to_dict(config.eval), "model": spec.base_model,
-                            "v": DATA_VERSION})[:12]
+                            "v": DATA_VERSION, "judge": JUDGE_VERSION})[:12]
     evals: dict[str, RequestEvaluation] = {}
     t = time.perf_counter()
     for role, directory in (("original", None), ("deployed", deployed_dir), ("retain", retain_dir)):

@@ -11,7 +11,7 @@ from ..io import json_fields, json_mapping
 from .base import MetricResult, mean_result, metric
 from .fluency import fluency_of
 from .generation import Generation, generate_answers
-from .judge import ROUGE_THRESHOLD, answered
+from .judge import JUDGE_VERSION, ROUGE_THRESHOLD, answered
 from .likelihood import qa_mean_logprobs
 from .text import rouge_l
 
@@ -19,7 +19,7 @@ K = TypeVar("K")
 T = TypeVar("T")
 
 
-@metric("probe_accuracy", higher_is_better=True, version="2")
+@metric("probe_accuracy", higher_is_better=True, version=JUDGE_VERSION)
 def probe_accuracy(generations: list[str], answers: list[str], aliases: list[tuple[str, ...]] | None = None,
                    rouge_threshold: float | None = ROUGE_THRESHOLD) -> MetricResult:
     """Share of generations that answer their probe by the judge (`metrics.judge.answered`: the gold answer or

@@ -75,13 +75,68 @@ def _numbers_as_digits(words: list[str]) -> list[str]:
     return out
 
 
+_MONTHS = "january february march april may june july august september october november december".split()
+_MONTH_NAMES = {**{m: m for m in _MONTHS}, **{m[:3]: m for m in _MONTHS}, "sept": "september"}
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
+_SLASH_DATE = re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.](\d{4})\b")
+_DAY = re.compile(r"(\d{1,2})(?:st|nd|rd|th)?")
+
+
+def _numeric_dates_spelled(text: str) -> str:
+    """Numeric dates as 'D month YYYY': ISO '1987-02-25'; '25/02/1987' or '02/25/1987' (also with dots) when
+    the order is plain (one part above 12, or both equal); an ambiguous '03/04/1987' stays as it is."""
+    def spelled(day: int, month: int, year: str, whole: str) -> str:
+        return f"{day} {_MONTHS[month - 1]} {year}" if 1 <= month <= 12 and 1 <= day <= 31 else whole
+
+    def slash(m: re.Match) -> str:
+        a, b = int(m.group(1)), int(m.group(2))
+        if a == b or (a > 12 and b <= 12):
+            return spelled(a, b, m.group(3), m.group(0))
+        if b > 12 and a <= 12:
+            return spelled(b, a, m.group(3), m.group(0))
+        return m.group(0)
+
+    text = _ISO_DATE.sub(lambda m: spelled(int(m.group(3)), int(m.group(2)), m.group(1), m.group(0)), text)
+    return _SLASH_DATE.sub(slash, text)
+
+
+def _day(word: str) -> int | None:
+    """The day a word names ('5', '05', '25th'), or None."""
+    m = _DAY.fullmatch(word)
+    return int(m.group(1)) if m and 1 <= int(m.group(1)) <= 31 else None
+
+
+def _dates_day_first(words: list[str]) -> list[str]:
+    """Day-and-month written any common way as 'D month': '25th of february', 'february 25', 'feb 25th' and
+    '05 feb' all become '25 february' / '5 february' (a year after them is left where it is)."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word, rest = words[i], words[i + 1:i + 3]
+        day = _day(word)
+        if day is not None and rest[:1] and rest[0] in _MONTH_NAMES:
+            out += [str(day), _MONTH_NAMES[rest[0]]]
+            i += 2
+        elif day is not None and len(rest) == 2 and rest[0] == "of" and rest[1] in _MONTH_NAMES:
+            out += [str(day), _MONTH_NAMES[rest[1]]]
+            i += 3
+        elif word in _MONTH_NAMES and rest[:1] and _day(rest[0]) is not None:
+            out += [str(_day(rest[0])), _MONTH_NAMES[word]]
+            i += 2
+        else:
+            out.append(word)
+            i += 1
+    return out
+
+
 def judged_form(text: str) -> str:
     """`normalize_answer`, then what the judge also sets aside: digit grouping ('5,000' = '5000'), accents
-    ('Zurich' = 'Zürich') and number words ('twenty' = '20')."""
-    text = normalize_answer(_DIGIT_GROUPS.sub("", text))
+    ('Zurich' = 'Zürich'), number words ('twenty' = '20') and the way a date is written ('February 25, 1987',
+    '25th of Feb 1987', '1987-02-25' and '25/02/1987' are all '25 february 1987')."""
+    text = normalize_answer(_numeric_dates_spelled(_DIGIT_GROUPS.sub("", text)))
     if not text.isascii():
         text = _without_accents(text)
-    return " ".join(_numbers_as_digits(text.split()))
+    return " ".join(_dates_day_first(_numbers_as_digits(text.split())))
 
 
 def contains_answer(generation: str, answer: str) -> bool:

@@ -1,10 +1,12 @@
 """Sealed probes: a forget probe whose answer is kept only as a salted hash.
 
 The ledger must re-ask every applied request's questions later (does the fact come back?) without
-keeping the answers it was asked to delete. A probe counts as answered when the normalised answer is a
-whole-word span of the normalised generation (`metrics.text.contains_answer`); the same test works on
-hashes: hash every run of n consecutive words of the generation, n being the answer's word count, and
-look for the answer's hash. The result is identical to `contains_answer` on the clear text.
+keeping the answers it was asked to delete. A probe counts as answered when the answer is a whole-word span
+of the generation, both in the judge's form (`metrics.text.contains_answer`: numbers, accents and dates
+written any way); the same test works on hashes: hash every run of n consecutive words of the generation, n
+being the answer's word count, and look for the answer's hash. The result is identical to `contains_answer`
+on the clear text (in scripts written with spaces between words). Probes sealed before the judge's form existed hold hashes of the plain normalised answer
+(`normalize_answer`); the generation is searched in that form too, so they keep matching.
 
 A hash hides the answer from anyone reading the ledger, but a short answer from a small set (a city, a
 year) can still be found by hashing candidates with the state directory's salt: keep the state directory
@@ -16,7 +18,7 @@ from __future__ import annotations
 import hashlib
 
 from ..data.request import Probe
-from ..metrics.text import normalize_answer
+from ..metrics.text import judged_form, normalize_answer
 
 
 def answer_hash(normalised: str, salt: str) -> str:
@@ -27,7 +29,7 @@ def seal_probe(probe: Probe, salt: str) -> dict:
     """{'question', 'answers': [[word count, hash], ...]} for the answer and each alias."""
     answers = []
     for answer in probe.answers:
-        gold = normalize_answer(answer)
+        gold = judged_form(answer)
         if gold:
             answers.append([len(gold.split()), answer_hash(gold, salt)])
     return {"question": probe.question, "answers": answers}
@@ -35,9 +37,10 @@ def seal_probe(probe: Probe, salt: str) -> dict:
 
 def sealed_correct(generation: str, sealed: dict, salt: str) -> bool:
     """True when the generation contains the sealed answer (or an alias) as a whole-word span."""
-    words = normalize_answer(generation).split()
-    for n, digest in sealed["answers"]:
-        for start in range(len(words) - n + 1):
-            if answer_hash(" ".join(words[start:start + n]), salt) == digest:
-                return True
+    forms = {judged_form(generation), normalize_answer(generation)}
+    for words in (form.split() for form in forms):
+        for n, digest in sealed["answers"]:
+            for start in range(len(words) - n + 1):
+                if answer_hash(" ".join(words[start:start + n]), salt) == digest:
+                    return True
     return False
