@@ -69,12 +69,14 @@ SCHEMA = "unlearn.shards/1"
 
 @dataclass
 class ShardConfig:
-    """How `unlearn teach` trains each shard (the defaults are the demo's teaching recipe)."""
+    """How `unlearn teach` trains each shard: the demo's teaching recipe with 12 epochs instead of 8 (a shard holds
+    a K-th of the items, so an epoch is a K-th of the steps; at 8 epochs the shards taught the demo's people
+    less well than one run does, docs/benchmarks.md *Exact unlearning*)."""
 
     shards: int = 4
     group_by: str = "source"  # 'source': a source's items share a shard; 'item': every item is its own group
     seed: int = 0  # shard k trains with seed + k
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1.2e-4, epochs=8, batch_size=8, max_length=128))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1.2e-4, epochs=12, batch_size=8, max_length=128))
     trainable: TrainableConfig = field(default_factory=lambda: TrainableConfig(mode="layers", layers="-10:"))
     replay: str = "self"  # 'self': KL to the base model on its own answers to broad prompts; 'none'
     replay_tokens: int = 48
