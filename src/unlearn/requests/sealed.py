@@ -5,8 +5,9 @@ keeping the answers it was asked to delete. A probe counts as answered when the 
 of the generation, both in the judge's form (`metrics.text.contains_answer`: numbers, accents and dates
 written any way); the same test works on hashes: hash every run of n consecutive words of the generation, n
 being the answer's word count, and look for the answer's hash. The result is identical to `contains_answer`
-on the clear text (in scripts written with spaces between words). Probes sealed before the judge's form existed hold hashes of the plain normalised answer
-(`normalize_answer`); the generation is searched in that form too, so they keep matching.
+on the clear text (in scripts written with spaces between words). Probes sealed before the judge's form
+existed hold hashes of the plain normalised answer (`normalize_answer`); the generation is searched in that
+form too, so they keep matching.
 
 A hash hides the answer from anyone reading the ledger, but a short answer from a small set (a city, a
 year) can still be found by hashing candidates with the state directory's salt: keep the state directory
