@@ -26,7 +26,7 @@ from unlearn.benchmarks.demo import DemoSpec, demo_unlearn_config, run_demo, tau
 from unlearn.config import apply_overrides
 from unlearn.methods import METHODS, make_method
 from unlearn.methods.base import method_settings
-from unlearn.metrics import METRICS
+from unlearn.metrics.judge import JUDGE_VERSION
 from unlearn.run_report import RunReport
 
 
@@ -62,7 +62,7 @@ def row(name: str, report: RunReport, seconds: float) -> dict:
         "total_s": round(seconds, 1),
         "settings": {k: v for k, v in report.method.items() if k != "name"} | {"lr": report.config["train"]["lr"]},
         "reference": {role: acc[role] | likelihood_fields(report, role) for role in ("original", "deployed", "retain")},
-        "judge": METRICS.get("probe_accuracy").version,  # the judge of "answered" every accuracy here used
+        "judge": JUDGE_VERSION,  # the judge of "answered" every accuracy here used
         "retain_teach_s": retain_teach_seconds(),
     }
 
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
     rows = load_rows(args.json)
-    judge = METRICS.get("probe_accuracy").version
+    judge = JUDGE_VERSION
     for name in args.methods.split(","):
         settings = settings_of(name, args.overrides)
         if any(r["method"] == name and r["settings"] == settings and r.get("judge") == judge
