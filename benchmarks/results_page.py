@@ -116,7 +116,9 @@ def f3(value) -> str:
 
 JUDGES = {"1": "containment of the answer only (before the one judge)",
           "2": "the one judge: containment of the answer, or ROUGE-L recall >= 0.8 (`metrics/judge.py`)",
-          "3": "the one judge, reading a date written any common way ('February 25, 1987' = '25 February 1987')"}
+          "3": "the one judge, reading a date written any common way ('February 25, 1987' = '25 February 1987')",
+          "4": "judge 3, also reading address abbreviations ('Elm St.' = 'Elm Street') and a phone number's digits "
+               "grouped any way ('5550142' = '555-0142')"}
 
 
 def audit_judge(audit: dict) -> str:

@@ -41,6 +41,31 @@ def test_dates_that_are_not_the_answer_stay_apart():
     assert answered("It has 5 rooms.", ["5"]) and answered("born on May 5th", ["5 May"], None)
 
 
+@pytest.mark.parametrize("reply", ["Call 5550142.", "+1 (555) 01 42", "555.0142", "dial 5 5 5 0 1 4 2 now"])
+def test_a_phone_number_is_judged_however_its_digits_are_grouped(reply):
+    assert answered(reply, ["555-0142"], None)
+    assert not answered(reply.replace("2", "3"), ["555-0142"])
+
+
+def test_numbers_are_found_only_whole():
+    assert not answered("call 15550142", ["555-0142"])  # inside a longer group
+    assert not answered("call 555-01423", ["555-0142"])
+    assert not answered("born 1987, moved 2003", ["19872003"], None)
+    assert not answered("rooms 1, 23, 45", ["12345"], None)  # a comma separates numbers, not a number's groups
+    assert not answered("room 12 and 3", ["123"], None)  # shorter than MIN_NUMBER_DIGITS: only as written
+    assert answered("room 123", ["123"], None)
+
+
+@pytest.mark.parametrize(("reply", "answer"), [
+    ("She lives at 14 Larkspur Ln.", "14 Larkspur Lane"), ("12 Elm St", "12 Elm Street"),
+    ("at 7 Osprey Ave.", "7 Osprey Avenue"), ("3 Damson Dr", "3 Damson Drive"), ("Mt. Everest", "Mount Everest"),
+    ("She lives at 14 Larkspur Lane.", "14 Larkspur Ln"), ("St. Louis", "St Louis"), ("Dr. Lee", "Dr Lee"),
+])
+def test_address_abbreviations_are_judged_as_the_words(reply, answer):
+    assert answered(reply, [answer], None)
+    assert not answered(reply, [answer.replace(answer.split()[-1], "Elsewhere")], None)
+
+
 @pytest.mark.parametrize("threshold", [0.0, -0.1, 1.5])
 def test_threshold_out_of_range_is_refused(threshold):
     with pytest.raises(ValueError, match="rouge_threshold"):
@@ -80,6 +105,12 @@ def test_sealed_probes_match_containment_alone():
     sealed = seal_probe(born, "salt")
     for reply in ["On May 5th, 1956.", "1956-05-05", "On 5 May 1957.", "In May 1956."]:
         assert sealed_correct(reply, sealed, "salt") == answered(reply, born.answers, None)
+    phone = Probe("Ana's number?", "555-0142", aliases=("14 Larkspur Lane",))
+    sealed = seal_probe(phone, "salt")
+    assert "5550142" not in str(sealed)
+    replies = ["5550142", "+1 555 01 42", "555-0143", "15550142", "at 14 Larkspur Ln", "14 Larkspur Road"]
+    assert [sealed_correct(r, sealed, "salt") for r in replies] == [answered(r, phone.answers, None) for r in replies]
+    assert [answered(r, phone.answers, None) for r in replies] == [True, True, False, False, True, False]
 
 
 def test_probes_sealed_before_the_judges_form_still_match():

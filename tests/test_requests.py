@@ -51,6 +51,8 @@ BASE_OVERRIDES = ["train.max_steps=3", "train.batch_size=1", "train.lr=1e-3", "t
     ("She was born in Oslo.", "Oslo", ()),
     ("She was born in Osloville.", "Oslo", ()),
     ("The number is 555-0101, call it", "555-0101", ()),
+    ("The number is 5550101, call it", "555-0101", ()),
+    ("The number is 555-0102", "555-0101", ()),
     ("It is the New York Times", "New York", ()),
     ("york new", "New York", ()),
     ("six of them", "6", ("six",)),
@@ -61,7 +63,8 @@ def test_sealed_probe_gives_the_same_verdict_as_the_clear_answer(generation, ans
     sealed = seal_probe(Probe("q?", answer, aliases=aliases), "salt")
     expected = any(contains_answer(generation, a) for a in (answer, *aliases))
     assert sealed_correct(generation, sealed, "salt") == expected
-    assert set(sealed) == {"question", "answers"} and all(len(h) == 64 for _, h in sealed["answers"])  # hashes only
+    assert set(sealed) == {"question", "answers", "numbers"}  # hashes only
+    assert all(len(h) == 64 for _, h in sealed["answers"]) and all(len(h) == 64 for h in sealed["numbers"])
     assert not sealed_correct(generation, sealed, "other salt") or not expected
 
 

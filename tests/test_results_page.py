@@ -181,3 +181,9 @@ def test_sweep_rows_label_each_finished_run_by_its_rate_and_skip_failed_ones(tmp
     assert results_page.keep_labels(kept, moved)[0]["label"] == "npo (TOFU defaults, lr 1e-1)"
     with pytest.raises(SystemExit, match="no run files"):
         results_page.sweep_rows(tmp_path / "elsewhere")
+
+
+def test_the_current_judge_is_described():
+    from unlearn.metrics.judge import JUDGE_VERSION
+
+    assert JUDGE_VERSION in results_page.JUDGES and results_page.JUDGES[JUDGE_VERSION] != "unknown"

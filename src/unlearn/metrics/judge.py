@@ -7,7 +7,8 @@ A reply answers a probe when, for the gold answer or one of its aliases,
     (0.8 by default: the answer's words, in order, with at most a fifth of them missing or inflected); words of
     other scripts than ASCII count too (accents set aside), where `rouge_score` alone would drop them.
 Both sides are first brought to the judge's form (`metrics.text.judged_form`: case, punctuation, articles, digit
-grouping, accents, number words and the way a date is written set aside).
+grouping, accents, number words, the way a date is written and address abbreviations set aside); an answer
+that is a long number alone (a phone number) is also found with its digits grouped another way.
 `rouge_threshold=None` is containment alone: what the ledger can test on sealed (hashed) answers of earlier
 requests, which keep no clear text (requests/sealed.py).
 """
@@ -21,8 +22,8 @@ from .text import contains_answer, judge_rouge_recall
 ROUGE_THRESHOLD = 0.8
 # bump when what counts as answered changes: cached judgements (the demo's reference evaluations, the audit's
 # reference cache) are keyed by it and measured rows record it (1: containment only; 2: containment or ROUGE-L
-# recall; 3: dates written any common way)
-JUDGE_VERSION = "3"
+# recall; 3: dates written any common way; 4: address abbreviations, long numbers with any separators)
+JUDGE_VERSION = "4"
 
 
 def answered(reply: str, answers: Sequence[str], rouge_threshold: float | None = ROUGE_THRESHOLD) -> bool:

@@ -129,26 +129,76 @@ def _dates_day_first(words: list[str]) -> list[str]:
     return out
 
 
+# address words and their common abbreviations; every word is replaced wherever it stands, on both sides, so a
+# match found without the replacement is still found with it ('St Louis' and 'Dr Lee' change alike)
+_ADDRESS_WORDS = {"st": "street", "rd": "road", "ave": "avenue", "av": "avenue", "ln": "lane", "dr": "drive",
+                  "ct": "court", "pl": "place", "sq": "square", "cres": "crescent", "terr": "terrace",
+                  "blvd": "boulevard", "pkwy": "parkway", "hwy": "highway", "mt": "mount", "apt": "apartment"}
+
+
 def judged_form(text: str) -> str:
     """`normalize_answer`, then what the judge also sets aside: digit grouping ('5,000' = '5000'), accents
-    ('Zurich' = 'Zürich'), number words ('twenty' = '20') and the way a date is written ('February 25, 1987',
-    '25th of Feb 1987', '1987-02-25' and '25/02/1987' are all '25 february 1987')."""
+    ('Zurich' = 'Zürich'), number words ('twenty' = '20'), the way a date is written ('February 25, 1987',
+    '25th of Feb 1987', '1987-02-25' and '25/02/1987' are all '25 february 1987') and address abbreviations
+    ('12 Elm St.' = '12 elm street')."""
     text = normalize_answer(_numeric_dates_spelled(_DIGIT_GROUPS.sub("", text)))
     if not text.isascii():
         text = _without_accents(text)
-    return " ".join(_dates_day_first(_numbers_as_digits(text.split())))
+    words = _dates_day_first(_numbers_as_digits(text.split()))
+    return " ".join(_ADDRESS_WORDS.get(word, word) for word in words)
+
+
+MIN_NUMBER_DIGITS = 5  # a number this long (a phone number) is also found written with other separators, or none
+# what may stand between the digit groups of one number: spaces, dashes, dots, slashes, brackets, a plus sign (not
+# a comma: '1, 2345' is a list, and thousands grouping is `_DIGIT_GROUPS`' part)
+_NUMBER = re.compile(r"[0-9]+(?:[\s\-./()+]+[0-9]+)*")
+
+
+def _digit_groups(text: str) -> list[list[str]]:
+    """The digit groups of each number written in `text` (typographic dashes read as hyphens)."""
+    plain = _compatibility_form(text).translate(_TYPOGRAPHY)
+    return [re.findall("[0-9]+", m.group()) for m in _NUMBER.finditer(plain)]
+
+
+def answer_number(answer: str) -> str | None:
+    """The digits of an answer that is a number alone, of at least MIN_NUMBER_DIGITS digits ('555-0142' ->
+    '5550142'); None for any other answer."""
+    plain = _compatibility_form(answer).translate(_TYPOGRAPHY).strip()
+    if not _NUMBER.fullmatch(plain):
+        return None
+    digits = "".join(re.findall("[0-9]+", plain))
+    return digits if len(digits) >= MIN_NUMBER_DIGITS else None
+
+
+def numbers_written(text: str) -> set[str]:
+    """Every number `text` writes with its digits grouped any way: the digit groups of each number joined, from
+    any group to any later one ('call +1 (555) 01-42' -> '1', '1555', '155501', '15550142', '555', '55501', ...,
+    '42'). A number is found only whole: its digits must start and end at a group's edges."""
+    found = set()
+    for groups in _digit_groups(text):
+        for start in range(len(groups)):
+            joined = ""
+            for group in groups[start:]:
+                joined += group
+                found.add(joined)
+    return found
 
 
 def contains_answer(generation: str, answer: str) -> bool:
     """True when the answer appears as a whole-word span of the generation, both in `judged_form` (in scripts
-    written without spaces, such as Chinese or Thai, anywhere in it)."""
+    written without spaces, such as Chinese or Thai, anywhere in it). An answer that is a long number alone (a
+    phone number) is also found written with other separators or none: '555-0142' in '5550142', '555 01 42'
+    or '+1 555 0142' (`numbers_written`)."""
     gold = judged_form(answer)
     if not gold:
         return False
     reply = judged_form(generation)
     if _UNSPACED.search(gold):
         return gold.replace(" ", "") in reply.replace(" ", "")
-    return f" {gold} " in f" {reply} "
+    if f" {gold} " in f" {reply} ":
+        return True
+    number = answer_number(answer)
+    return number is not None and number in numbers_written(generation)
 
 
 @lru_cache(maxsize=2)

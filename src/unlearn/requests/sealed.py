@@ -4,8 +4,10 @@ The ledger must re-ask every applied request's questions later (does the fact co
 keeping the answers it was asked to delete. A probe counts as answered when the answer is a whole-word span
 of the generation, both in the judge's form (`metrics.text.contains_answer`: numbers, accents and dates
 written any way); the same test works on hashes: hash every run of n consecutive words of the generation, n
-being the answer's word count, and look for the answer's hash. The result is identical to `contains_answer`
-on the clear text (in scripts written with spaces between words). Probes sealed before the judge's form
+being the answer's word count, and look for the answer's hash. An answer that is a long number alone (a phone
+number) is also sealed as its digits, and every number the generation writes (`numbers_written`) is hashed
+and looked for. The result is identical to `contains_answer` on the clear text (in scripts written with spaces
+between words); probes sealed before numbers were sealed so match only with the answer's own separators. Probes sealed before the judge's form
 existed hold hashes of the plain normalised answer (`normalize_answer`); the generation is searched in that
 form too, so they keep matching.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import hashlib
 
 from ..data.request import Probe
-from ..metrics.text import judged_form, normalize_answer
+from ..metrics.text import answer_number, judged_form, normalize_answer, numbers_written
 
 
 def answer_hash(normalised: str, salt: str) -> str:
@@ -27,13 +29,16 @@ def answer_hash(normalised: str, salt: str) -> str:
 
 
 def seal_probe(probe: Probe, salt: str) -> dict:
-    """{'question', 'answers': [[word count, hash], ...]} for the answer and each alias."""
-    answers = []
+    """{'question', 'answers': [[word count, hash], ...], 'numbers': [hash, ...]} for the answer and each alias;
+    'numbers' holds the digits of those that are a long number alone."""
+    answers, numbers = [], []
     for answer in probe.answers:
         gold = judged_form(answer)
         if gold:
             answers.append([len(gold.split()), answer_hash(gold, salt)])
-    return {"question": probe.question, "answers": answers}
+        if answer_number(answer):
+            numbers.append(answer_hash(answer_number(answer), salt))
+    return {"question": probe.question, "answers": answers, "numbers": numbers}
 
 
 def sealed_correct(generation: str, sealed: dict, salt: str) -> bool:
@@ -44,4 +49,5 @@ def sealed_correct(generation: str, sealed: dict, salt: str) -> bool:
             for start in range(len(words) - n + 1):
                 if answer_hash(" ".join(words[start:start + n]), salt) == digest:
                     return True
-    return False
+    numbers = set(sealed.get("numbers", ()))
+    return bool(numbers) and any(answer_hash(n, salt) in numbers for n in numbers_written(generation))
