@@ -54,6 +54,8 @@ def test_numbers_are_found_only_whole():
     assert not answered("rooms 1, 23, 45", ["12345"], None)  # a comma separates numbers, not a number's groups
     assert not answered("room 12 and 3", ["123"], None)  # shorter than MIN_NUMBER_DIGITS: only as written
     assert answered("room 123", ["123"], None)
+    digits = " ".join("7" * 400)  # a reply that is a long list of digits is judged quickly, and whole
+    assert not answered(digits, ["777-7778"]) and answered(digits, ["777-7777"], None)
 
 
 @pytest.mark.parametrize(("reply", "answer"), [

@@ -149,6 +149,7 @@ def judged_form(text: str) -> str:
 
 
 MIN_NUMBER_DIGITS = 5  # a number this long (a phone number) is also found written with other separators, or none
+MAX_NUMBER_DIGITS = 24  # longer joins are not looked for: they bound the work on a reply that is a list of digits
 # what may stand between the digit groups of one number: spaces, dashes, dots, slashes, brackets, a plus sign (not
 # a comma: '1, 2345' is a list, and thousands grouping is `_DIGIT_GROUPS`' part)
 _NUMBER = re.compile(r"[0-9]+(?:[\s\-./()+]+[0-9]+)*")
@@ -161,13 +162,13 @@ def _digit_groups(text: str) -> list[list[str]]:
 
 
 def answer_number(answer: str) -> str | None:
-    """The digits of an answer that is a number alone, of at least MIN_NUMBER_DIGITS digits ('555-0142' ->
-    '5550142'); None for any other answer."""
+    """The digits of an answer that is a number alone, of MIN_NUMBER_DIGITS to MAX_NUMBER_DIGITS digits
+    ('555-0142' -> '5550142'); None for any other answer."""
     plain = _compatibility_form(answer).translate(_TYPOGRAPHY).strip()
     if not _NUMBER.fullmatch(plain):
         return None
     digits = "".join(re.findall("[0-9]+", plain))
-    return digits if len(digits) >= MIN_NUMBER_DIGITS else None
+    return digits if MIN_NUMBER_DIGITS <= len(digits) <= MAX_NUMBER_DIGITS else None
 
 
 def numbers_written(text: str) -> set[str]:
@@ -180,6 +181,8 @@ def numbers_written(text: str) -> set[str]:
             joined = ""
             for group in groups[start:]:
                 joined += group
+                if len(joined) > MAX_NUMBER_DIGITS:
+                    break
                 found.add(joined)
     return found
 
