@@ -164,7 +164,7 @@ def _digit_groups(text: str) -> list[list[str]]:
 def answer_number(answer: str) -> str | None:
     """The digits of an answer that is a number alone, of MIN_NUMBER_DIGITS to MAX_NUMBER_DIGITS digits
     ('555-0142' -> '5550142'); None for any other answer."""
-    plain = _compatibility_form(answer).translate(_TYPOGRAPHY).strip()
+    plain = _compatibility_form(answer).translate(_TYPOGRAPHY).strip().lstrip("+(")  # '+1 ...', '(555) ...'
     if not _NUMBER.fullmatch(plain):
         return None
     digits = "".join(re.findall("[0-9]+", plain))

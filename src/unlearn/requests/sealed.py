@@ -7,8 +7,8 @@ written any way); the same test works on hashes: hash every run of n consecutive
 being the answer's word count, and look for the answer's hash. An answer that is a long number alone (a phone
 number) is also sealed as its digits, and every number the generation writes (`numbers_written`) is hashed
 and looked for. The result is identical to `contains_answer` on the clear text (in scripts written with spaces
-between words); probes sealed before numbers were sealed so match only with the answer's own separators. Probes sealed before the judge's form
-existed hold hashes of the plain normalised answer (`normalize_answer`); the generation is searched in that
+between words); probes sealed before numbers were sealed match only with the answer's own separators. Probes
+sealed before the judge's form existed hold hashes of the plain normalised answer (`normalize_answer`); the generation is searched in that
 form too, so they keep matching.
 
 A hash hides the answer from anyone reading the ledger, but a short answer from a small set (a city, a
