@@ -8,8 +8,8 @@ being the answer's word count, and look for the answer's hash. An answer that is
 number) is also sealed as its digits, and every number the generation writes (`numbers_written`) is hashed
 and looked for. The result is identical to `contains_answer` on the clear text (in scripts written with spaces
 between words); probes sealed before numbers were sealed match only with the answer's own separators. Probes
-sealed before the judge's form existed hold hashes of the plain normalised answer (`normalize_answer`); the generation is searched in that
-form too, so they keep matching.
+sealed before the judge's form existed hold hashes of the plain normalised answer (`normalize_answer`); the
+generation is searched in that form too, so they keep matching.
 
 A hash hides the answer from anyone reading the ledger, but a short answer from a small set (a city, a
 year) can still be found by hashing candidates with the state directory's salt: keep the state directory
@@ -36,8 +36,9 @@ def seal_probe(probe: Probe, salt: str) -> dict:
         gold = judged_form(answer)
         if gold:
             answers.append([len(gold.split()), answer_hash(gold, salt)])
-        if answer_number(answer):
-            numbers.append(answer_hash(answer_number(answer), salt))
+        number = answer_number(answer)
+        if number:
+            numbers.append(answer_hash(number, salt))
     return {"question": probe.question, "answers": answers, "numbers": numbers}
 
 
