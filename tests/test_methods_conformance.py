@@ -224,6 +224,35 @@ def test_task_vector_options_run_end_to_end(settings, taught, tokenizer, tiny_re
     assert forget_logprob(result.model, tokenizer, tiny_request) < before - 0.05
 
 
+def test_task_vector_repair_general_replays_the_starting_models_broad_answers(taught, tokenizer, tiny_request):
+    """With `repair_general`, the repair also trains on the starting model's own answers to broad prompts: after the
+    same negation and repair steps those answers are more likely than after the plain retain repair."""
+    import copy
+
+    from unlearn.methods.common import own_answers
+
+    answers = [(qa.question, qa.answer) for qa in own_answers(taught, tokenizer, 4)]
+    assert answers and all(answer.strip() for _, answer in answers)
+    ends = {}
+    for general in (0, 4):
+        config = RunConfig(method={"name": "task_vector", "alpha": 2.0, "repair_steps": 6, "repair_general": general},
+                           trainable=TrainableConfig(mode="all"),
+                           train=TrainConfig(lr=3e-3, max_steps=4, batch_size=4, max_length=96, early_stop=False))
+        result = Unlearner(copy.deepcopy(taught), tokenizer, config).apply(tiny_request, progress=False)
+        assert result.train.second_stage["steps"] == 6
+        values = qa_mean_logprobs(result.model, tokenizer, answers)
+        ends[general] = sum(values) / len(values)
+    assert ends[4] > ends[0] + 0.25, ends
+
+
+@pytest.mark.parametrize("settings", [{"repair_general": 4}, {"repair_general": -1, "repair_steps": 2}])
+def test_task_vector_repair_general_is_checked(settings):
+    from unlearn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="repair_general"):
+        make_method({"name": "task_vector", **settings})
+
+
 def test_task_vector_retain_options_need_retain_data(taught, tokenizer, tiny_request):
     from unlearn.data.request import DataSpec
     from unlearn.errors import ConfigError

@@ -160,6 +160,26 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
     return [twin_params[names[id(p)]].detach() for p, _ in start], result
 
 
+def own_answers(model, tokenizer, count: int, progress: str | None = None) -> list:
+    """The first `count` built-in broad prompts (data/replay_prompts.py) as QA pairs with `model`'s own greedy
+    answers (at most 48 new tokens; empty answers dropped): what the model does on everything else, to replay or
+    distil. The model is put back in the mode it was in."""
+    from ..data.replay_prompts import replay_prompts
+    from ..data.request import QA
+    from ..metrics.generation import generate_answers
+
+    questions = replay_prompts()[:count]
+    if not questions:
+        return []
+    was_training = model.training
+    model.eval()
+    try:
+        answers = generate_answers(model, tokenizer, questions, 16, 48, progress=progress)
+    finally:
+        model.train(was_training)
+    return [QA(q, a.text) for q, a in zip(questions, answers, strict=True) if a.text.strip()]
+
+
 def train_stage(model, method, tokenizer, request, train_cfg, progress: bool, description: str):
     """Train `model` in place with `method` on `request`'s data as one stage of another method (no early stop, no
     repair steps): the method prepared first and released after; the reference (for a KL term or anchors) is

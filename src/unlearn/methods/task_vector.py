@@ -17,7 +17,10 @@ rate and batch size) to win back what the negation took from it (project option)
 checkpoint that never saw the forget data, e.g. the one the model was fine-tuned from), the repair also holds the
 forget answers to it, base_distill's term KL(teacher ‖ model) on their tokens (project option): negation scales
 every fact's change by α alike, so the facts fine-tuning raised most end up *below* where an untaught model
-ranks them, and the teacher brings them back to that level.
+ranks them, and the teacher brings them back to that level. With `repair_general` > 0, the repair also replays
+the model's own greedy answers, recorded before any step, to that many built-in broad prompts (NLL, mixed into the
+retain batches; project option): negation moves everything the forget fine-tuning moved, how the model answers
+everyday questions included, and the retain data holds only the other people's facts.
 Source: Ilharco, Ribeiro, Wortsman, Gururangan, Schmidt, Hajishirzi and Farhadi 2023, "Editing Models with Task
 Arithmetic" (ICLR 2023), Sec. 3 (forgetting by negation); an unlearning baseline of MUSE (Shi et al. 2024,
 arXiv 2407.06460), α = 1.
@@ -36,6 +39,7 @@ from .common import (
     answer_nll,
     check_same_vocabulary,
     forget_nll_output,
+    own_answers,
     retrain_from_start,
     train_stage,
     trainable_snapshot,
@@ -76,6 +80,7 @@ class TaskVector(LossMethod):
     retain_vector: str = "none"  # none | orthogonal | subtract: keep what a retain fine-tuning shares (module doc)
     repair_steps: int = 0  # retain NLL steps after the negation
     repair_teacher: str = ""  # with repair_steps: also hold the forget answers to this untaught checkpoint
+    repair_general: int = 0  # with repair_steps: also replay the starting model's answers to this many broad prompts
     family = "weights"
     summary = "fine-tune on the forget data, then subtract that change from the starting weights (x alpha)"
     benchmark_settings = {
@@ -89,13 +94,19 @@ class TaskVector(LossMethod):
         "tofu": {"train.lr": 1e-5},
     }
 
+    def __post_init__(self) -> None:
+        self._general = []  # QA pairs: the starting model's broad answers (before_training), used by the repair
+
     def validate(self) -> None:
         if self.alpha <= 0:
             raise ConfigError("task_vector: alpha must be > 0")
         if self.repair_steps < 0:
             raise ConfigError("task_vector: repair_steps must be >= 0")
-        if self.repair_teacher and not self.repair_steps:
-            raise ConfigError("task_vector: repair_teacher is used by the repair stage; set repair_steps > 0")
+        if self.repair_general < 0:
+            raise ConfigError("task_vector: repair_general must be >= 0")
+        for option in ("repair_teacher", "repair_general"):
+            if getattr(self, option) and not self.repair_steps:
+                raise ConfigError(f"task_vector: {option} is used by the repair stage; set repair_steps > 0")
         if self.retain_vector not in RETAIN_VECTORS:
             raise ConfigError(f"task_vector: retain_vector '{self.retain_vector}' is unknown; use one of "
                               f"{', '.join(RETAIN_VECTORS)}")
@@ -111,6 +122,9 @@ class TaskVector(LossMethod):
             from ..models.loading import load_tokenizer
 
             check_same_vocabulary(tokenizer, load_tokenizer(self.repair_teacher), self.repair_teacher)
+        # the starting model's own answers, recorded now: the repair replays them after the negation
+        self._general = own_answers(model, tokenizer, self.repair_general,
+                                    "task_vector: the model's answers to broad prompts" if progress else None)
 
     def setup(self, model, reference) -> None:
         self._start = trainable_snapshot(model)
@@ -138,11 +152,18 @@ class TaskVector(LossMethod):
         return TrainResult(steps=steps, seconds=time.perf_counter() - start_time)
 
     def _repair(self, model, tokenizer, request, train_cfg, progress: bool) -> int:
-        """The repair steps on the negated model: retain NLL, with the teacher's KL on the forget answers when a
-        `repair_teacher` is set (base_distill's loss)."""
+        """The repair steps on the negated model: retain NLL (the starting model's broad answers mixed into the retain
+        data with `repair_general`), with the teacher's KL on the forget answers when a `repair_teacher` is set
+        (base_distill's loss)."""
         import dataclasses
 
+        from ..data.request import DataSpec
         from .base import make_method
+
+        general, self._general = self._general, []
+        if general:
+            request = dataclasses.replace(request, retain=DataSpec(texts=request.retain.texts,
+                                                                   qa=request.retain.qa + general))
 
         repairer = (make_method({"name": "base_distill", "teacher": self.repair_teacher, "retain_loss": "nll"})
                     if self.repair_teacher else RetainFineTune())

@@ -23,7 +23,7 @@ import torch
 
 from ..errors import ConfigError
 from .base import METHODS, LossMethod, LossOutput, StepBatch, make_method
-from .common import kl_on_answers, logits_of, reference_logits
+from .common import kl_on_answers, logits_of, own_answers, reference_logits
 
 
 def noised(weight: torch.Tensor, fresh: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -131,7 +131,8 @@ class Undo(LossMethod):
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         if not params:
             raise ConfigError("undo: no trainable parameter to noise")
-        broad = self._teacher_answers(model, tokenizer, progress)  # before the noise: the teacher's own answers
+        broad = own_answers(model, tokenizer, self.distill_prompts,  # before the noise: the teacher's own answers
+                            "undo: the unlearned model's answers to broad prompts" if progress else None)
         teacher = Reference(model)  # the unlearned model, before the noise
         std = float(getattr(model.config, "initializer_range", 0.02))
         generator = torch.Generator().manual_seed(train_cfg.seed + 17)
@@ -149,22 +150,6 @@ class Undo(LossMethod):
                        progress=progress, description=f"undo: distilling into the noised copy (alpha {self.alpha})")
         del teacher
         return result
-
-    def _teacher_answers(self, model, tokenizer, progress: bool) -> list:
-        """The first `distill_prompts` built-in broad prompts with the unlearned model's greedy answers."""
-        from ..data.replay_prompts import replay_prompts
-        from ..data.request import QA
-        from ..metrics.generation import generate_answers
-
-        questions = replay_prompts()[: self.distill_prompts]
-        if not questions:
-            return []
-        was_training = model.training
-        model.eval()
-        answers = generate_answers(model, tokenizer, questions, 16, 48,
-                                   progress="undo: the unlearned model's answers to broad prompts" if progress else None)
-        model.train(was_training)
-        return [QA(q, a.text) for q, a in zip(questions, answers, strict=True) if a.text.strip()]
 
 
 __all__ = ["Undo", "distill_loss", "fresh_init", "noised"]
