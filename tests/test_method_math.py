@@ -17,7 +17,7 @@ from unlearn.config import TrainConfig
 from unlearn.methods.adaptive_rmu import adaptive_targets
 from unlearn.methods.altpo import first_alternate, repeats_fact
 from unlearn.methods.ce_u import ce_u_loss, skip_first_answer_tokens
-from unlearn.methods.common import control_vector, kl_on_answers, masked_mse, spliced_batch
+from unlearn.methods.common import control_vector, kl_on_answers, masked_mse, spliced_batch, trim
 from unlearn.methods.grad_ascent import grad_ascent_loss
 from unlearn.methods.grad_diff import grad_diff_loss
 from unlearn.methods.idk_dpo import dpo_loss
@@ -34,7 +34,7 @@ from unlearn.methods.pdu import dual_update, logit_margin_flattening
 from unlearn.methods.satimp import satimp_loss, satimp_weights
 from unlearn.methods.simnpo import simnpo_loss
 from unlearn.methods.task_vector import negated, task_update, without_shared
-from unlearn.methods.ties import ties_merge, trim
+from unlearn.methods.ties import ties_merge
 from unlearn.methods.undial import undial_loss
 from unlearn.methods.wga import wga_loss
 from unlearn.models.logprobs import (
@@ -713,6 +713,15 @@ def test_task_vector_retain_vector_by_hand():
     assert task_update(start, tuned, retained, 1.0, "orthogonal").tolist() == [1.0, 0.0]
     assert task_update(start, tuned, retained, 1.0, "subtract").tolist() == [0.0, 0.0]  # 1 - ([2, 1] - [1, 0])
     assert task_update(start, tuned, None, 0.5, "none").tolist() == [0.0, 0.5]
+
+
+def test_task_vector_density_negates_only_the_largest_entries():
+    start = torch.zeros(4)
+    tuned = torch.tensor([4.0, -1.0, 0.5, -3.0])  # tau itself; the two largest in magnitude: 4 and -3
+    assert task_update(start, tuned, None, 2.0, "none", density=0.5).tolist() == [-8.0, 0.0, 0.0, 6.0]
+    assert task_update(start, tuned, None, 2.0, "none", density=1.0).tolist() == [-8.0, 2.0, -1.0, 6.0]
+    retained = torch.tensor([0.0, 0.0, 0.0, -3.0])  # subtract first: [4, -1, 0.5, 0], then the largest quarter
+    assert task_update(start, tuned, retained, 1.0, "subtract", density=0.25).tolist() == [-4.0, 0.0, 0.0, 0.0]
 
 
 def test_altpo_alternates_must_change_the_fact():

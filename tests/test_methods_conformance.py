@@ -245,11 +245,12 @@ def test_task_vector_repair_general_replays_the_starting_models_broad_answers(ta
     assert ends[4] > ends[0] + 0.25, ends
 
 
-@pytest.mark.parametrize("settings", [{"repair_general": 4}, {"repair_general": -1, "repair_steps": 2}])
-def test_task_vector_repair_general_is_checked(settings):
+@pytest.mark.parametrize("settings", [{"repair_general": 4}, {"repair_general": -1, "repair_steps": 2},
+                                      {"density": 0.0}, {"density": 1.5}])
+def test_task_vector_repair_general_and_density_are_checked(settings):
     from unlearn.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="repair_general"):
+    with pytest.raises(ConfigError, match=next(iter(settings))):
         make_method({"name": "task_vector", **settings})
 
 

@@ -160,6 +160,15 @@ def retrain_from_start(model, start: list[tuple[torch.nn.Parameter, torch.Tensor
     return [twin_params[names[id(p)]].detach() for p, _ in start], result
 
 
+def trim(vector: torch.Tensor, density: float) -> torch.Tensor:
+    """`vector` with all but its ceil(density · n) largest-magnitude entries set to zero (ties at the cut kept)."""
+    keep = max(1, int(torch.ceil(torch.tensor(density * vector.numel())).item()))
+    if keep >= vector.numel():
+        return vector.clone()
+    threshold = vector.abs().flatten().kthvalue(vector.numel() - keep + 1).values
+    return torch.where(vector.abs() >= threshold, vector, torch.zeros_like(vector))
+
+
 def own_answers(model, tokenizer, count: int, progress: str | None = None) -> list:
     """The first `count` built-in broad prompts (data/replay_prompts.py) as QA pairs with `model`'s own greedy
     answers (at most 48 new tokens; empty answers dropped): what the model does on everything else, to replay or

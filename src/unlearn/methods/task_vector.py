@@ -12,6 +12,9 @@ what the two vectors share is kept (project option, not in the source):
     orthogonal:  θ_u = θ₀ − α · (τ − (⟨τ, τ_r⟩ / ‖τ_r‖²) τ_r)      (per parameter tensor)
     subtract:    θ_u = θ₀ − α · (τ − τ_r)
 Facts taught the same way share a direction (how they are said); negating τ alone removes it for everyone.
+With `density` < 1, only that share of the vector's entries largest in magnitude (per tensor) is negated, TIES's
+trim step (Yadav et al. 2023, Sec. 3): the small entries are the diffuse part of the change, which α scales into
+damage to everything else the weights hold.
 With `repair_steps` > 0, the negated model is then fine-tuned that many steps on the retain data (NLL, the run's
 rate and batch size) to win back what the negation took from it (project option). With `repair_teacher` (a
 checkpoint that never saw the forget data, e.g. the one the model was fine-tuned from), the repair also holds the
@@ -43,6 +46,7 @@ from .common import (
     retrain_from_start,
     train_stage,
     trainable_snapshot,
+    trim,
 )
 
 RETAIN_VECTORS = ("none", "orthogonal", "subtract")
@@ -63,13 +67,16 @@ def without_shared(vector: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
 
 
 def task_update(start: torch.Tensor, tuned: torch.Tensor, retained: torch.Tensor | None, alpha: float,
-                retain_vector: str) -> torch.Tensor:
-    """θ_u for one tensor: θ₀ − α τ, with τ first cleared of the retain vector's share (see the module)."""
+                retain_vector: str, density: float = 1.0) -> torch.Tensor:
+    """θ_u for one tensor: θ₀ − α τ, with τ first cleared of the retain vector's share and then trimmed to its
+    `density` share of largest-magnitude entries (see the module)."""
     vector = tuned - start
     if retained is not None and retain_vector == "orthogonal":
         vector = without_shared(vector, retained - start)
     elif retained is not None and retain_vector == "subtract":
         vector = vector - (retained - start)
+    if density < 1.0:
+        vector = trim(vector, density)
     return start - alpha * vector
 
 
@@ -81,6 +88,7 @@ class TaskVector(LossMethod):
     repair_steps: int = 0  # retain NLL steps after the negation
     repair_teacher: str = ""  # with repair_steps: also hold the forget answers to this untaught checkpoint
     repair_general: int = 0  # with repair_steps: also replay the starting model's answers to this many broad prompts
+    density: float = 1.0  # share of the task vector's entries (largest in magnitude, per tensor) that is negated
     family = "weights"
     summary = "fine-tune on the forget data, then subtract that change from the starting weights (x alpha)"
     benchmark_settings = {
@@ -102,6 +110,8 @@ class TaskVector(LossMethod):
             raise ConfigError("task_vector: alpha must be > 0")
         if self.repair_steps < 0:
             raise ConfigError("task_vector: repair_steps must be >= 0")
+        if not 0.0 < self.density <= 1.0:
+            raise ConfigError(f"task_vector: density must be in (0, 1], got {self.density}")
         if self.repair_general < 0:
             raise ConfigError("task_vector: repair_general must be >= 0")
         for option in ("repair_teacher", "repair_general"):
@@ -145,7 +155,7 @@ class TaskVector(LossMethod):
         with torch.no_grad():
             for (p, start), kept in zip(self._start, retained, strict=True):
                 p.copy_(task_update(start.to(p), p, None if kept is None else kept.to(p), self.alpha,
-                                    self.retain_vector))
+                                    self.retain_vector, self.density))
         self._start = []
         if self.repair_steps:
             steps += self._repair(model, tokenizer, request, train_cfg, progress)

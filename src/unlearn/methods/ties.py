@@ -24,16 +24,7 @@ import torch
 
 from ..errors import ConfigError
 from .base import METHODS, LossMethod, LossOutput, StepBatch, make_method
-from .common import retrain_from_start, trainable_snapshot
-
-
-def trim(vector: torch.Tensor, density: float) -> torch.Tensor:
-    """`vector` with all but its ceil(density · n) largest-magnitude entries set to zero (ties at the cut kept)."""
-    keep = max(1, int(torch.ceil(torch.tensor(density * vector.numel())).item()))
-    if keep >= vector.numel():
-        return vector.clone()
-    threshold = vector.abs().flatten().kthvalue(vector.numel() - keep + 1).values
-    return torch.where(vector.abs() >= threshold, vector, torch.zeros_like(vector))
+from .common import retrain_from_start, trainable_snapshot, trim
 
 
 def ties_merge(vectors: list[torch.Tensor], density: float) -> torch.Tensor:
