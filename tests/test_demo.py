@@ -30,16 +30,27 @@ def test_taught_model_cache_key_ignores_settings_teaching_never_uses():
     from unlearn.benchmarks.demo import cache_key
 
     base = cache_key(DemoSpec(), "deployed")
-    assert cache_key(DemoSpec(teach=TrainConfig(lr=1.2e-4, epochs=8, batch_size=8, max_length=128, anchor_weight=7.0,
+    assert cache_key(DemoSpec(teach=TrainConfig(lr=1.2e-4, epochs=8.0, batch_size=8, max_length=128, anchor_weight=7.0,
                                                 anchor_batch_size=3)), "deployed") == base
     assert cache_key(DemoSpec(teach=TrainConfig(lr=1e-4, epochs=8, batch_size=8, max_length=128)), "deployed") != base
     # retain_similar is off by default (keys made before it existed stay); teaching with it on is another model
-    assert cache_key(DemoSpec(teach=TrainConfig(lr=1.2e-4, epochs=8, batch_size=8, max_length=128, retain_similar=4)),
+    assert cache_key(DemoSpec(teach=TrainConfig(lr=1.2e-4, epochs=8.0, batch_size=8, max_length=128, retain_similar=4)),
                      "deployed") != base
     assert cache_key(DemoSpec(), "retain") != base
     # the deployed model is taught every person, so which one is forgotten later does not change it
     assert cache_key(DemoSpec(forget_index=1), "deployed") == base
     assert cache_key(DemoSpec(forget_index=1), "retain") != cache_key(DemoSpec(), "retain")
+
+
+def test_the_command_and_the_benchmark_scripts_share_the_cached_models():
+    """`unlearn demo --spec ...` builds its spec through the overrides (which give every setting its declared type);
+    the scripts build DemoSpec directly. Both must name the same cached models, or each re-teaches them."""
+    from unlearn.benchmarks.demo import cache_key, make_demo_spec
+
+    for role in ("deployed", "retain"):
+        assert cache_key(make_demo_spec(["forget_index=1"], base_model="default"), role) == cache_key(
+            DemoSpec(forget_index=1), role)
+        assert cache_key(make_demo_spec(None, base_model="default"), role) == cache_key(DemoSpec(), role)
 
 
 def test_demo_spec_overrides_change_what_is_taught_and_refuse_misspelt_keys():

@@ -63,7 +63,7 @@ class DemoSpec:
     n_people: int = 6
     seed: int = 0
     forget_index: int = 0
-    teach: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1.2e-4, epochs=8, batch_size=8, max_length=128))
+    teach: TrainConfig = field(default_factory=lambda: TrainConfig(lr=1.2e-4, epochs=8.0, batch_size=8, max_length=128))
     teach_trainable: TrainableConfig = field(default_factory=lambda: TrainableConfig(mode="layers", layers="-10:"))
     replay_weight: float = 1.0
     replay: str = "self"  # "self": the original model's own answers to the replay questions; "gold": ours
