@@ -51,6 +51,8 @@ def test_the_command_and_the_benchmark_scripts_share_the_cached_models():
         assert cache_key(make_demo_spec(["forget_index=1"], base_model="default"), role) == cache_key(
             DemoSpec(forget_index=1), role)
         assert cache_key(make_demo_spec(None, base_model="default"), role) == cache_key(DemoSpec(), role)
+        assert cache_key(DemoSpec(teach=TrainConfig(lr=1.2e-4, epochs=8, batch_size=8, max_length=128)), role) == (
+            cache_key(DemoSpec(), role))  # a whole number given for a float setting
 
 
 def test_demo_spec_overrides_change_what_is_taught_and_refuse_misspelt_keys():

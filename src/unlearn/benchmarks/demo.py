@@ -159,8 +159,10 @@ def demo_request(spec: DemoSpec) -> ForgetRequest:
 
 
 def cache_key(spec: DemoSpec, role: str) -> str:
-    """Key of a taught model: everything that changes teaching (not how the request is composed)."""
-    teaching = {k: v for k, v in to_dict(spec).items() if k not in REQUEST_ONLY_FIELDS}
+    """Key of a taught model: everything that changes teaching (not how the request is composed), each value in
+    its declared type (a spec built by hand with `epochs=8` and one read from `--spec` as 8.0 name one model)."""
+    declared = to_dict(with_overrides(DemoSpec, spec, None, "demo spec"))
+    teaching = {k: v for k, v in declared.items() if k not in REQUEST_ONLY_FIELDS}
     teaching["teach"] = teaching_identity(teaching["teach"])
     if role == "deployed":
         # every person is taught whoever is forgotten later; 0 keeps the keys of the default spec
